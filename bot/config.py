@@ -1,0 +1,135 @@
+"""Settings read from `BOT_*` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+__all__ = ["REAL_BASE_URLS", "Settings", "load_settings"]
+
+#: The vendors' production hosts (vendors.md §0, all [C]).
+REAL_BASE_URLS: Final = {
+    "smartlead": "https://server.smartlead.ai/api/v1",
+    "leadterra": "https://app.leadterra.co/v1",
+    "inbox": "https://inboxapp.com/api/v1",
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Secrets are `SecretStr` and unwrapped only where they are sent."""
+
+    model_config = SettingsConfigDict(env_prefix="BOT_", extra="ignore", frozen=True)
+
+    broker_url: SecretStr = Field(SecretStr("memory://"), description="amqp://user:pass@host:port/vhost or memory://")
+    broker_prefix: str = Field("campaign-guard", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    state_url: str = "sqlite:///.campaign-guard/state.db"
+    rules_dir: Path = Path("rules")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    dry_run: bool = False
+    log_json: bool = True
+    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
+
+    # worker
+    prefetch: int = Field(16, ge=1, le=1000)
+    max_deliveries: int = Field(10, ge=1, le=1000)
+    retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    drain_seconds: float = Field(20.0, ge=0)
+
+    # web intake
+    webhook_token: SecretStr | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # vendors
+    vendor_timeout: float = Field(15.0, gt=0)
+    vendor_max_attempts: int = Field(4, ge=1, le=20)
+    smartlead_api_key: SecretStr | None = None
+    smartlead_base_url: str = REAL_BASE_URLS["smartlead"]
+    smartlead_webhook_secret: SecretStr | None = None
+    smartlead_rate_limit: str = "10/2"
+    leadterra_api_key: SecretStr | None = None
+    leadterra_base_url: str = REAL_BASE_URLS["leadterra"]
+    leadterra_webhook_secret: SecretStr | None = None
+    leadterra_rate_limit: str = "60/60"
+    inbox_api_key: SecretStr | None = None
+    inbox_base_url: str = REAL_BASE_URLS["inbox"]
+    inbox_read_rate_limit: str = "100/60"
+    inbox_write_rate_limit: str = "30/60"
+    inbox_pause_path: str = "/campaigns/v2/{id}/disable"
+    inbox_resume_path: str = "/campaigns/v2/{id}/enable"
+    inbox_state_path: str = "/campaigns/{id}"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("amqp://", "amqps://", "memory://")):
+            raise ValueError("must start with amqp://, amqps:// or memory://")
+        return value
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_scheme(cls, value: str) -> str:
+        if not value.startswith("sqlite:///") or value == "sqlite:///":
+            raise ValueError("must be sqlite:///relative/path or sqlite:////absolute/path")
+        return value
+
+    @field_validator("smartlead_rate_limit", "leadterra_rate_limit", "inbox_read_rate_limit", "inbox_write_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        count, sep, seconds = value.partition("/")
+        try:
+            ok = bool(sep) and int(count) > 0 and float(seconds) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be REQUESTS/SECONDS, e.g. 10/2")
+        return value
+
+    @field_validator("inbox_pause_path", "inbox_resume_path", "inbox_state_path")
+    @classmethod
+    def _path_template(cls, value: str) -> str:
+        if not value.startswith("/") or value.count("{id}") != 1:
+            raise ValueError("must start with / and contain {id} once")
+        return value
+
+    @property
+    def state_path(self) -> Path:
+        """Filesystem path of the SQLite database."""
+        return Path(self.state_url.removeprefix("sqlite:///"))
+
+    @property
+    def uses_memory_broker(self) -> bool:
+        return self.broker_url.get_secret_value().startswith("memory://")
+
+    def rate_limit(self, name: str) -> tuple[int, float]:
+        """(`requests`, `per seconds`) of the `<name>_rate_limit` setting."""
+        count, _, seconds = str(getattr(self, f"{name}_rate_limit")).partition("/")
+        return int(count), float(seconds)
+
+    def api_key(self, vendor: str) -> SecretStr | None:
+        key: SecretStr | None = getattr(self, f"{vendor}_api_key")
+        return key if key is not None and key.get_secret_value() else None
+
+    def base_url(self, vendor: str) -> str:
+        return str(getattr(self, f"{vendor}_base_url")).rstrip("/")
+
+    def vendor_dry_run(self, vendor: str) -> bool:
+        """A vendor is dry-run when BOT_DRY_RUN is set or it has no API key."""
+        return self.dry_run or self.api_key(vendor) is None
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise ConfigError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            lines.append(f"BOT_{field.upper()}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

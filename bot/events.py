@@ -1,0 +1,128 @@
+"""The canonical event and campaign reference: the one shape every source is normalized into."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_serializer,
+    model_validator,
+)
+
+__all__ = [
+    "CAMPAIGN_ID_PATTERNS",
+    "EVENT_TYPES",
+    "SOURCES",
+    "VENDORS",
+    "CampaignRef",
+    "Event",
+    "utcnow",
+]
+
+#: Vendors the bot can act on, and the shape of their campaign ids (validated before any URL is built).
+CAMPAIGN_ID_PATTERNS: Final[dict[str, re.Pattern[str]]] = {
+    "smartlead": re.compile(r"[1-9][0-9]{0,17}"),
+    "leadterra": re.compile(r"camp_[A-Za-z0-9_-]{1,64}"),
+    "inbox": re.compile(r"[0-9a-z]{1,64}"),
+}
+VENDORS: Final = frozenset(CAMPAIGN_ID_PATTERNS)
+
+#: Where events come from. `events` is the user's own systems posting canonical events.
+SOURCES: Final = frozenset({"smartlead", "leadterra", "inbox", "events", "slack", "alertmanager", "grafana"})
+
+#: Canonical event types and what they mean. Sources map vendor vocabularies onto these; a vendor
+#: event with no equivalent becomes `vendor.other` (accepted, recorded, matched by no shipped rule).
+EVENT_TYPES: Final[dict[str, str]] = {
+    "email.sent": "an email of the campaign was sent",
+    "email.opened": "a recipient opened an email",
+    "email.clicked": "a recipient clicked a link",
+    "email.replied": "a recipient replied",
+    "email.bounced": "an email bounced (data.bounce_type: hard|soft when known)",
+    "email.complained": "a recipient marked an email as spam",
+    "lead.unsubscribed": "a lead unsubscribed",
+    "lead.category_updated": "a lead's category changed",
+    "account.disconnected": "a sending account lost its connection (data.account, data.email)",
+    "campaign.started": "the vendor reports the campaign started or resumed",
+    "campaign.paused": "the vendor reports the campaign paused (data.by: user|system when known)",
+    "campaign.completed": "the vendor reports the campaign completed",
+    "campaign.bounce_threshold": "the vendor reports its own bounce threshold breached",
+    "campaign.metrics": "numbers computed elsewhere (data: rates and counts)",
+    "vendor.other": "a vendor event type campaign-guard has no meaning for (data.vendor_type)",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class CampaignRef(BaseModel):
+    """A campaign, written `vendor:id` everywhere (`smartlead:123`, `leadterra:camp_1`, `inbox:abc`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vendor: str
+    id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            vendor, sep, campaign_id = value.partition(":")
+            if not sep:
+                raise ValueError(f"campaign must be written vendor:id, got {value[:80]!r}")
+            return {"vendor": vendor, "id": campaign_id}
+        return value
+
+    @model_validator(mode="after")
+    def _check_id(self) -> CampaignRef:
+        pattern = CAMPAIGN_ID_PATTERNS.get(self.vendor)
+        if pattern is None:
+            raise ValueError(f"unknown vendor {self.vendor[:40]!r}; expected one of {sorted(VENDORS)}")
+        if not pattern.fullmatch(self.id):
+            raise ValueError(f"invalid {self.vendor} campaign id {self.id[:80]!r}")
+        return self
+
+    @model_serializer
+    def _to_text(self) -> str:
+        return str(self)
+
+    @classmethod
+    def parse(cls, text: str) -> CampaignRef:
+        """Validate `vendor:id` text; raises pydantic.ValidationError (a ValueError) when invalid."""
+        return cls.model_validate(text)
+
+    def __str__(self) -> str:
+        return f"{self.vendor}:{self.id}"
+
+
+class Event(BaseModel):
+    """One normalized fact. `id` is stable for a given input, so redeliveries dedupe on it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(default=1, ge=1, le=1)
+    id: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+    source: str
+    occurred_at: AwareDatetime
+    campaign: CampaignRef | None = None
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_source(self) -> Event:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source[:40]!r}; expected one of {sorted(SOURCES)}")
+        return self
+
+    @property
+    def routing_key(self) -> str:
+        """Topic routing key: `<source>.<type>`, e.g. `smartlead.email.bounced`."""
+        return f"{self.source}.{self.type}"

@@ -1,0 +1,1 @@
+"""Vendor clients behind one protocol."""

@@ -1,0 +1,39 @@
+"""The vendor protocol the executor relies on, and the common campaign status model."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = ["CampaignStatus", "CampaignVendor"]
+
+
+class CampaignStatus(StrEnum):
+    """One status vocabulary for every vendor (vendors.md §6)."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+    UNKNOWN = "unknown"
+
+
+class CampaignVendor(Protocol):
+    """What the executor needs from an outreach vendor.
+
+    `campaign_id` is the vendor's own id, already validated by `bot.events.CampaignRef`.
+    Implementations raise the `bot.errors.VendorError` tree, retry 429/5xx/timeouts internally
+    within their budget, respect the vendor's rate limit, and never send an irreversible status.
+    """
+
+    name: str
+    #: False when the vendor has no read endpoint (Leadterra): `state` then returns UNKNOWN.
+    can_read_state: bool
+
+    async def state(self, campaign_id: str) -> CampaignStatus: ...
+
+    async def pause(self, campaign_id: str) -> CampaignStatus: ...
+
+    async def resume(self, campaign_id: str) -> CampaignStatus: ...
