@@ -1,0 +1,214 @@
+"""SQLite state store (aiosqlite, WAL): recorded events, holds, campaign records, rule windows, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from bot.errors import StateError
+from bot.events import Event
+from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
+
+__all__ = ["SqliteStateStore", "Tx"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT,
+    occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign, occurred_at);
+CREATE TABLE IF NOT EXISTS holds (
+    campaign TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+    created_at TEXT NOT NULL, event_ids TEXT NOT NULL, details TEXT NOT NULL,
+    PRIMARY KEY (campaign, owner));
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign TEXT PRIMARY KEY, bot_paused INTEGER NOT NULL DEFAULT 0, pending TEXT,
+    dry_paused INTEGER NOT NULL DEFAULT 0, vendor_status TEXT, updated_at TEXT);
+CREATE INDEX IF NOT EXISTS campaigns_pending ON campaigns (pending) WHERE pending IS NOT NULL;
+CREATE TABLE IF NOT EXISTS windows (
+    rule TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (rule, key));
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, campaign TEXT,
+    rule TEXT, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+    event_ids TEXT NOT NULL, inputs TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_campaign ON audit (campaign, id);
+"""
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Tx:
+    """Reads and writes inside one SQLite transaction. Obtain it from `SqliteStateStore.transaction()`."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(sql, tuple(args)) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def record_event(self, event: Event, now: datetime) -> bool:
+        """Store the event; False when its id was recorded before (a redelivery)."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.type, event.source, str(event.campaign) if event.campaign else None,
+             _ts(event.occurred_at), _ts(now), event.model_dump_json()),
+        )
+        return cursor.rowcount == 1
+
+    async def window(self, rule: str, key: str) -> dict[str, Any] | None:
+        row = await self._one("SELECT state FROM windows WHERE rule = ? AND key = ?", (rule, key))
+        return json.loads(row[0]) if row else None
+
+    async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (rule, key) DO UPDATE"
+            " SET state = excluded.state, updated_at = excluded.updated_at",
+            (rule, key, json.dumps(state, separators=(",", ":")), _ts(now)),
+        )
+
+    async def holds(self, campaign: str) -> list[Hold]:
+        async with self._db.execute(
+            "SELECT campaign, owner, kind, reason, created_at, event_ids, details FROM holds"
+            " WHERE campaign = ? ORDER BY created_at, owner", (campaign,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            Hold(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), tuple(json.loads(r[5])), json.loads(r[6]))
+            for r in rows
+        ]
+
+    async def add_hold(self, hold: Hold) -> bool:
+        """Place a hold; False when that owner already holds the campaign (nothing changes)."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hold.campaign, hold.owner, hold.kind, hold.reason, _ts(hold.created_at),
+             json.dumps(list(hold.event_ids)), json.dumps(hold.details, default=str)),
+        )
+        return cursor.rowcount == 1
+
+    async def remove_hold(self, campaign: str, owner: str) -> bool:
+        cursor = await self._db.execute("DELETE FROM holds WHERE campaign = ? AND owner = ?", (campaign, owner))
+        return cursor.rowcount == 1
+
+    async def campaign(self, campaign: str) -> CampaignRecord:
+        row = await self._one(
+            "SELECT campaign, bot_paused, pending, dry_paused, vendor_status, updated_at FROM campaigns"
+            " WHERE campaign = ?", (campaign,),
+        )
+        if row is None:
+            return CampaignRecord(campaign)
+        return CampaignRecord(
+            row[0], bool(row[1]), Pending(row[2]) if row[2] else None, bool(row[3]), row[4], _dt(row[5])
+        )
+
+    async def set_campaign(self, record: CampaignRecord, now: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign) DO UPDATE SET"
+            " bot_paused = excluded.bot_paused, pending = excluded.pending, dry_paused = excluded.dry_paused,"
+            " vendor_status = excluded.vendor_status, updated_at = excluded.updated_at",
+            (record.campaign, int(record.bot_paused), record.pending.value if record.pending else None,
+             int(record.dry_paused), record.vendor_status, _ts(now)),
+        )
+
+    async def add_audit(self, row: AuditRow) -> None:
+        await self._db.execute(
+            "INSERT INTO audit (at, kind, campaign, rule, action, outcome, detail, event_ids, inputs)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_ts(row.at), row.kind, row.campaign, row.rule, row.action, row.outcome, row.detail,
+             json.dumps(list(row.event_ids)), json.dumps(row.inputs, default=str)),
+        )
+
+
+class SqliteStateStore:
+    """One connection, one writer at a time (an asyncio lock), WAL so readers (the CLI) never block it."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[SqliteStateStore]:
+        """Open (creating the file, its folder and the schema) and close on exit."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {path}: {exc}") from exc
+        try:
+            yield cls(db)
+        finally:
+            await db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """BEGIN IMMEDIATE … COMMIT; rolled back when the block raises. Serialized in-process."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StateError(f"state database unavailable: {exc}") from exc
+            try:
+                yield Tx(self._db)
+            except sqlite3.Error as exc:
+                await self._db.execute("ROLLBACK")
+                raise StateError(f"state write failed: {exc}") from exc
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            try:
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(f"state commit failed: {exc}") from exc
+
+    async def pending_campaigns(self) -> list[str]:
+        """Campaigns with an unfinished vendor action (reconciled at worker start)."""
+        async with self._lock, self._db.execute(
+            "SELECT campaign FROM campaigns WHERE pending IS NOT NULL ORDER BY campaign"
+        ) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
+
+    async def audit(self, *, campaign: str | None = None, limit: int = 100) -> list[AuditRow]:
+        """Newest last; filtered by campaign when given."""
+        where, args = ("WHERE campaign = ?", [campaign]) if campaign else ("", [])
+        async with self._lock, self._db.execute(
+            f"SELECT id, at, kind, campaign, rule, action, outcome, detail, event_ids, inputs FROM audit {where}"
+            " ORDER BY id DESC LIMIT ?", (*args, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditRow(datetime.fromisoformat(r[1]), r[2], r[3], r[4], r[5], r[6], r[7],
+                     tuple(json.loads(r[8])), json.loads(r[9]), id=r[0])
+            for r in reversed(rows)
+        ]
+
+    async def events(self, *, campaign: str | None = None) -> AsyncIterator[str]:
+        """Recorded events as JSON lines, oldest first (for export and backtests)."""
+        where, args = ("WHERE campaign = ?", (campaign,)) if campaign else ("", ())
+        async with self._lock, self._db.execute(
+            f"SELECT body FROM events {where} ORDER BY occurred_at, recorded_at", args
+        ) as cursor:
+            rows = await cursor.fetchall()
+        for row in rows:
+            yield row[0]

@@ -1,0 +1,112 @@
+"""The worker's handler: one queued event → recorded, evaluated, acted on, then acked.
+
+Not responsible for: broker mechanics (bot.broker), rule maths (bot.engine), vendor calls (bot.executor).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from pydantic import ValidationError
+from structlog.contextvars import bound_contextvars
+
+from bot.broker.base import Delivery, Outcome
+from bot.engine import evaluate
+from bot.errors import BotError, RetryableError, VendorUnavailable
+from bot.events import CampaignRef, Event, utcnow
+from bot.executor import Executor
+from bot.metrics import EVENTS
+from bot.ruleset import RuleSet
+from bot.state.sqlite import SqliteStateStore
+
+__all__ = ["Worker"]
+
+log = structlog.get_logger(__name__)
+
+
+def _invalid(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(body)"
+    return f"invalid event: {where}: {first['msg']} ({exc.error_count()} error(s))"
+
+
+class Worker:
+    """Consumes events: dedupe by id, fold into rule windows, place holds, reconcile the campaign."""
+
+    def __init__(
+        self, *, store: SqliteStateStore, rules: RuleSet, executor: Executor,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._executor = executor
+        self._clock = clock
+
+    async def recover(self) -> int:
+        """Finish vendor actions left pending by a crash or an exhausted retry; returns how many."""
+        keys = await self._store.pending_campaigns()
+        for key in keys:
+            ref = CampaignRef.parse(key)
+            with bound_contextvars(campaign=key):
+                async with self._executor.lock(ref):
+                    try:
+                        await self._executor.reconcile(ref)
+                    except RetryableError as exc:
+                        log.warning("campaign.recovery_deferred", error=str(exc))
+        return len(keys)
+
+    async def handle(self, delivery: Delivery) -> Outcome:
+        """Decide the delivery's fate. Acks only after the effect and its record are stored."""
+        started = time.perf_counter()
+        try:
+            event = Event.model_validate_json(delivery.body)
+        except ValidationError as exc:
+            EVENTS.labels("dead").inc()
+            reason = _invalid(exc)
+            log.error("message.invalid", reason=reason, message_id=delivery.message_id)
+            return Outcome.dead(reason)
+        campaign = str(event.campaign) if event.campaign else None
+        with bound_contextvars(event_id=event.id, event_type=event.type, campaign=campaign):
+            outcome, label = await self._guarded(event)
+            EVENTS.labels(label).inc()
+            log.info("event.handled", outcome=label, retries=delivery.retries,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            return outcome
+
+    async def _guarded(self, event: Event) -> tuple[Outcome, str]:
+        try:
+            new = await self._process(event)
+        except VendorUnavailable as exc:
+            log.warning("event.retry", error=str(exc))
+            return Outcome.retry(str(exc), delay=exc.retry_after), "retry"
+        except RetryableError as exc:
+            log.warning("event.retry", error=str(exc))
+            return Outcome.retry(str(exc)), "retry"
+        except BotError as exc:
+            log.error("event.failed", error=str(exc))
+            return Outcome.dead(f"{type(exc).__name__}: {exc}"), "dead"
+        return Outcome.ack(), ("ack" if new else "duplicate")
+
+    async def _process(self, event: Event) -> bool:
+        """Returns False for a duplicate. Reconciles the campaign either way (crash recovery)."""
+        if event.campaign is None:
+            async with self._store.transaction() as tx:
+                return await tx.record_event(event, self._clock())
+        async with self._executor.lock(event.campaign):
+            now = self._clock()
+            async with self._store.transaction() as tx:
+                new = await tx.record_event(event, now)
+                if new:
+                    for rule in self._rules.for_type(event.type):
+                        key = str(event.campaign)
+                        result = evaluate(rule, event, await tx.window(rule.name, key))
+                        if result.window is not None:
+                            await tx.set_window(rule.name, key, result.window, now)
+                        if result.decision is not None:
+                            with bound_contextvars(rule=rule.name):
+                                await self._executor.place(tx, result.decision, now)
+            await self._executor.reconcile(event.campaign)
+        return new

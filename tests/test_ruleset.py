@@ -1,0 +1,124 @@
+"""Rule files: every shipped file loads; bad files fail with file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.ruleset import load_rule, load_rules
+from tests.conftest import REPO
+
+GOOD = """\
+description: test rule
+on: [email.sent, email.bounced]
+window: {last: 10, of: email.sent}
+measure: {ratio: [email.bounced, email.sent], min_sample: 5}
+pause: {when: {gte: 0.2}}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_every_shipped_rule_file_loads() -> None:
+    ruleset = load_rules(REPO / "rules")
+    names = {rule.name for rule in ruleset.rules}
+    assert "bounce-guard" in names
+    assert len(ruleset) == len(list((REPO / "rules").glob("*.yaml")))
+
+
+def test_shipped_bounce_guard_has_the_documented_thresholds() -> None:
+    rule = load_rule(REPO / "rules" / "bounce-guard.yaml")
+    assert rule.window.last == 200 and rule.window.of == "email.sent"
+    assert rule.measure.min_sample == 50 and rule.measure.ratio == ("email.bounced", "email.sent")
+    assert rule.pause.when.operator == ("gte", 0.03)
+    assert rule.mode == "enforce"
+
+
+def test_the_key_on_is_not_read_as_a_yaml_boolean(tmp_path: Path) -> None:
+    rule = load_rule(_write(tmp_path, GOOD))
+    assert rule.on == ("email.sent", "email.bounced")
+
+
+def test_name_is_the_file_stem_and_digest_follows_content(tmp_path: Path) -> None:
+    first = load_rule(_write(tmp_path, GOOD, "my-rule.yaml"))
+    second = load_rule(_write(tmp_path, GOOD.replace("0.2", "0.3"), "my-rule.yaml"))
+    assert first.name == "my-rule"
+    assert first.digest != second.digest and len(first.digest) == 12
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("[email.sent, email.bounced]", "[email.sent, email.bouncd]"), ":2: on: unknown event type 'email.bouncd'"),
+        (("{last: 10,", "{last: 0,"), ":3: window.last: Input should be greater than or equal to 1"),
+        (("{gte: 0.2}", "{gte: 0.2, lt: 1}"), ":5: pause.when: give exactly one operator"),
+        (("{gte: 0.2}", "{between: 0.2}"), ":5: pause.when.between: Extra inputs are not permitted"),
+        (("description: test rule", "description: test rule\nsevrity: high"), ":2: sevrity: Extra inputs"),
+        (("min_sample: 5", "min_sample: many"), ":4: measure.min_sample: Input should be a valid integer"),
+    ],
+)
+def test_invalid_rule_names_file_line_and_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    path = _write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ConfigError) as caught:
+        load_rule(path)
+    assert f"{path}{expected}" in str(caught.value)
+
+
+def test_when_operators_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r":7: when.data.x: matches: invalid regular expression"):
+        load_rule(_write(tmp_path, GOOD + "when:\n  data.x: {matches: '('}\n"))
+
+
+@pytest.mark.parametrize(
+    ("clause", "expected"),
+    [
+        ("campaign.vendor: {in: [smartleed]}", "unknown vendor 'smartleed'"),
+        ("source: {eq: smartleed}", "unknown source 'smartleed'"),
+        ("colour: {eq: 1}", r"colour.\[key\]: unknown field 'colour'"),
+    ],
+)
+def test_when_fields_and_values_are_validated(tmp_path: Path, clause: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=rf":7: when.*{expected}"):
+        load_rule(_write(tmp_path, GOOD + "when:\n  " + clause + "\n"))
+
+
+def test_measured_types_must_be_listed_in_on(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'email.bounced' is measured but not listed in `on`"):
+        load_rule(_write(tmp_path, GOOD.replace("on: [email.sent, email.bounced]", "on: email.sent")))
+
+
+def test_broken_yaml_reports_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "description: x\non: [email.sent\n")
+    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+        load_rule(path)
+
+
+def test_reason_template_placeholders_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"pause.reason: bad template"):
+        load_rule(_write(tmp_path, GOOD.replace("{when: {gte: 0.2}}", "{when: {gte: 0.2}, reason: '{rate}'}")))
+
+
+def test_load_rules_collects_problems_of_every_file(tmp_path: Path) -> None:
+    _write(tmp_path, GOOD.replace("0.2", "x"), "a.yaml")
+    _write(tmp_path, "- not a mapping\n", "b.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path)
+    assert "a.yaml:5" in str(caught.value) and "b.yaml:1: a rule file must be a mapping" in str(caught.value)
+
+
+def test_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_rules(tmp_path / "nope")
+
+
+def test_ruleset_indexes_rules_by_event_type(tmp_path: Path) -> None:
+    _write(tmp_path, GOOD, "a.yaml")
+    ruleset = load_rules(tmp_path)
+    assert [r.name for r in ruleset.for_type("email.bounced")] == ["a"]
+    assert ruleset.for_type("email.replied") == ()
