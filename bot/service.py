@@ -1,0 +1,94 @@
+"""Composition root for the long-running processes: builds and wires web receiver, worker, or both."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from bot.broker import make_broker
+from bot.broker.base import Broker
+from bot.config import Settings
+from bot.executor import Executor
+from bot.log import register_secret
+from bot.ruleset import RuleSet, load_rules
+from bot.state.sqlite import SqliteStateStore
+from bot.vendors import build_vendors
+from bot.web.app import create_app
+from bot.worker import Worker
+
+__all__ = ["Services", "running", "serve_until_stopped"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    """What a started process holds; `port` is the bound HTTP port (useful when 0 was asked)."""
+
+    settings: Settings
+    broker: Broker
+    rules: RuleSet
+    store: SqliteStateStore | None = None
+    worker: Worker | None = None
+    port: int | None = None
+
+
+def _register_secrets(settings: Settings) -> None:
+    for name in ("smartlead_api_key", "leadterra_api_key", "inbox_api_key", "webhook_token",
+                 "smartlead_webhook_secret", "leadterra_webhook_secret", "broker_url"):
+        value = getattr(settings, name)
+        register_secret(value.get_secret_value() if value is not None else None)
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> AsyncIterator[Services]:
+    """Start the requested parts; on exit stop taking work, drain, and close in reverse order."""
+    _register_secrets(settings)
+    rules = load_rules(settings.rules_dir)              # fail fast on a bad rule file
+    async with AsyncExitStack() as stack:
+        broker = make_broker(settings)
+        await broker.start()
+        stack.push_async_callback(broker.close)
+        services = Services(settings, broker, rules)
+        if with_worker:
+            store = await stack.enter_async_context(SqliteStateStore.open(settings.state_path))
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
+            )
+            vendors = build_vendors(settings, session)
+            dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
+            executor = Executor(store, vendors, dry_run_vendors=dry)
+            worker = Worker(store=store, rules=rules, executor=executor)
+            services.store, services.worker = store, worker
+            recovered = await worker.recover()
+            await broker.consume(worker.handle)
+            stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
+            log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
+                     recovered=recovered, prefetch=settings.prefetch)
+        if with_web:
+            runner = web.AppRunner(create_app(settings, broker), access_log=None, shutdown_timeout=5)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            await site.start()
+            services.port = runner.addresses[0][1] if runner.addresses else settings.http_port
+            log.info("web.started", host=settings.http_host, port=services.port)
+        yield services
+        log.info("process.stopping")
+
+
+async def serve_until_stopped(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully (in-flight messages finish or are redelivered)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings, with_web=with_web, with_worker=with_worker):
+        await stop.wait()
