@@ -1,0 +1,61 @@
+"""Raw webhook bodies → canonical Events: one pure normalizer per source, dispatched by name.
+
+Pure: no I/O, no clock (`received_at` is passed in), no logging. Anything unusable raises
+`bot.errors.PayloadError` whose message is safe to return to the sender as the 400 reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+from bot.errors import PayloadError
+from bot.events import Event
+from bot.sources import canonical, inbox, leadterra, smartlead
+
+__all__ = ["NORMALIZERS", "WEBHOOK_SOURCES", "Normalizer", "normalize", "parse_json"]
+
+#: A source's normalizer: parsed JSON body and the time it arrived → events.
+Normalizer = Callable[[Any, datetime], list[Event]]
+
+NORMALIZERS: Final[Mapping[str, Normalizer]] = MappingProxyType({
+    "smartlead": smartlead.normalize,
+    "leadterra": leadterra.normalize,
+    "inbox": inbox.normalize,
+    "events": canonical.normalize,
+})
+#: Sources the web intake accepts at `/webhooks/<source>`.
+WEBHOOK_SOURCES: Final = frozenset(NORMALIZERS)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON body (UTF-8/16/32); PayloadError("body is not valid JSON: ...") otherwise."""
+    if not body.strip():
+        raise PayloadError("body is empty; expected JSON")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise PayloadError("body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def normalize(source: str, body: bytes, *, received_at: datetime) -> list[Event]:
+    """Turn one raw webhook body from `source` into canonical events (usually one).
+
+    Raises:
+        PayloadError: unknown source, invalid JSON, wrong shape, or an invalid field (named).
+    """
+    normalizer = NORMALIZERS.get(source)
+    if normalizer is None:
+        raise PayloadError(f"unknown source {source[:40]!r}; expected one of {sorted(WEBHOOK_SOURCES)}")
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    return normalizer(parse_json(body), received_at)

@@ -1,0 +1,26 @@
+"""Test helpers shipped with the package: the vendor simulator (also behind `campaign-guard simulate`)."""
+
+from __future__ import annotations
+
+from bot.testing.sim_core import (
+    DEFAULT_KEYS,
+    DEFAULT_LIMITS,
+    PREFIXES,
+    CallRecord,
+    Fault,
+    SimCampaign,
+    max_in_window,
+)
+from bot.testing.simulator import VendorSimulator, run_simulator
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "DEFAULT_LIMITS",
+    "PREFIXES",
+    "CallRecord",
+    "Fault",
+    "SimCampaign",
+    "VendorSimulator",
+    "max_in_window",
+    "run_simulator",
+]

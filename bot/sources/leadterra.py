@@ -1,0 +1,108 @@
+"""Leadterra webhooks → canonical events: the `{event, timestamp, data}` envelope (vendors.md §2.6).
+
+Leadterra documents `campaign.started`, `message.sent`, `message.bounced` (`data.bounceType`
+hard|soft, `data.bounceReason`) and `reply.received`; it has no `campaign.paused` event. Field names
+inside `data` beyond `campaignId`, `messageId`, `reply.id`, `bounceType` and `bounceReason` are not
+documented, so the common camelCase spellings are read and anything else is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from bot.errors import PayloadError
+from bot.events import CampaignRef, Event
+from bot.sources.payload import (
+    Fields,
+    campaign_ref,
+    compact,
+    derived_id,
+    keyed_id,
+    make_event,
+    require_object,
+)
+
+__all__ = ["TYPES", "normalize"]
+
+SOURCE: Final = "leadterra"
+
+#: Leadterra `event` → canonical type. `campaign.paused` is not documented; mapped in case it appears.
+TYPES: Final[dict[str, str]] = {
+    "campaign.started": "campaign.started",
+    "campaign.paused": "campaign.paused",
+    "message.sent": "email.sent",
+    "message.bounced": "email.bounced",
+    "reply.received": "email.replied",
+}
+_CAMPAIGN_PATHS: Final = ("campaignId", "campaign_id", "campaign.id")
+
+
+def normalize(payload: Any, received_at: datetime) -> list[Event]:
+    """One Leadterra webhook body (parsed JSON) → one event."""
+    body = require_object(payload)
+    fields = Fields(body)
+    vendor_type = fields.text("event")
+    if vendor_type is None:
+        raise PayloadError("field event: missing (expected e.g. message.bounced)")
+    inner = fields.sub("data")
+    if not isinstance(body.get("data"), dict):
+        raise PayloadError("field data: expected a JSON object")
+    event_type = TYPES.get(vendor_type.lower(), "vendor.other")
+    occurred = fields.first_time("timestamp") or inner.first_time(
+        "reply.receivedAt", "bouncedAt", "sentAt", "startedAt", "occurredAt", "createdAt"
+    )
+    return [
+        make_event(
+            event_id=_event_id(body, inner, event_type),
+            event_type=event_type,
+            source=SOURCE,
+            occurred_at=occurred or received_at,
+            campaign=_campaign(inner, event_type),
+            data=_data(inner, vendor_type),
+        )
+    ]
+
+
+def _campaign(inner: Fields, event_type: str) -> CampaignRef | None:
+    for path in _CAMPAIGN_PATHS:
+        value = inner.get(*path.split("."))
+        if value is not None and value != "":
+            return campaign_ref(SOURCE, value, field=f"data.{path}")
+    if event_type == "vendor.other":
+        return None
+    raise PayloadError(f"field data.campaignId: missing (required for {event_type})")
+
+
+def _event_id(body: dict[str, Any], inner: Fields, event_type: str) -> str:
+    """`data.reply.id` for replies, `data.messageId` for message events (vendors.md §2.6), else a hash."""
+    if event_type == "email.replied" and (reply_id := inner.first_text("reply.id", "replyId")):
+        return keyed_id(SOURCE, event_type, reply_id)
+    if event_type in ("email.sent", "email.bounced") and (message := inner.first_text("messageId", "message.id")):
+        return keyed_id(SOURCE, event_type, message)
+    return derived_id(SOURCE, body)
+
+
+def _bounce_type(inner: Fields) -> str | None:
+    raw = inner.first_text("bounceType", "bounce.type")
+    if raw is None:
+        return None
+    lowered = raw.lower()
+    return lowered if lowered in ("hard", "soft") else None
+
+
+def _data(inner: Fields, vendor_type: str) -> dict[str, Any]:
+    return compact({
+        "vendor_type": vendor_type,
+        "campaign_status": inner.first_text("status", "campaign.status"),
+        "message_id": inner.first_text("messageId", "message.id"),
+        "lead_id": inner.first_text("leadId", "lead.id"),
+        "to_email": inner.first_text("to", "email", "leadEmail", "lead.email", "recipient"),
+        "from_email": inner.first_text("from", "senderEmail", "sender.email"),
+        "sender_account": inner.first_text("senderAccountId", "sender.id"),
+        "sequence_number": inner.first_integer("step", "stepNumber", "sequenceStep"),
+        "bounce_type": _bounce_type(inner),
+        "bounce_reason": inner.first_text("bounceReason", "bounce.reason"),
+        "reply_id": inner.first_text("reply.id", "replyId"),
+        "reply_from": inner.first_text("reply.from"),
+    })

@@ -1,0 +1,221 @@
+"""Smartlead webhooks → canonical events: flat formats A/B/legacy and the dot-style envelope C.
+
+Format A and the legacy help-center payloads are flat and carry `event_type` (`EMAIL_REPLY`, ...);
+Format B is flat with `event` (`EMAIL_REPLIED`, ...); Format C is `{id, type, created_at, data, links,
+meta}` with dot-style types (`email.account.disconnected`). See vendors.md §1.6.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from bot.errors import PayloadError
+from bot.events import CampaignRef, Event
+from bot.sources.payload import (
+    Fields,
+    campaign_ref,
+    compact,
+    derived_id,
+    keyed_id,
+    make_event,
+    require_object,
+    vendor_id,
+)
+
+__all__ = ["DOTTED_TYPES", "FLAT_TYPES", "normalize"]
+
+SOURCE: Final = "smartlead"
+
+#: Formats A, B and legacy (`event_type` or `event`), upper-cased.
+FLAT_TYPES: Final[dict[str, str]] = {
+    "EMAIL_SENT": "email.sent",
+    "FIRST_EMAIL_SENT": "email.sent",
+    "EMAIL_OPEN": "email.opened",
+    "EMAIL_OPENED": "email.opened",
+    "EMAIL_LINK_CLICK": "email.clicked",
+    "EMAIL_CLICKED": "email.clicked",
+    "EMAIL_REPLY": "email.replied",
+    "EMAIL_REPLIED": "email.replied",
+    "EMAIL_BOUNCE": "email.bounced",
+    "EMAIL_BOUNCED": "email.bounced",
+    "LEAD_UNSUBSCRIBED": "lead.unsubscribed",
+    "EMAIL_UNSUBSCRIBED": "lead.unsubscribed",
+    "LEAD_CATEGORY_UPDATED": "lead.category_updated",
+}
+
+#: Format C (`type`), lower-cased. Only `email.account.disconnected` and a bounce-threshold event are
+#: documented; the rest are the obvious dotted spellings of the flat events.
+DOTTED_TYPES: Final[dict[str, str]] = {
+    "email.sent": "email.sent",
+    "email.opened": "email.opened",
+    "email.open": "email.opened",
+    "email.clicked": "email.clicked",
+    "email.link_clicked": "email.clicked",
+    "email.replied": "email.replied",
+    "email.bounced": "email.bounced",
+    "email.unsubscribed": "lead.unsubscribed",
+    "lead.unsubscribed": "lead.unsubscribed",
+    "lead.category_updated": "lead.category_updated",
+    "lead.category.updated": "lead.category_updated",
+    "email.account.disconnected": "account.disconnected",
+    "email_account.disconnected": "account.disconnected",
+    "account.disconnected": "account.disconnected",
+    "campaign.bounce_threshold.breached": "campaign.bounce_threshold",
+    "campaign.bounce_threshold_breached": "campaign.bounce_threshold",
+    "campaign.bounce.threshold_breached": "campaign.bounce_threshold",
+    "campaign.bounce_threshold.reached": "campaign.bounce_threshold",
+}
+
+#: Types whose event may carry no campaign (an account is not a campaign; unknown types are opaque).
+_CAMPAIGN_OPTIONAL: Final = frozenset({"account.disconnected", "vendor.other"})
+#: Facts that can happen several times for one message: their key includes the event time.
+_REPEATABLE: Final = frozenset({"email.opened", "email.clicked", "email.replied"})
+#: Never hashed into ids nor copied: the shared secret, and Format C's per-attempt delivery metadata.
+_NOT_IDENTITY: Final = frozenset({"secret_key", "meta"})
+
+_TIME_FIELDS: Final = (
+    "event_timestamp", "timestamp", "created_at", "occurred_at", "time_replied", "reply_message.time",
+    "reply.received_at", "time_bounced", "time_opened", "time_clicked", "time_sent", "sent_message.time",
+)
+_MESSAGE_ID_FIELDS: Final = ("sent_message.message_id", "message_id", "email.message_id")
+
+
+def normalize(payload: Any, received_at: datetime) -> list[Event]:
+    """One Smartlead webhook body (parsed JSON) → one event."""
+    body = require_object(payload)
+    fields = Fields(body)
+    dotted = fields.text("type")
+    if dotted is not None and "." in dotted:
+        return [_envelope(body, dotted, received_at)]
+    vendor_type = fields.text("event_type") or fields.text("event")
+    if vendor_type is None:
+        raise PayloadError("expected a Smartlead event: no `event_type`, `event` or dot-style `type` field")
+    return [_flat(body, vendor_type, received_at)]
+
+
+def _identity(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in _NOT_IDENTITY}
+
+
+def _campaign(fields: Fields, event_type: str, *paths: str, prefix: str = "") -> CampaignRef | None:
+    for path in paths:
+        value = fields.get(*path.split("."))
+        if value is not None and value != "":
+            return campaign_ref(SOURCE, value, field=prefix + path)
+    if event_type in _CAMPAIGN_OPTIONAL:
+        return None
+    raise PayloadError(f"field {prefix}{paths[0]}: missing (required for {event_type})")
+
+
+def _bounce_type(fields: Fields) -> str | None:
+    """`hard` or `soft` when the payload says so in any common spelling."""
+    raw = fields.first_text("bounce_type", "bounce_category", "bounce.type", "type_of_bounce")
+    if raw is None:
+        return None
+    lowered = raw.lower()
+    if "hard" in lowered or "permanent" in lowered:
+        return "hard"
+    if "soft" in lowered or "transient" in lowered or "temporary" in lowered:
+        return "soft"
+    return None
+
+
+def _email_data(fields: Fields, vendor_type: str) -> dict[str, Any]:
+    """What rules and people need to know about an email event, from any of the three formats."""
+    return compact({
+        "vendor_type": vendor_type,
+        "campaign_name": fields.first_text("campaign_name", "campaign.name"),
+        "campaign_status": fields.first_text("campaign_status", "campaign.status"),
+        "to_email": fields.first_text("to_email", "lead.email", "sl_lead_email", "lead_email", "to"),
+        "from_email": fields.first_text("from_email", "email_account.email", "from"),
+        "email_account_id": fields.first_text("email_account_id", "email_account.id"),
+        "lead_id": fields.first_text("lead_id", "sl_email_lead_id", "lead.id"),
+        "message_id": fields.first_text(*_MESSAGE_ID_FIELDS),
+        "reply_message_id": fields.first_text("reply_message.message_id"),
+        "stats_id": fields.first_text("stats_id"),
+        "sequence_number": fields.integer("sequence_number"),
+        "bounce_type": _bounce_type(fields),
+        "bounce_reason": fields.first_text("bounce_reason", "bounce_message", "bounce.reason"),
+        "category": fields.first_text("lead_category.new_name", "category", "lead_category_name"),
+        "previous_category": fields.first_text("lead_category.old_name"),
+    })
+
+
+def _keyed(fields: Fields, event_type: str, occurred: str | None) -> str | None:
+    """Vendor message id (+ event time for repeatable facts), else Smartlead's stats row; None if neither."""
+    if event_type == "vendor.other":
+        return None
+    reply_id = fields.first_text("reply_message.message_id")
+    if event_type == "email.replied" and reply_id:
+        return keyed_id(SOURCE, event_type, reply_id)
+    if event_type == "lead.category_updated":
+        lead = fields.first_text("sl_email_lead_map_id", "lead_id", "sl_email_lead_id", "lead.id")
+        new = fields.first_text("lead_category.new_id", "lead_category_id", "lead_category.new_name", "category")
+        return keyed_id(SOURCE, event_type, occurred, lead, new or "") if lead and occurred else None
+    message = fields.first_text(*_MESSAGE_ID_FIELDS)
+    if message is None and (stats := fields.first_text("stats_id")):
+        message = f"stats:{stats}:{fields.first_text('sl_email_lead_map_id') or ''}"
+    if message is None:
+        return None
+    if event_type in _REPEATABLE:
+        return keyed_id(SOURCE, event_type, occurred, message) if occurred else None
+    return keyed_id(SOURCE, event_type, message)
+
+
+def _flat(body: dict[str, Any], vendor_type: str, received_at: datetime) -> Event:
+    fields = Fields(body)
+    event_type = FLAT_TYPES.get(vendor_type.upper()) or DOTTED_TYPES.get(vendor_type.lower(), "vendor.other")
+    campaign = _campaign(fields, event_type, "campaign_id", "email_campaign_id", "campaign.id")
+    occurred = fields.first_time(*_TIME_FIELDS)
+    data = _email_data(fields, vendor_type)
+    if vendor_type.upper() == "FIRST_EMAIL_SENT":
+        data["first_email"] = True
+    event_id = _keyed(fields, event_type, occurred.isoformat() if occurred else None)
+    return make_event(
+        event_id=event_id or derived_id(SOURCE, _identity(body)),
+        event_type=event_type,
+        source=SOURCE,
+        occurred_at=occurred or received_at,
+        campaign=campaign,
+        data=data,
+    )
+
+
+def _envelope(body: dict[str, Any], vendor_type: str, received_at: datetime) -> Event:
+    """Format C: the envelope's `id` is the vendor's event id (the same on every retry)."""
+    fields = Fields(body)
+    inner = fields.sub("data")
+    event_type = DOTTED_TYPES.get(vendor_type.lower(), "vendor.other")
+    campaign = _campaign(inner, event_type, "campaign_id", "campaign.id", "email_campaign_id", prefix="data.")
+    occurred = fields.first_time("created_at", "timestamp") or inner.first_time(*_TIME_FIELDS)
+    data = _email_data(inner, vendor_type)
+    if event_type == "account.disconnected":
+        data |= compact({
+            "account": inner.first_text("account_id", "email_account_id", "email_account.id"),
+            "email": inner.first_text("email", "from_email", "email_account.email"),
+            "reason": inner.first_text("reason", "error"),
+        })
+    elif event_type == "campaign.bounce_threshold":
+        data |= compact({
+            "bounce_rate": inner.first_number("bounce_rate", "bounce_rate_percent"),
+            "threshold": inner.first_number("threshold", "bounce_threshold"),
+            "bounced": inner.first_integer("bounced_count", "bounced"),
+            "sent": inner.first_integer("sent_count", "sent"),
+        })
+    level = fields.first_text("meta.level")
+    if level:
+        data["level"] = level
+    vendor_event_id = fields.text("id")
+    if vendor_event_id:
+        event_id: str | None = vendor_id(SOURCE, vendor_event_id)
+    else:
+        event_id = _keyed(inner, event_type, occurred.isoformat() if occurred else None)
+    return make_event(
+        event_id=event_id or derived_id(SOURCE, _identity(body)),
+        event_type=event_type,
+        source=SOURCE,
+        occurred_at=occurred or received_at,
+        campaign=campaign,
+        data=data,
+    )

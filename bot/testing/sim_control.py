@@ -1,0 +1,153 @@
+"""Vendor simulator control API: JSON endpoints under `/_sim/` to drive it from another process.
+
+    GET    /_sim                      prefixes, limits, options, counts
+    GET    /_sim/campaigns            every campaign
+    POST   /_sim/campaigns            {"campaign": "smartlead:1", "status"?, "leads"?, "sequence_steps"?, "name"?}
+    GET    /_sim/campaigns/{ref}      one campaign (`smartlead:1`)
+    PUT    /_sim/campaigns/{ref}      {"status": "PAUSED"} (native or common; "raw": true allows anything)
+    DELETE /_sim/campaigns/{ref}
+    GET    /_sim/faults               active faults
+    POST   /_sim/faults               {"vendor", "kind"?, "status"?, "times"?, "seconds"?, "forever"?, "method"?,
+                                       "path"?, "delay"?, "retry_after"?, "after_apply"?, "set_status"?}
+    DELETE /_sim/faults               clear every fault
+    GET    /_sim/calls?vendor=&method=&since=N   the call log (entries from index N on)
+    DELETE /_sim/calls                clear the call log
+    PUT    /_sim/limits               {"smartlead": [10, 2], "leadterra": null, ...}
+    POST   /_sim/reset                forget campaigns, faults, calls and rate windows
+
+Errors answer 400/404 with `{"error": "..."}`. There is no auth: the simulator is a local test tool.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.testing.sim_core import PREFIXES
+
+if TYPE_CHECKING:
+    from bot.testing.simulator import VendorSimulator
+
+__all__ = ["add_control_routes"]
+
+_FAULT_FIELDS = ("kind", "status", "times", "seconds", "forever", "method", "path", "delay", "retry_after",
+                 "after_apply", "set_status")
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+    return body
+
+
+def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
+    """Register the `/_sim/` endpoints of `sim` on `app`."""
+
+    async def info(_: web.Request) -> web.Response:
+        return web.json_response({
+            "vendors": PREFIXES, "limits": sim.limits, "strict_same_state": sim.strict_same_state,
+            "smartlead_get_shape": sim.smartlead_get_shape, "campaigns": len(sim.campaigns),
+            "calls": len(sim.calls), "faults": len(sim.faults),
+        })
+
+    async def list_campaigns(_: web.Request) -> web.Response:
+        return web.json_response([c.to_dict() for c in sim.campaigns.values()])
+
+    async def create_campaign(request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        try:
+            campaign = sim.add_campaign(
+                str(body["campaign"]), body.get("status"), leads=int(body.get("leads", 1)),
+                sequence_steps=int(body.get("sequence_steps", 1)), name=str(body.get("name", "Simulated campaign")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return _bad(f"invalid campaign: {exc}")
+        return web.json_response(campaign.to_dict(), status=201)
+
+    async def get_campaign(request: web.Request) -> web.Response:
+        campaign = sim.campaigns.get(request.match_info["ref"])
+        return web.json_response(campaign.to_dict()) if campaign else _bad("no such campaign", 404)
+
+    async def update_campaign(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        if ref not in sim.campaigns:
+            return _bad("no such campaign", 404)
+        body = await _json_object(request)
+        try:
+            sim.set_status(ref, str(body["status"]), raw=bool(body.get("raw", False)))
+        except (KeyError, ValueError) as exc:
+            return _bad(f"invalid status: {exc}")
+        return web.json_response(sim.campaigns[ref].to_dict())
+
+    async def delete_campaign(request: web.Request) -> web.Response:
+        if sim.campaigns.pop(request.match_info["ref"], None) is None:
+            return _bad("no such campaign", 404)
+        return web.Response(status=204)
+
+    async def list_faults(_: web.Request) -> web.Response:
+        return web.json_response([f.to_dict() for f in sim.faults])
+
+    async def add_fault(request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        unknown = set(body) - {"vendor", *_FAULT_FIELDS}
+        if unknown:
+            return _bad(f"unknown fault fields: {sorted(unknown)}")
+        try:
+            fault = sim.inject(str(body.get("vendor")), **{k: body[k] for k in _FAULT_FIELDS if k in body})
+        except (TypeError, ValueError) as exc:
+            return _bad(f"invalid fault: {exc}")
+        return web.json_response(fault.to_dict(), status=201)
+
+    async def clear_faults(_: web.Request) -> web.Response:
+        sim.clear_faults()
+        return web.Response(status=204)
+
+    async def list_calls(request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _bad("since must be an integer")
+        vendor, method = request.query.get("vendor"), request.query.get("method")
+        calls = [c.to_dict() for c in sim.calls[since:]
+                 if (vendor is None or c.vendor == vendor) and (method is None or c.method == method.upper())]
+        return web.json_response(calls)
+
+    async def clear_calls(_: web.Request) -> web.Response:
+        sim.clear_calls()
+        return web.Response(status=204)
+
+    async def set_limits(request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        try:
+            for name, value in body.items():
+                sim.set_limit(name, None if value is None else (int(value[0]), float(value[1])))
+        except (TypeError, ValueError, IndexError) as exc:
+            return _bad(f"invalid limits: {exc}")
+        return web.json_response(sim.limits)
+
+    async def reset(_: web.Request) -> web.Response:
+        sim.reset()
+        return web.Response(status=204)
+
+    app.router.add_get("/_sim", info)
+    app.router.add_get("/_sim/campaigns", list_campaigns)
+    app.router.add_post("/_sim/campaigns", create_campaign)
+    app.router.add_get("/_sim/campaigns/{ref}", get_campaign)
+    app.router.add_put("/_sim/campaigns/{ref}", update_campaign)
+    app.router.add_delete("/_sim/campaigns/{ref}", delete_campaign)
+    app.router.add_get("/_sim/faults", list_faults)
+    app.router.add_post("/_sim/faults", add_fault)
+    app.router.add_delete("/_sim/faults", clear_faults)
+    app.router.add_get("/_sim/calls", list_calls)
+    app.router.add_delete("/_sim/calls", clear_calls)
+    app.router.add_put("/_sim/limits", set_limits)
+    app.router.add_post("/_sim/reset", reset)

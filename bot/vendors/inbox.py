@@ -1,0 +1,96 @@
+"""Inbox (inboxapp.com) client: read, disable (pause) and enable (resume) a campaign with a Bearer token.
+
+Contract (vendors.md §3, seed 003): `GET /campaigns/{id}` reads `status` (draft|active|paused|completed);
+`POST /campaigns/v2/{id}/enable` with body `{}` resumes (and would launch a draft);
+`POST /campaigns/v2/{id}/disable` pauses — that path is a guess [G], so all three paths come from
+settings. Limits are per token: 100 reads/min and 30 writes/min, hence two limiters.
+A draft is never disabled: the docs say disabling *any* campaign makes it paused, and a later enable
+would then launch it. 409/422 on a write → read again, success if already at the target.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from pydantic import SecretStr
+
+from bot.config import REAL_BASE_URLS
+from bot.vendors.base import CampaignStatus
+from bot.vendors.guarded import Action, GuardedVendor, Settled
+from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id, find_status
+from bot.vendors.ratelimit import SlidingWindowLimiter
+
+__all__ = ["InboxClient", "parse_status"]
+
+log = structlog.get_logger(__name__)
+
+_TO_COMMON: Final = {
+    "draft": CampaignStatus.DRAFT,
+    "active": CampaignStatus.ACTIVE,
+    "paused": CampaignStatus.PAUSED,
+    "completed": CampaignStatus.COMPLETED,
+}
+
+
+def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | None]:
+    """(common status, raw vendor value); unknown values → UNKNOWN."""
+    raw = find_status(body, campaign_id)
+    return _TO_COMMON.get(raw.lower() if raw else "", CampaignStatus.UNKNOWN), raw
+
+
+class InboxClient(GuardedVendor):
+    """Inbox campaign API: pause (disable), resume (enable), read status."""
+
+    name = "inbox"
+    can_read_state = True
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_key: SecretStr | str,
+        base_url: str = REAL_BASE_URLS["inbox"],
+        read_rate_limit: tuple[int, float] = (100, 60.0),
+        write_rate_limit: tuple[int, float] = (30, 60.0),
+        pause_path: str = "/campaigns/v2/{id}/disable",
+        resume_path: str = "/campaigns/v2/{id}/enable",
+        state_path: str = "/campaigns/{id}",
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        for template in (pause_path, resume_path, state_path):
+            if not template.startswith("/") or template.count("{id}") != 1:
+                raise ValueError(f"path template must start with / and contain {{id}} once: {template!r}")
+        self._paths: dict[str, str] = {"pause": pause_path, "resume": resume_path, "state": state_path}
+        self._http = VendorHttp(
+            self.name, session, base_url=base_url,
+            api_key=api_key if isinstance(api_key, SecretStr) else SecretStr(api_key), auth="bearer",
+            limiter=SlidingWindowLimiter(*read_rate_limit), write_limiter=SlidingWindowLimiter(*write_rate_limit),
+            retry=retry, timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"InboxClient({self._http!r})"
+
+    def _path(self, which: str, campaign_id: str) -> str:
+        return self._paths[which].replace("{id}", campaign_id)
+
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None) -> CampaignStatus:
+        path = self._path("state", campaign_id)
+        check_campaign_id(self.name, campaign_id, f"GET {path}")
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts)
+        assert reply is not None        # only a `settled` callback can make request() return None
+        status, raw = parse_status(reply.body, campaign_id)
+        if status is CampaignStatus.UNKNOWN:
+            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
+        return status
+
+    def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
+        return parse_status(reply.body, campaign_id)[0]
+
+    async def _write(self, campaign_id: str, action: Action, settled: Settled) -> Reply | None:
+        path = self._path(action, campaign_id)
+        check_campaign_id(self.name, campaign_id, f"POST {path}")
+        return await self._http.request("POST", path, operation=action, json_body={}, settled=settled)

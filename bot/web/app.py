@@ -1,0 +1,66 @@
+"""The aiohttp application: settings, broker and clock in typed AppKeys, routes, JSON errors.
+
+Routes (one module each; add the next intake, e.g. `alertmanager.routes`, here):
+- `POST /webhooks/{smartlead,leadterra,inbox,events}`  (bot.web.webhooks)
+- `GET /healthz`, `GET /readyz`, `GET /metrics`         (bot.web.health)
+Not responsible for: running the server or the broker's lifecycle (the caller owns both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from bot.broker.base import Broker
+from bot.config import Settings
+from bot.events import utcnow
+from bot.log import register_secret
+from bot.web import health, webhooks
+from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
+
+__all__ = ["DEFAULT_PUBLISH_TIMEOUT", "create_app", "json_errors"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PUBLISH_TIMEOUT = 5.0
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """aiohttp's HTTP errors become `{"error": reason}`; anything unexpected a bare JSON 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
+    except Exception:
+        # the traceback goes to the log only; the sender learns nothing about internals
+        log.exception("http.failed", method=request.method, path=request.path)
+        return web.json_response({"error": "internal server error"}, status=500)
+
+
+def create_app(
+    settings: Settings,
+    broker: Broker,
+    *,
+    clock: Clock = utcnow,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+) -> web.Application:
+    """Build the web intake. The broker must already be started; the app never closes it."""
+    for secret in (settings.webhook_token, settings.smartlead_webhook_secret, settings.leadterra_webhook_secret):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app[SETTINGS] = settings
+    app[BROKER] = broker
+    app[CLOCK] = clock
+    app[PUBLISH_TIMEOUT] = publish_timeout
+    app.add_routes(webhooks.routes)
+    app.add_routes(health.routes)
+    return app

@@ -1,0 +1,23 @@
+"""Typed application keys shared by the web handlers (what `create_app` stores on the app)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from aiohttp import web
+
+from bot.broker.base import Broker
+from bot.config import Settings
+
+__all__ = ["BROKER", "CLOCK", "PUBLISH_TIMEOUT", "SETTINGS", "Clock"]
+
+#: Returns the current time, timezone-aware (tests pass a frozen clock).
+Clock = Callable[[], datetime]
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+BROKER: Final = web.AppKey("broker", Broker)
+CLOCK: Final = web.AppKey[Clock]("clock")
+#: Seconds allowed for publishing every event of one request before answering 503.
+PUBLISH_TIMEOUT: Final = web.AppKey("publish_timeout", float)

@@ -1,0 +1,98 @@
+"""Vendor and canonical webhooks: authenticate, normalize, publish every event, then answer 202.
+
+`POST /webhooks/{smartlead|leadterra|inbox|events}`. The order is fixed: size limit (413) →
+authentication (401) → normalization (400) → publish each event with confirmation (503 +
+`Retry-After` when the broker does not confirm) → 202 `{"accepted": n, "ids": [...]}`. A sender is
+told "accepted" only once every event is in the broker; when a publish fails midway the sender
+retries and the stable event ids dedupe what already went through.
+
+Other intakes (`/webhooks/alertmanager`, `/webhooks/grafana`, `/slack/...`) get a module each: the
+`{source}` pattern here matches only the sources in `bot.sources.WEBHOOK_SOURCES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from bot.errors import BrokerUnavailable, PayloadError
+from bot.events import Event
+from bot.metrics import WEBHOOK_SECONDS, WEBHOOKS
+from bot.sources import WEBHOOK_SOURCES, normalize
+from bot.web.auth import authenticate
+from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
+
+__all__ = ["RETRY_AFTER_SECONDS", "routes"]
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+RETRY_AFTER_SECONDS: Final = 5
+_SOURCE_PATTERN: Final = "|".join(sorted(WEBHOOK_SOURCES))
+
+
+@routes.post(f"/webhooks/{{source:(?:{_SOURCE_PATTERN})}}")
+async def receive_webhook(request: web.Request) -> web.Response:
+    """Handle one webhook and record its answer in WEBHOOKS / WEBHOOK_SECONDS."""
+    source = request.match_info["source"]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await _receive(request, source)
+        status = response.status
+        return response
+    finally:
+        WEBHOOKS.labels(source=source, status=str(status)).inc()
+        WEBHOOK_SECONDS.labels(source=source).observe(time.perf_counter() - started)
+
+
+def _refuse(source: str, status: int, reason: str, **extra: object) -> web.Response:
+    log.warning("webhook.rejected", source=source, status=status, reason=reason, **extra)
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _receive(request: web.Request, source: str) -> web.Response:
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
+    too_large = f"body larger than {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        return _refuse(source, 413, too_large)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(source, 413, too_large)
+    auth = authenticate(source, headers=request.headers, query=request.query, body=body, settings=settings)
+    if not auth.ok:
+        return _refuse(source, 401, auth.reason)
+    try:
+        events = normalize(source, body, received_at=request.app[CLOCK]())
+    except PayloadError as exc:
+        return _refuse(source, 400, str(exc))
+    ids = [event.id for event in events]
+    try:
+        published = await _publish_all(request, events)
+    except (BrokerUnavailable, TimeoutError) as exc:
+        reason = "broker did not confirm in time" if isinstance(exc, TimeoutError) else "broker unavailable"
+        log.warning("webhook.rejected", source=source, status=503, reason=reason, detail=str(exc)[:200],
+                    event_ids=ids)
+        return web.json_response(
+            {"error": f"{reason}; retry later"}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+    log.info("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
+             event_types=sorted({event.type for event in events}))
+    return web.json_response({"accepted": published, "ids": ids}, status=202)
+
+
+async def _publish_all(request: web.Request, events: list[Event]) -> int:
+    """Publish in order; returns once the broker confirmed each one (raises otherwise)."""
+    broker = request.app[BROKER]
+    async with asyncio.timeout(request.app[PUBLISH_TIMEOUT]):
+        for event in events:
+            await broker.publish(
+                event.model_dump_json().encode(), message_id=event.id, routing_key=event.routing_key
+            )
+    return len(events)
