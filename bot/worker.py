@@ -5,7 +5,9 @@ Not responsible for: broker mechanics (bot.broker), rule maths (bot.engine), ven
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -44,6 +46,23 @@ class Worker:
         self._rules = rules
         self._executor = executor
         self._clock = clock
+        #: outcome label → count, for operators (/metrics has the same) and for tests to wait on
+        self.handled: Counter[str] = Counter()
+        self._handled_changed = asyncio.Condition()
+
+    async def wait_handled(self, count: int, *, outcome: str | None = None, timeout: float = 30.0) -> None:
+        """Wait until `count` messages (of `outcome`, if given) were handled; TimeoutError otherwise."""
+        def reached() -> bool:
+            return (self.handled[outcome] if outcome else self.handled.total()) >= count
+
+        async with asyncio.timeout(timeout), self._handled_changed:
+            await self._handled_changed.wait_for(reached)
+
+    async def _count(self, label: str) -> None:
+        EVENTS.labels(label).inc()
+        self.handled[label] += 1
+        async with self._handled_changed:
+            self._handled_changed.notify_all()
 
     async def recover(self) -> int:
         """Finish vendor actions left pending by a crash or an exhausted retry; returns how many."""
@@ -64,14 +83,14 @@ class Worker:
         try:
             event = Event.model_validate_json(delivery.body)
         except ValidationError as exc:
-            EVENTS.labels("dead").inc()
+            await self._count("dead")
             reason = _invalid(exc)
             log.error("message.invalid", reason=reason, message_id=delivery.message_id)
             return Outcome.dead(reason)
         campaign = str(event.campaign) if event.campaign else None
         with bound_contextvars(event_id=event.id, event_type=event.type, campaign=campaign):
             outcome, label = await self._guarded(event)
-            EVENTS.labels(label).inc()
+            await self._count(label)
             log.info("event.handled", outcome=label, retries=delivery.retries,
                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
             return outcome
