@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.log import configure_logging
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings_for_logs = Settings()
         json_logs, level = settings_for_logs.log_json, settings_for_logs.log_level
-    except Exception:  # reported properly by load_settings() below
+    except ValidationError:  # reported properly by load_settings() below
         json_logs, level = True, "info"
     configure_logging(json=json_logs, level=level)
     try:

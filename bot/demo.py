@@ -54,10 +54,10 @@ async def _post_all(url: str, bodies: list[bytes]) -> list[int]:
     return statuses
 
 
-async def _wait_recorded(services: Services, expected: int, timeout: float = 60.0) -> int:
+async def _wait_recorded(services: Services, expected: int) -> int:
     """Poll the state store until `expected` distinct events are recorded (demo only; tests use events)."""
     assert services.store is not None
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 60.0
     while True:
         count = len([line async for line in services.store.events()])
         if count >= expected or time.monotonic() > deadline:

@@ -50,12 +50,12 @@ class Worker:
         self.handled: Counter[str] = Counter()
         self._handled_changed = asyncio.Condition()
 
-    async def wait_handled(self, count: int, *, outcome: str | None = None, timeout: float = 30.0) -> None:
-        """Wait until `count` messages (of `outcome`, if given) were handled; TimeoutError otherwise."""
+    async def wait_handled(self, count: int, *, outcome: str | None = None) -> None:
+        """Wait until `count` messages (of `outcome`, if given) were handled. Bound it with asyncio.timeout."""
         def reached() -> bool:
             return (self.handled[outcome] if outcome else self.handled.total()) >= count
 
-        async with asyncio.timeout(timeout), self._handled_changed:
+        async with self._handled_changed:
             await self._handled_changed.wait_for(reached)
 
     async def _count(self, label: str) -> None:

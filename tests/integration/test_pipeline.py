@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -80,14 +81,16 @@ async def test_bounce_spike_pauses_exactly_once_and_redelivery_changes_nothing(b
     bodies = _spike(501, sends=100, bounces=4) + _spike(502, sends=100, bounces=2)
     async with aiohttp.ClientSession() as session:
         assert set(await _post(session, url, bodies)) == {202}
-        await services.worker.wait_handled(len(bodies))
+        async with asyncio.timeout(30):
+            await services.worker.wait_handled(len(bodies))
         pauses = [c for c in sim.calls if c.method == "POST"]
         assert [(c.path, c.body) for c in pauses] == [("/campaigns/501/status", {"status": "PAUSED"})]
         assert sim.status_of("smartlead:501") == "PAUSED" and sim.status_of("smartlead:502") == "ACTIVE"
 
         calls_before, audit_before = list(sim.calls), await services.store.audit()
         assert set(await _post(session, url, bodies)) == {202}           # the vendor retries everything
-        await services.worker.wait_handled(len(bodies), outcome="duplicate")
+        async with asyncio.timeout(30):
+            await services.worker.wait_handled(len(bodies), outcome="duplicate")
     assert sim.calls == calls_before
     assert await services.store.audit() == audit_before
 
@@ -105,7 +108,8 @@ async def test_below_threshold_nothing_is_paused(bot, sim) -> None:
     bodies = _spike(501, sends=200, bounces=5)                         # 2.5 % < 3 %
     async with aiohttp.ClientSession() as session:
         assert set(await _post(session, url, bodies)) == {202}
-    await services.worker.wait_handled(len(bodies))
+    async with asyncio.timeout(30):
+        await services.worker.wait_handled(len(bodies))
     assert [c for c in sim.calls if c.method == "POST"] == []
     assert await services.store.audit() == []
 
@@ -122,7 +126,8 @@ async def test_forged_webhook_is_refused_and_nothing_reaches_the_worker(bot, sim
             assert resp.status == 401
         # a valid event afterwards is the first and only thing the worker sees
         assert await _post(session, url, [_webhook("EMAIL_SENT", 501, 1)]) == [202]
-    await services.worker.wait_handled(1)
+    async with asyncio.timeout(30):
+        await services.worker.wait_handled(1)
     assert services.worker.handled.total() == 1
 
 
@@ -132,7 +137,8 @@ async def test_poison_message_on_the_queue_is_dead_lettered_and_the_worker_keeps
     await services.broker.publish(b"{not json", message_id="poison-1", routing_key="smartlead.email.sent")
     async with aiohttp.ClientSession() as session:
         assert await _post(session, url, [_webhook("EMAIL_SENT", 501, 7)]) == [202]
-    await services.worker.wait_handled(2)
+    async with asyncio.timeout(30):
+        await services.worker.wait_handled(2)
     assert services.worker.handled["dead"] == 1 and services.worker.handled["ack"] == 1
     dead = await services.broker.dead_letters(10)
     assert len(dead) == 1
