@@ -47,6 +47,19 @@ def _register_secrets(settings: Settings) -> None:
         register_secret(value.get_secret_value() if value is not None else None)
 
 
+def _warn_closed_sources(settings: Settings) -> None:
+    """Webhooks fail closed without a secret: say at start which sources will answer 401."""
+    token = settings.webhook_token is not None
+    closed = [source for source, ok in {
+        "smartlead": token or settings.smartlead_webhook_secret is not None,
+        "leadterra": settings.leadterra_webhook_secret is not None,
+        "inbox": token, "events": token,
+    }.items() if not ok]
+    if closed:
+        log.warning("webhook.sources_closed", sources=closed,
+                    hint="set BOT_WEBHOOK_TOKEN / BOT_<VENDOR>_WEBHOOK_SECRET; these answer 401 until then")
+
+
 @asynccontextmanager
 async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> AsyncIterator[Services]:
     """Start the requested parts; on exit stop taking work, drain, and close in reverse order."""
@@ -73,6 +86,7 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
                      recovered=recovered, prefetch=settings.prefetch)
         if with_web:
+            _warn_closed_sources(settings)
             runner = web.AppRunner(create_app(settings, broker), access_log=None, shutdown_timeout=5)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

@@ -59,11 +59,15 @@ class Broker(Protocol):
 
     - `publish` returns only once the broker has the message (publisher confirm, mandatory,
       persistent, `message_id` set); otherwise it raises `bot.errors.BrokerUnavailable`.
-    - `consume` runs `handler` for each message with at most `prefetch` in flight and applies the
-      returned Outcome: ACK acks; RETRY republishes to the delay path (or dead-letters with the reason
-      once `max_retries` is used up) then acks; DEAD publishes to the dead-letter queue with the reason
-      then acks. A handler that raises is a bug: the message is dead-lettered with the exception text.
-    - `stop_consuming` stops taking new messages and waits up to `drain` seconds for in-flight ones.
+    - `consume` subscribes and returns; from then on it runs `handler` for each message in background
+      tasks, at most `prefetch` in flight, and applies the returned Outcome: ACK acks; RETRY republishes
+      to the delay path (retry n waits `retry_delays[n]`, or the smallest tier ≥ `Outcome.delay`) or,
+      once every entry of `retry_delays` is used, dead-letters with "retries exhausted: <reason>", then
+      acks; DEAD publishes to the dead-letter queue with the reason then acks. A handler that raises is
+      a bug: the message is dead-lettered with "<ExceptionType>: <message>".
+    - `stop_consuming` stops taking new messages and waits up to `drain` seconds for in-flight ones;
+      handlers still running then are cancelled and their messages requeued (redelivered later).
+    - `ready` is true while the broker is connected (the `/readyz` probe).
     """
 
     async def start(self) -> None: ...

@@ -1,0 +1,300 @@
+"""RabbitMQ broker: confirmed publishing, consuming with outcomes, delayed retry, dead letters, recovery.
+
+One robust connection: after a RabbitMQ restart aio-pika re-opens the channels, re-declares the
+topology and re-subscribes (`_on_reconnect` checks the subscription and renews it if missing).
+A publisher channel with confirms; a consumer channel with `prefetch` while consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import DeliveryError, PublishError
+from structlog.contextvars import bound_contextvars
+
+from bot.broker.amqp_messages import (
+    LINK_ERRORS,
+    dead_copy,
+    dead_reason,
+    is_ack,
+    new_message,
+    retry_copy,
+    safe_where,
+    settle_quietly,
+    to_delivery,
+)
+from bot.broker.base import Delivery, Handler, Outcome, Verdict
+from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
+from bot.broker.topology import Names, Topology, declare_topology
+from bot.errors import BrokerUnavailable
+
+__all__ = ["AmqpBroker"]
+
+log = structlog.get_logger(__name__)
+
+
+class AmqpBroker:
+    """`bot.broker.base.Broker` on RabbitMQ (see `bot.broker.topology` for the exchanges and queues)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        prefetch: int,
+        delivery_limit: int,
+        retry_delays: Sequence[float],
+        publish_timeout: float = 5.0,
+        reconnect_interval: float = 1.0,
+    ) -> None:
+        if prefetch < 1 or delivery_limit < 1 or publish_timeout <= 0:
+            raise ValueError("prefetch and delivery_limit must be ≥ 1 and publish_timeout > 0")
+        self._url = url  # holds the password: never put it into a message or a log line
+        self.where = safe_where(url)
+        self.names = Names(prefix)
+        self._prefetch = prefetch
+        self._delivery_limit = delivery_limit
+        self._delays = tuple(retry_delays)
+        self._timeout = publish_timeout
+        self._reconnect_interval = reconnect_interval
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._consumer: AbstractRobustChannel | None = None
+        self._topology: Topology | None = None
+        self._work: AbstractQueue | None = None
+        self._handler: Handler | None = None
+        self._consumer_tag: str | None = None
+        self._accepting = False  # set before basic.consume: deliveries can beat its consume-ok
+        # True from start() and after each completed recovery (channels, topology, consumer restored)
+        # until the connection drops: publish() and ready() go by it, not by the socket alone.
+        self._link_up = False
+        self._slots = asyncio.Semaphore(prefetch)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Connect, open the publisher channel, declare the topology; BrokerUnavailable if RabbitMQ is not there."""
+        if self._connection is not None:
+            return
+        try:
+            connection = await aio_pika.connect_robust(
+                self._url,
+                timeout=self._timeout,
+                reconnect_interval=self._reconnect_interval,
+                client_properties={"connection_name": f"campaign-guard {self.names.prefix}"},
+            )
+        except LINK_ERRORS as exc:
+            # `from None`: a chained library error could carry connection details into a traceback.
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ at {self.where} ({type(exc).__name__})") from None
+        try:
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            topology = await self._declare(publisher)
+        except LINK_ERRORS as exc:
+            await connection.close()
+            raise BrokerUnavailable(f"cannot set up RabbitMQ at {self.where} ({type(exc).__name__})") from None
+        self._connection, self._publisher, self._topology, self._link_up = connection, publisher, topology, True
+        connection.reconnect_callbacks.add(self._on_reconnect)
+        connection.close_callbacks.add(self._on_connection_lost)
+        log.info("broker.connected", where=self.where, prefix=self.names.prefix)
+
+    async def close(self) -> None:
+        """Stop consuming at once (in-flight messages go back to the queue) and close the connection."""
+        await self.stop_consuming(0)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        connection, self._connection = self._connection, None
+        self._publisher = self._consumer = None
+        if connection is not None:
+            await connection.close()
+            log.info("broker.closed", where=self.where)
+
+    async def ready(self) -> bool:
+        """Connected, publisher channel open, and the consumer channel open while consuming."""
+        connection, publisher, consumer = self._connection, self._publisher, self._consumer
+        link_up = self._link_up and connection is not None and connection.connected.is_set()
+        channels_open = publisher is not None and not publisher.is_closed and not (consumer and consumer.is_closed)
+        return link_up and channels_open
+
+    async def _declare(self, channel: AbstractRobustChannel) -> Topology:
+        return await declare_topology(channel, self.names, delivery_limit=self._delivery_limit, retry_delays=self._delays)
+
+    def _on_connection_lost(self, _: Any, exc: BaseException | None = None) -> None:
+        # Called again for every failed reconnect attempt: log the outage once.
+        if self._link_up and self._connection is not None and not self._connection.is_closed:
+            self._link_up = False
+            log.warning("broker.disconnected", where=self.where, error=type(exc).__name__ if exc else None)
+
+    def _on_reconnect(self, _: Any) -> None:
+        self._link_up = True
+        log.info("broker.reconnected", where=self.where, consuming=self._consumer_tag is not None)
+        if self._consumer_tag is not None:
+            self._spawn(self._ensure_subscribed(), self._background)
+
+    async def _ensure_subscribed(self) -> None:
+        """Re-subscribe if aio-pika's robust channel did not restore our consumer after a reconnect."""
+        consumer, work, tag = self._consumer, self._work, self._consumer_tag
+        if consumer is None or work is None or tag is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                underlay = await consumer.get_underlay_channel()
+            if tag in getattr(underlay, "consumers", {}):  # aiormq's Channel; absent from its abc
+                return
+            self._consumer_tag = await work.consume(self._on_message, timeout=self._timeout)
+            log.warning("broker.resubscribed", where=self.where, queue=self.names.work)
+        except LINK_ERRORS as exc:
+            log.warning("broker.resubscribe_failed", where=self.where, error=type(exc).__name__)
+
+    async def publish(self, body: bytes, *, message_id: str, routing_key: str) -> None:
+        """Return once RabbitMQ confirmed the message; BrokerUnavailable otherwise."""
+        exchange = self._topology.events if self._topology is not None else None
+        await self._publish(exchange, routing_key, new_message(body, message_id=message_id))
+
+    async def _publish(self, exchange: AbstractExchange | None, routing_key: str, message: AbstractMessage) -> None:
+        connection = self._connection
+        if exchange is None or connection is None or not (self._link_up and connection.connected.is_set()):
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
+        try:
+            async with asyncio.timeout(self._timeout):
+                confirmation = await exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout)
+        except PublishError:
+            raise BrokerUnavailable(f"RabbitMQ returned the message as unroutable ({routing_key!r})") from None
+        except DeliveryError:
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message (nack)") from None
+        except TimeoutError:
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm within {self._timeout}s") from None
+        except LINK_ERRORS as exc:
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} failed: {type(exc).__name__}") from None
+        if not is_ack(confirmation):
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message")
+
+    async def consume(self, handler: Handler) -> None:
+        """Open the consumer channel, subscribe to the work queue and return; handlers run in tasks."""
+        if self._connection is None or self._consumer is not None:
+            raise RuntimeError("AmqpBroker.consume() needs start() first and cannot subscribe twice")
+        self._handler, self._accepting = handler, True
+        try:
+            async with asyncio.timeout(self._timeout * 3):  # robust channels wait while reconnecting
+                self._consumer = await self._connection.channel(publisher_confirms=False)
+                await self._consumer.set_qos(prefetch_count=self._prefetch, timeout=self._timeout)
+                self._work = (await self._declare(self._consumer)).work
+                self._consumer_tag = await self._work.consume(self._on_message, timeout=self._timeout)
+        except LINK_ERRORS as exc:
+            self._accepting = False
+            await self._close_consumer_channel()
+            raise BrokerUnavailable(f"cannot consume from RabbitMQ at {self.where} ({type(exc).__name__})") from None
+        log.info("broker.consuming", queue=self.names.work, prefetch=self._prefetch)
+
+    async def stop_consuming(self, drain: float) -> None:
+        """Cancel the subscription, give in-flight handlers `drain` seconds, then cancel them.
+
+        Closing the consumer channel at the end hands every unacked message back to the queue:
+        those of cancelled handlers and those delivered while the cancel was on its way.
+        """
+        tag, work, self._consumer_tag, self._accepting = self._consumer_tag, self._work, None, False
+        if tag is not None and work is not None:
+            try:
+                async with asyncio.timeout(self._timeout):  # a robust channel waits while RabbitMQ is down
+                    await work.cancel(tag, timeout=self._timeout)
+            except LINK_ERRORS as exc:  # the channel is gone: RabbitMQ dropped the subscription with it
+                log.warning("broker.cancel_failed", error=type(exc).__name__)
+        if self._tasks:
+            in_flight = set(self._tasks)
+            done, pending = await asyncio.wait(in_flight, timeout=drain) if drain > 0 else (set(), in_flight)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.info("broker.drained", finished=len(done), cancelled=len(pending))
+        await self._close_consumer_channel()
+
+    async def _close_consumer_channel(self) -> None:
+        consumer, self._consumer, self._work = self._consumer, None, None
+        if consumer is not None and not consumer.is_closed:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await consumer.close()
+            except LINK_ERRORS as exc:
+                log.warning("broker.channel_close_failed", error=type(exc).__name__)
+
+    def _spawn(self, coro: Any, into: set[asyncio.Task[None]]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        into.add(task)
+        task.add_done_callback(into.discard)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if not self._accepting or self._handler is None:
+            return  # delivered while our cancel was on its way: closing the channel returns it
+        self._spawn(self._process(message, self._handler), self._tasks)
+
+    async def _process(self, message: AbstractIncomingMessage, handler: Handler) -> None:
+        # Cancelled (stop_consuming after the drain): the message stays unacked and goes back to the
+        # queue when stop_consuming closes the channel.
+        delivery = to_delivery(message)
+        with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
+            async with self._slots:
+                try:
+                    outcome = await handler(delivery)
+                except Exception as exc:  # a handler that raises is a bug: park the message
+                    log.exception("message.handler_failed", retries=delivery.retries)
+                    outcome = Outcome.dead(exception_reason(exc))
+                await self._settle(message, delivery, outcome)
+
+    async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:
+        try:
+            if outcome.verdict is Verdict.RETRY:
+                await self._retry(message, delivery, outcome)
+            elif outcome.verdict is Verdict.DEAD:
+                await self._dead_letter(message, delivery, short_reason(outcome.reason or "dead"))
+        except BrokerUnavailable as exc:
+            # Could not park the copy: return the original; the delivery limit bounds the loop.
+            log.warning("message.settle_failed", verdict=str(outcome.verdict), error=str(exc))
+            await settle_quietly(message.nack(requeue=True))
+            return
+        await settle_quietly(message.ack())
+
+    async def _retry(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:
+        delay = choose_delay(delivery.retries, outcome.delay, self._delays)
+        if delay is None or self._topology is None:
+            await self._dead_letter(message, delivery, exhausted_reason(outcome.reason or "retry"))
+            return
+        ms = round(delay * 1000)
+        copy = retry_copy(message, delivery, short_reason(outcome.reason))
+        default = self._publisher.default_exchange if self._publisher is not None else None
+        await self._publish(default, self.names.retry(ms), copy)
+        log.warning("message.retry_scheduled", retries=delivery.retries + 1, delay_ms=ms, reason=outcome.reason)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, delivery: Delivery, reason: str) -> None:
+        dead = self._topology.dead if self._topology is not None else None
+        await self._publish(dead, delivery.routing_key, dead_copy(message, delivery, reason))
+        log.error("message.dead_lettered", reason=reason, retries=delivery.retries)
+
+    async def dead_letters(self, limit: int) -> list[tuple[Delivery, str]]:
+        """Take (get + ack) up to `limit` messages from `<prefix>.dead`, oldest first, with reasons."""
+        if self._topology is None:
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
+        taken: list[tuple[Delivery, str]] = []
+        try:
+            while len(taken) < limit:
+                async with asyncio.timeout(self._timeout):  # a robust channel waits while RabbitMQ is down
+                    message = await self._topology.dead_queue.get(no_ack=False, fail=False, timeout=self._timeout)
+                if message is None:
+                    break
+                taken.append((to_delivery(message), dead_reason(message.headers)))
+                await message.ack()
+        except LINK_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot read dead letters at {self.where} ({type(exc).__name__})") from None
+        return taken
+

@@ -1,0 +1,124 @@
+"""AMQP helpers: messages ⇄ Delivery, retry and dead copies, x-death reasons, settling, safe URL text."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final
+
+import structlog
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractIncomingMessage, AbstractMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp.commands import Basic
+from yarl import URL
+
+from bot.broker.base import Delivery
+from bot.broker.policy import short_reason
+from bot.broker.topology import HEADER_REASON, HEADER_RETRIES, HEADER_RETRY_REASON, HEADER_ROUTING_KEY
+
+__all__ = [
+    "LINK_ERRORS",
+    "dead_copy",
+    "dead_reason",
+    "is_ack",
+    "new_message",
+    "retry_copy",
+    "safe_where",
+    "settle_quietly",
+    "to_delivery",
+]
+
+log = structlog.get_logger("bot.broker.amqp")
+
+CONTENT_TYPE: Final = "application/json"
+#: "The broker or the link to it failed" (aio-pika's CONNECTION_EXCEPTIONS adds RuntimeError: too broad).
+LINK_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def new_message(body: bytes, *, message_id: str | None, headers: Mapping[str, Any] | None = None) -> Message:
+    """A persistent JSON message with its id, as every publish and republish sends it."""
+    return Message(
+        body,
+        message_id=message_id,
+        content_type=CONTENT_TYPE,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        headers=dict(headers or {}),
+    )
+
+
+def to_delivery(message: AbstractIncomingMessage) -> Delivery:
+    """What the handler sees: the original routing key even after a trip through a retry tier."""
+    headers = message.headers or {}
+    return Delivery(
+        body=message.body,
+        message_id=message.message_id,
+        routing_key=_text(headers.get(HEADER_ROUTING_KEY)) or message.routing_key or "",
+        retries=_count(headers.get(HEADER_RETRIES)),
+        redelivered=bool(message.redelivered),
+    )
+
+
+def _copy(message: AbstractMessage, delivery: Delivery, **headers: Any) -> Message:
+    """A copy for the retry or dead path: same body and id, our `x-cg-*` headers plus `headers`.
+
+    RabbitMQ's own headers (`x-death`, `x-delivery-count`, ...) stay behind: the copy is a new message.
+    """
+    kept = {k: v for k, v in (message.headers or {}).items() if k.startswith("x-cg-") or not k.startswith("x-")}
+    kept[HEADER_ROUTING_KEY] = delivery.routing_key
+    kept.update(headers)
+    return new_message(message.body, message_id=delivery.message_id, headers=kept)
+
+
+def retry_copy(message: AbstractMessage, delivery: Delivery, reason: str) -> Message:
+    return _copy(message, delivery, **{HEADER_RETRIES: delivery.retries + 1, HEADER_RETRY_REASON: reason})
+
+
+def dead_copy(message: AbstractMessage, delivery: Delivery, reason: str) -> Message:
+    return _copy(message, delivery, **{HEADER_REASON: reason})
+
+
+def dead_reason(headers: Mapping[str, Any] | None) -> str:
+    """Why a message is in the dead-letter queue: ours (`x-cg-reason`) or RabbitMQ's latest x-death."""
+    headers = headers or {}
+    ours = _text(headers.get(HEADER_REASON))
+    if ours:
+        return ours
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list | tuple) and deaths and isinstance(deaths[0], Mapping):
+        latest = deaths[0]  # RabbitMQ keeps the most recent death first
+        reason = _text(latest.get("reason")) or "unknown"
+        queue = _text(latest.get("queue")) or "?"
+        return short_reason(f"{reason} (dead-lettered by RabbitMQ from {queue})")
+    return "unknown (no reason recorded)"
+
+
+def is_ack(confirmation: object) -> bool:
+    return isinstance(confirmation, Basic.Ack)
+
+
+async def settle_quietly(settling: Awaitable[Any]) -> None:
+    """ack/nack; on a dead channel RabbitMQ has already requeued the message, so nothing is lost."""
+    try:
+        await settling
+    except LINK_ERRORS as exc:
+        log.warning("message.settle_failed", error=type(exc).__name__)
+
+
+def safe_where(url: str) -> str:
+    """host:port/vhost of an AMQP URL: safe to show, it never holds the user or password."""
+    parsed = URL(url)
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    return f"{parsed.host}:{port}{parsed.path or '/'}"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Run the test suite with a real RabbitMQ: `bash scripts/test.sh [pytest args...]`.
+#
+# Broker, first match wins:
+#   1. BOT_TEST_AMQP_URL when set and non-empty;
+#   2. RabbitMQ on 127.0.0.1:5672 (guest/guest) when it answers the AMQP header,
+#      unless BOT_TEST_OWN_BROKER=1;
+#   3. a private throw-away node (scripts/test-rabbitmq.sh) in a temporary directory, stopped on exit.
+# The virtualenv .venv is created with python3.11 (or python3 >= 3.11) when missing (scripts/venv.sh).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# shellcheck source=scripts/venv.sh
+source "$ROOT/scripts/venv.sh"
+
+answers_amqp() {  # host port
+    python3 - "$1" "$2" <<'PY' 2>/dev/null
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1) as s:
+        s.settimeout(2)
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        sys.exit(0 if s.recv(1) == b"\x01" else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+
+OWN_DIR=""
+cleanup() {
+    if [[ -n "$OWN_DIR" ]]; then
+        bash "$ROOT/scripts/test-rabbitmq.sh" stop "$OWN_DIR" >&2 || true
+        rm -rf "$OWN_DIR"
+    fi
+}
+trap cleanup EXIT
+
+ensure_venv "[test]"
+
+if [[ -n "${BOT_TEST_AMQP_URL:-}" ]]; then
+    echo "test.sh: RabbitMQ from BOT_TEST_AMQP_URL" >&2
+elif [[ "${BOT_TEST_OWN_BROKER:-}" != "1" ]] && answers_amqp 127.0.0.1 5672; then
+    export BOT_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"
+    echo "test.sh: RabbitMQ on 127.0.0.1:5672" >&2
+else
+    OWN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/campaign-guard-rabbitmq.XXXXXX")
+    started=$SECONDS
+    BOT_TEST_AMQP_URL=$(bash "$ROOT/scripts/test-rabbitmq.sh" start "$OWN_DIR" | tail -n 1)
+    export BOT_TEST_AMQP_URL
+    echo "test.sh: private RabbitMQ at ${BOT_TEST_AMQP_URL#*@} ready in $((SECONDS - started)) s" >&2
+fi
+
+# No `exec`: the EXIT trap must still stop a private broker after pytest.
+status=0
+.venv/bin/pytest "$@" || status=$?
+exit "$status"
