@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ from bot.engine import Decision
 from bot.errors import VendorError, VendorUnavailable
 from bot.events import CampaignRef, utcnow
 from bot.metrics import DECISIONS
+from bot.notify import LogNotifier, Notice, Notifier
 from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
@@ -30,6 +32,8 @@ __all__ = ["Executor"]
 log = structlog.get_logger(__name__)
 
 _PAUSE_INTENTS = (Pending.PAUSE, Pending.PAUSE_SENT)
+#: Holds that are records only: they never pause a campaign nor keep it paused.
+_PASSIVE_KINDS = frozenset({"shadow", "suppressed"})
 
 
 class Executor:
@@ -42,11 +46,13 @@ class Executor:
         *,
         dry_run_vendors: frozenset[str] = frozenset(),
         clock: Callable[[], datetime] = utcnow,
+        notifier: Notifier | None = None,
     ) -> None:
         self._store = store
         self._vendors = vendors
         self._dry = dry_run_vendors
         self._clock = clock
+        self._notifier: Notifier = notifier or LogNotifier()
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -68,10 +74,14 @@ class Executor:
         """Record the decision as a hold; True when the campaign now needs a vendor action."""
         key = str(decision.campaign)
         kind = "shadow" if decision.shadow else "rule"
+        overridden = None if decision.shadow else await tx.override(key, decision.rule, now)
+        if overridden is not None:
+            return await self._suppress(tx, decision, now, *overridden)
         hold = Hold(key, f"{kind}:{decision.rule}", kind, decision.reason, now, decision.event_ids,
                     {"digest": decision.digest, **decision.inputs})
         if not await tx.add_hold(hold):
             return False                      # this rule already holds the campaign: nothing new
+        await tx.remove_hold(key, f"suppressed:{decision.rule}")
         DECISIONS.labels(decision.rule, "shadow" if decision.shadow else decision.action).inc()
         await tx.add_audit(AuditRow(
             now, "decision", key, decision.rule, decision.action,
@@ -82,6 +92,8 @@ class Executor:
         log.info("decision.made", rule=decision.rule, action=decision.action, shadow=decision.shadow,
                  reason=decision.reason, **decision.inputs)
         if decision.shadow:
+            tx.on_commit(partial(self._notify, Notice("shadow", key, f"shadow: would have paused {key}: "
+                                                      f"{decision.reason}", now, decision.rule, decision.inputs)))
             return False
         record = await tx.campaign(key)
         if record.bot_paused or record.pending in _PAUSE_INTENTS:
@@ -92,13 +104,48 @@ class Executor:
         await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
         return True
 
+    async def _suppress(self, tx: Tx, decision: Decision, now: datetime, by: str, until: datetime) -> bool:
+        """A person overrode the bot on this campaign: record the would-be pause once, act on nothing."""
+        key = str(decision.campaign)
+        detail = f"not paused: {by} overrode campaign-guard until {until:%Y-%m-%d %H:%M} UTC ({decision.reason})"
+        marker = Hold(key, f"suppressed:{decision.rule}", "suppressed", detail, now, decision.event_ids)
+        if await tx.add_hold(marker):
+            await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, "suppressed", detail,
+                                        decision.event_ids, {"digest": decision.digest, **decision.inputs}))
+            tx.on_commit(partial(self._notify, Notice("suppressed", key, detail, now, decision.rule,
+                                                      decision.inputs)))
+        return False
+
+    async def hold(self, tx: Tx, hold: Hold) -> bool:
+        """Place any hold (a person's, an alert's, the vendor's); True when the campaign needs a pause."""
+        if not await tx.add_hold(hold):
+            return False
+        await tx.add_audit(AuditRow(hold.created_at, "decision", hold.campaign, hold.owner, "pause", "hold_placed",
+                                    hold.reason, hold.event_ids, hold.details))
+        if hold.kind in _PASSIVE_KINDS:
+            return False
+        record = await tx.campaign(hold.campaign)
+        if record.bot_paused or record.pending in _PAUSE_INTENTS:
+            return False
+        if record.pending is Pending.RESUME:
+            await tx.set_campaign(replace(record, pending=None), hold.created_at)
+            return False
+        await tx.set_campaign(replace(record, pending=Pending.PAUSE), hold.created_at)
+        return True
+
+    async def override(self, tx: Tx, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
+        """Record that a person overrode the bot: no rule pauses this campaign again before `until`."""
+        await tx.add_override(str(ref), by=by, now=now, until=until)
+        await tx.add_audit(AuditRow(now, "decision", str(ref), None, "override", "recorded",
+                                    f"{by} overrode campaign-guard; rules will not pause it before {until:%Y-%m-%d %H:%M} UTC"))
+
     async def release(self, tx: Tx, ref: CampaignRef, owner: str, now: datetime, *, why: str) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""
         key = str(ref)
         if not await tx.remove_hold(key, owner):
             return False
         await tx.add_audit(AuditRow(now, "decision", key, owner, "release", "hold_removed", why))
-        if any(h.kind != "shadow" for h in await tx.holds(key)):
+        if any(h.kind not in _PASSIVE_KINDS for h in await tx.holds(key)):
             return False
         record = await tx.campaign(key)
         if not (record.bot_paused or record.dry_paused or record.pending in _PAUSE_INTENTS):
@@ -111,7 +158,7 @@ class Executor:
         key = str(ref)
         async with self._store.transaction() as tx:
             record = await tx.campaign(key)
-            holds = [h for h in await tx.holds(key) if h.kind != "shadow"]
+            holds = [h for h in await tx.holds(key) if h.kind not in _PASSIVE_KINDS]
         if record.pending is None:
             return
         try:
@@ -192,3 +239,11 @@ class Executor:
             if audit is not None:
                 kind, outcome, detail, inputs = audit
                 await tx.add_audit(AuditRow(now, kind, record.campaign, None, action, outcome, detail, (), inputs))
+                tx.on_commit(partial(self._notify, Notice(outcome, record.campaign, detail, now, None, inputs)))
+
+    async def _notify(self, notice: Notice) -> None:
+        """Hand a notice to the notifier; a notifier failure never undoes or blocks a decision."""
+        try:
+            await self._notifier.notify(notice)
+        except Exception:  # the notifier is a plug-in; the decision is already recorded
+            log.exception("notice.failed", kind=notice.kind)

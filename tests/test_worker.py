@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -210,3 +210,41 @@ async def test_shadow_rule_records_would_pause_and_calls_nothing(store, vendors,
     rows = await store.audit()
     assert [(r.kind, r.outcome) for r in rows] == [("decision", "would_pause")]
     assert rows[0].detail.startswith("shadow: would have paused smartlead:42: bounce rate 3.0%")
+
+
+class _Notices:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    async def notify(self, notice) -> None:
+        self.seen.append((notice.kind, notice.campaign))
+
+
+async def test_every_action_is_notified_after_it_is_recorded(store, vendors, clock) -> None:
+    notices = _Notices()
+    executor = Executor(store, vendors, clock=clock, notifier=notices)
+    worker = Worker(store=store, rules=load_rules(REPO / "rules"), executor=executor, clock=clock)
+    await _play(worker, _spike())
+    assert notices.seen == [("paused", "smartlead:42")]
+
+
+async def test_a_person_override_suppresses_the_rule_and_is_recorded_once(store, vendors, clock) -> None:
+    worker, executor = _worker(store, vendors, clock)
+    async with store.transaction() as tx:
+        await executor.override(tx, REF, by="user:U1", now=clock(), until=clock() + timedelta(days=7))
+    await _play(worker, _spike(bounces=10))
+    assert vendors["smartlead"].calls == []
+    suppressed = [r for r in await store.audit() if r.outcome == "suppressed"]
+    assert len(suppressed) == 1 and "user:U1 overrode campaign-guard" in suppressed[0].detail
+    clock.advance(days=8)                      # the override expired: the rule may pause again
+    await _play(worker, [_delivery("email.bounced", 100)])
+    assert vendors["smartlead"].writes() == [("pause", "42")]
+
+
+async def test_a_person_hold_pauses_and_keeps_the_campaign_paused(store, vendors, clock) -> None:
+    _, executor = _worker(store, vendors, clock)
+    async with store.transaction() as tx:
+        assert await executor.hold(tx, Hold("smartlead:42", "user:U1", "person", "checking copy", clock()))
+        assert not await executor.hold(tx, Hold("smartlead:42", "user:U1", "person", "again", clock()))
+    await executor.reconcile(REF)
+    assert vendors["smartlead"].writes() == [("pause", "42")]

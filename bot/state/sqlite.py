@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS audit (
     rule TEXT, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
     event_ids TEXT NOT NULL, inputs TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_campaign ON audit (campaign, id);
+CREATE TABLE IF NOT EXISTS overrides (
+    campaign TEXT NOT NULL, rule TEXT NOT NULL, by TEXT NOT NULL, created_at TEXT NOT NULL,
+    until TEXT NOT NULL, PRIMARY KEY (campaign, rule));
 """
 
 
@@ -56,6 +59,11 @@ class Tx:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._on_commit: list[Callable[[], Awaitable[None]]] = []
+
+    def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back)."""
+        self._on_commit.append(callback)
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self._db.execute(sql, tuple(args)) as cursor:
@@ -126,6 +134,22 @@ class Tx:
              int(record.dry_paused), record.vendor_status, _ts(now)),
         )
 
+    async def add_override(self, campaign: str, *, by: str, now: datetime, until: datetime, rule: str = "*") -> None:
+        """A person overrode the bot on this campaign: `rule` (or every rule: `*`) may not pause it before `until`."""
+        await self._db.execute(
+            "INSERT INTO overrides VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign, rule) DO UPDATE"
+            " SET by = excluded.by, created_at = excluded.created_at, until = excluded.until",
+            (campaign, rule, by, _ts(now), _ts(until)),
+        )
+
+    async def override(self, campaign: str, rule: str, now: datetime) -> tuple[str, datetime] | None:
+        """(who, until) of an override still in force for this rule on this campaign, if any."""
+        row = await self._one(
+            "SELECT by, until FROM overrides WHERE campaign = ? AND rule IN (?, '*') AND until > ?"
+            " ORDER BY until DESC LIMIT 1", (campaign, rule, _ts(now)),
+        )
+        return (row[0], datetime.fromisoformat(row[1])) if row else None
+
     async def add_audit(self, row: AuditRow) -> None:
         await self._db.execute(
             "INSERT INTO audit (at, kind, campaign, rule, action, outcome, detail, event_ids, inputs)"
@@ -164,13 +188,14 @@ class SqliteStateStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN IMMEDIATE … COMMIT; rolled back when the block raises. Serialized in-process."""
+        tx = Tx(self._db)
         async with self._lock:
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StateError(f"state database unavailable: {exc}") from exc
             try:
-                yield Tx(self._db)
+                yield tx
             except sqlite3.Error as exc:
                 await self._db.execute("ROLLBACK")
                 raise StateError(f"state write failed: {exc}") from exc
@@ -181,6 +206,8 @@ class SqliteStateStore:
                 await self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StateError(f"state commit failed: {exc}") from exc
+        for callback in tx._on_commit:
+            await callback()
 
     async def pending_campaigns(self) -> list[str]:
         """Campaigns with an unfinished vendor action (reconciled at worker start)."""
