@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(10, ge=1, le=1000)
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     drain_seconds: float = Field(20.0, ge=0)
+    override_days: float = Field(7.0, ge=0, description="after a person resumes, rules leave the campaign alone")
 
     # web intake
     webhook_token: SecretStr | None = None
