@@ -54,6 +54,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "campaign.completed": "the vendor reports the campaign completed",
     "campaign.bounce_threshold": "the vendor reports its own bounce threshold breached",
     "campaign.metrics": "numbers computed elsewhere (data: rates and counts)",
+    "alert.firing": "a monitoring alert fires (data: fingerprint, alertname, status, labels, annotations)",
+    "alert.resolved": "a monitoring alert resolved (same data as alert.firing)",
     "vendor.other": "a vendor event type campaign-guard has no meaning for (data.vendor_type)",
 }
 

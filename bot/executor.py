@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -20,7 +20,7 @@ import structlog
 
 from bot.engine import Decision
 from bot.errors import VendorError, VendorUnavailable
-from bot.events import CampaignRef, utcnow
+from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier
 from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
@@ -47,12 +47,14 @@ class Executor:
         dry_run_vendors: frozenset[str] = frozenset(),
         clock: Callable[[], datetime] = utcnow,
         notifier: Notifier | None = None,
+        override_for: timedelta = timedelta(days=7),
     ) -> None:
         self._store = store
         self._vendors = vendors
         self._dry = dry_run_vendors
         self._clock = clock
         self._notifier: Notifier = notifier or LogNotifier()
+        self._override_for = override_for
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -70,43 +72,86 @@ class Executor:
             if not self._waiters[key]:
                 del self._waiters[key], self._locks[key]
 
-    async def place(self, tx: Tx, decision: Decision, now: datetime) -> bool:
-        """Record the decision as a hold; True when the campaign now needs a vendor action."""
-        key = str(decision.campaign)
-        kind = "shadow" if decision.shadow else "rule"
+    async def apply(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
+        """Carry one decision to one campaign inside the worker's transaction; True when it needs reconciling."""
+        key = str(campaign)
+        if decision.action == "pause":
+            return await self.place(tx, decision, campaign, now)
+        if decision.shadow or decision.action == "notify":
+            outcome = "would_" + decision.action if decision.shadow else "notified"
+            detail = (f"shadow: would have applied {decision.action} to {key}: " if decision.shadow else "") + \
+                decision.reason
+            await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, outcome, detail,
+                                        decision.event_ids, decision.inputs))
+            kind = "shadow" if decision.shadow else "rule_notice"
+            tx.on_commit(partial(self._notify, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
+            return False
+        if decision.action == "vendor_hold":
+            return await self.hold(tx, Hold(key, "vendor", "vendor", decision.reason, now, decision.event_ids,
+                                            {"rule": decision.rule}))
+        needs = False
+        for owner in decision.releases:
+            needs |= await self.release(tx, campaign, owner, now, why=decision.reason)
+        return needs
+
+    async def unmatched(self, tx: Tx, decision: Decision, now: datetime) -> None:
+        """A decision that designates no known campaign: recorded and notified, never silently dropped."""
+        targets = ", ".join(f"{t.scope}={t.value}" for t in decision.targets) or "nothing"
+        detail = f"{decision.reason}: no known campaign matches {targets}"
+        await tx.add_audit(AuditRow(now, "decision", None, decision.rule, decision.action, "no_campaign", detail,
+                                    decision.event_ids, decision.inputs))
+        tx.on_commit(partial(self._notify, Notice("no_campaign", None, detail, now, decision.rule, decision.inputs)))
+
+    async def vendor_started(self, tx: Tx, event: Event, now: datetime) -> bool:
+        """The vendor says the campaign runs again. If campaign-guard paused it and did not resume it, a
+        person did: that is an override, recorded, and the bot's holds give way. True to reconcile."""
+        assert event.campaign is not None
+        key = str(event.campaign)
+        record = await tx.campaign(key)
+        stale = record.updated_at is not None and event.occurred_at < record.updated_at
+        if stale or not record.bot_paused or record.pending in (Pending.RESUME, Pending.RESUME_SENT):
+            return await tx.remove_hold(key, "vendor")        # the vendor lifted its own pause
+        holds = await tx.holds(key)
+        for hold in holds:
+            if hold.kind not in _PASSIVE_KINDS:
+                await tx.remove_hold(key, hold.owner)
+        until = now + self._override_for
+        await tx.set_campaign(replace(record, bot_paused=False, pending=None, vendor_status=CampaignStatus.ACTIVE),
+                              now)
+        await self.override(tx, event.campaign, by="a person (resumed at the vendor)", now=now, until=until)
+        detail = (f"resumed outside campaign-guard while it held the campaign ({', '.join(h.owner for h in holds)})"
+                  f": treated as a person's override until {until:%Y-%m-%d %H:%M} UTC")
+        tx.on_commit(partial(self._notify, Notice("override", key, detail, now)))
+        log.warning("campaign.override_detected", holds=[h.owner for h in holds])
+        return False
+
+    async def place(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
+        """Record a rule's pause decision as a hold on `campaign`; True when it now needs a vendor action."""
+        key = str(campaign)
         overridden = None if decision.shadow else await tx.override(key, decision.rule, now)
         if overridden is not None:
-            return await self._suppress(tx, decision, now, *overridden)
-        hold = Hold(key, f"{kind}:{decision.rule}", kind, decision.reason, now, decision.event_ids,
+            return await self._suppress(tx, decision, key, now, *overridden)
+        kind = "shadow" if decision.shadow else decision.owner.partition(":")[0]
+        owner = f"shadow:{decision.rule}" if decision.shadow else decision.owner
+        hold = Hold(key, owner, kind, decision.reason, now, decision.event_ids,
                     {"digest": decision.digest, **decision.inputs})
         if not await tx.add_hold(hold):
-            return False                      # this rule already holds the campaign: nothing new
+            return False                      # this owner already holds the campaign: nothing new
         await tx.remove_hold(key, f"suppressed:{decision.rule}")
         DECISIONS.labels(decision.rule, "shadow" if decision.shadow else decision.action).inc()
-        await tx.add_audit(AuditRow(
-            now, "decision", key, decision.rule, decision.action,
-            "would_pause" if decision.shadow else "hold_placed",
-            (f"shadow: would have paused {key}: " if decision.shadow else "") + decision.reason,
-            decision.event_ids, {"digest": decision.digest, **decision.inputs},
-        ))
+        detail = (f"shadow: would have paused {key}: " if decision.shadow else "") + decision.reason
+        await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action,
+                                    "would_pause" if decision.shadow else "hold_placed", detail,
+                                    decision.event_ids, {"digest": decision.digest, **decision.inputs}))
         log.info("decision.made", rule=decision.rule, action=decision.action, shadow=decision.shadow,
-                 reason=decision.reason, **decision.inputs)
+                 target=key, reason=decision.reason, **decision.inputs)
         if decision.shadow:
-            tx.on_commit(partial(self._notify, Notice("shadow", key, f"shadow: would have paused {key}: "
-                                                      f"{decision.reason}", now, decision.rule, decision.inputs)))
+            tx.on_commit(partial(self._notify, Notice("shadow", key, detail, now, decision.rule, decision.inputs)))
             return False
-        record = await tx.campaign(key)
-        if record.bot_paused or record.pending in _PAUSE_INTENTS:
-            return False
-        if record.pending is Pending.RESUME:   # a release not yet sent: cancel it, the campaign stays paused
-            await tx.set_campaign(replace(record, pending=None), now)
-            return False
-        await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
-        return True
+        return await self._engage(tx, hold)
 
-    async def _suppress(self, tx: Tx, decision: Decision, now: datetime, by: str, until: datetime) -> bool:
+    async def _suppress(self, tx: Tx, decision: Decision, key: str, now: datetime, by: str, until: datetime) -> bool:
         """A person overrode the bot on this campaign: record the would-be pause once, act on nothing."""
-        key = str(decision.campaign)
         detail = f"not paused: {by} overrode campaign-guard until {until:%Y-%m-%d %H:%M} UTC ({decision.reason})"
         marker = Hold(key, f"suppressed:{decision.rule}", "suppressed", detail, now, decision.event_ids)
         if await tx.add_hold(marker):
@@ -122,12 +167,16 @@ class Executor:
             return False
         await tx.add_audit(AuditRow(hold.created_at, "decision", hold.campaign, hold.owner, "pause", "hold_placed",
                                     hold.reason, hold.event_ids, hold.details))
+        return await self._engage(tx, hold)
+
+    async def _engage(self, tx: Tx, hold: Hold) -> bool:
+        """After a hold was placed: write the pause intent unless the campaign is paused or being paused."""
         if hold.kind in _PASSIVE_KINDS:
             return False
         record = await tx.campaign(hold.campaign)
         if record.bot_paused or record.pending in _PAUSE_INTENTS:
             return False
-        if record.pending is Pending.RESUME:
+        if record.pending is Pending.RESUME:   # a release not yet sent: cancel it, the campaign stays paused
             await tx.set_campaign(replace(record, pending=None), hold.created_at)
             return False
         await tx.set_campaign(replace(record, pending=Pending.PAUSE), hold.created_at)

@@ -1,4 +1,4 @@
-"""Rule files (`rules/*.yaml`): pydantic models, loading, and errors that name file, line and field."""
+"""Rule files (`rules/*.yaml`): loading, indexing, and errors that name file, line and field."""
 
 from __future__ import annotations
 
@@ -6,157 +6,15 @@ import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Final
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ValidationError
 
 from bot.errors import ConfigError
-from bot.events import EVENT_TYPES, SOURCES, VENDORS
+from bot.rulespec import OPERATORS, Comparison, Rule
 
-__all__ = ["OPERATORS", "Comparison", "Measure", "Pause", "Rule", "RuleSet", "Window", "load_rules"]
-
-#: The `when` operators and the value each takes.
-OPERATORS: Final = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "matches")
-_FIELD: Final = re.compile(r"^(type|source|campaign|campaign\.vendor|campaign\.id|data(\.[A-Za-z0-9_]+)+)$")
-
-
-def _check_field(name: str) -> str:
-    if not _FIELD.match(name):
-        raise ValueError(f"unknown field {name!r}: use type, source, campaign, campaign.vendor, campaign.id "
-                         "or data.<name>")
-    return name
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class Comparison(_Spec):
-    """Exactly one operator applied to a value, e.g. `{gte: 0.03}` or `{in: [smartlead]}`."""
-
-    eq: Any = None
-    ne: Any = None
-    in_: list[Any] | None = Field(None, alias="in")
-    not_in: list[Any] | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    exists: bool | None = None
-    matches: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Comparison:
-        given = [name for name in self.model_fields_set]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one operator of {', '.join(OPERATORS)}")
-        if self.matches is not None:
-            try:
-                re.compile(self.matches)
-            except re.error as exc:
-                raise ValueError(f"matches: invalid regular expression: {exc}") from None
-        return self
-
-    @property
-    def operator(self) -> tuple[str, Any]:
-        name = next(iter(self.model_fields_set))
-        return ("in" if name == "in_" else name), getattr(self, name)
-
-
-class Window(_Spec):
-    """A per-key window over the last `last` events of type `of` (and what arrived since the oldest)."""
-
-    per: Literal["campaign"] = "campaign"
-    last: int = Field(ge=1, le=100_000)
-    of: str
-
-
-class Measure(_Spec):
-    """`ratio: [numerator, denominator]` over the window, computed once `min_sample` denominators are in."""
-
-    ratio: tuple[str, str]
-    min_sample: int = Field(1, ge=1)
-
-
-class Pause(_Spec):
-    """When the measured value satisfies `when`, place a hold owned by this rule."""
-
-    when: Comparison
-    reason: str = "{rule}: {numerator}/{denominator} = {value:.2%} over the last {denominator} {of}"
-
-    @field_validator("reason")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            value.format(rule="r", numerator=1, denominator=2, value=0.5, of="email.sent")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"bad template ({exc}); placeholders: rule, numerator, denominator, value, of") from None
-        return value
-
-
-class Rule(_Spec):
-    """One rule file. The file stem is the rule's name."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    description: str = Field(min_length=1)
-    on: tuple[str, ...] = Field(min_length=1)
-    when: dict[Annotated[str, AfterValidator(_check_field)], Comparison] = Field(default_factory=dict)
-    window: Window
-    measure: Measure
-    pause: Pause
-    mode: Literal["enforce", "shadow"] = "enforce"
-    digest: str = ""
-
-    @field_validator("on", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("on")
-    @classmethod
-    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for event_type in value:
-            _check_type(event_type)
-        return value
-
-    @field_validator("when")
-    @classmethod
-    def _known_fields(cls, value: dict[str, Comparison]) -> dict[str, Comparison]:
-        for name, comparison in value.items():
-            op, operand = comparison.operator
-            if name == "source" and op in ("eq", "in"):
-                for item in operand if isinstance(operand, list) else [operand]:
-                    if item not in SOURCES:
-                        raise ValueError(f"unknown source {item!r}; expected one of {sorted(SOURCES)}")
-            if name == "campaign.vendor" and op in ("eq", "in"):
-                for item in operand if isinstance(operand, list) else [operand]:
-                    if item not in VENDORS:
-                        raise ValueError(f"unknown vendor {item!r}; expected one of {sorted(VENDORS)}")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Rule:
-        for event_type in (self.window.of, *self.measure.ratio):
-            _check_type(event_type)
-            if event_type not in self.on:
-                raise ValueError(f"{event_type!r} is measured but not listed in `on`")
-        if self.measure.ratio[1] != self.window.of:
-            raise ValueError("the ratio's denominator must be the window's `of` event type")
-        return self
-
-
-def _check_type(event_type: str) -> None:
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+__all__ = ["OPERATORS", "Comparison", "Rule", "RuleSet", "load_rule", "load_rules"]
 
 
 class RuleSet:

@@ -16,13 +16,14 @@ from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
 from bot.broker.base import Delivery, Outcome
-from bot.engine import evaluate
+from bot.engine import evaluate, key_value
 from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.executor import Executor
+from bot.inventory import Inventory
 from bot.metrics import EVENTS
-from bot.ruleset import RuleSet
-from bot.state.sqlite import SqliteStateStore
+from bot.ruleset import Rule, RuleSet
+from bot.state.sqlite import SqliteStateStore, Tx
 
 __all__ = ["Worker"]
 
@@ -40,12 +41,13 @@ class Worker:
 
     def __init__(
         self, *, store: SqliteStateStore, rules: RuleSet, executor: Executor,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None,
     ) -> None:
         self._store = store
         self._rules = rules
         self._executor = executor
         self._clock = clock
+        self._inventory = inventory or Inventory()
         #: outcome label → count, for operators (/metrics has the same) and for tests to wait on
         self.handled: Counter[str] = Counter()
         self._handled_changed = asyncio.Condition()
@@ -110,22 +112,47 @@ class Worker:
         return Outcome.ack(), ("ack" if new else "duplicate")
 
     async def _process(self, event: Event) -> bool:
-        """Returns False for a duplicate. Reconciles the campaign either way (crash recovery)."""
-        if event.campaign is None:
-            async with self._store.transaction() as tx:
-                return await tx.record_event(event, self._clock())
-        async with self._executor.lock(event.campaign):
-            now = self._clock()
-            async with self._store.transaction() as tx:
-                new = await tx.record_event(event, now)
-                if new:
-                    for rule in self._rules.for_type(event.type):
-                        key = str(event.campaign)
-                        result = evaluate(rule, event, await tx.window(rule.name, key))
-                        if result.window is not None:
-                            await tx.set_window(rule.name, key, result.window, now)
-                        if result.decision is not None:
-                            with bound_contextvars(rule=rule.name):
-                                await self._executor.place(tx, result.decision, now)
-            await self._executor.reconcile(event.campaign)
+        """Record, evaluate and act in one transaction, then reconcile every campaign it touched.
+
+        Returns False for a duplicate. The event's own campaign is reconciled either way, which finishes
+        a vendor action a crash or an exhausted retry left pending.
+        """
+        now = self._clock()
+        touched: set[str] = set()
+        async with self._store.transaction() as tx:
+            new = await tx.record_event(event, now)
+            if new:
+                learned = self._inventory.observe(event)
+                if learned is not None:
+                    await tx.add_inventory(*learned, now)
+                if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
+                    touched.add(str(event.campaign))
+                for rule in self._rules.for_type(event.type):
+                    with bound_contextvars(rule=rule.name):
+                        touched |= await self._evaluate(tx, rule, event, now)
+        if event.campaign is not None:
+            touched.add(str(event.campaign))
+        for key in sorted(touched):
+            ref = CampaignRef.parse(key)
+            with bound_contextvars(campaign=key):
+                async with self._executor.lock(ref):
+                    await self._executor.reconcile(ref)
         return new
+
+    async def _evaluate(self, tx: Tx, rule: Rule, event: Event, now: datetime) -> set[str]:
+        """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
+        key = key_value(rule.key, event)
+        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now)
+        if result.window is not None and key is not None:
+            await tx.set_window(rule.name, key, result.window, now)
+        touched: set[str] = set()
+        for decision in result.decisions:
+            campaigns = self._inventory.resolve(decision.targets)
+            if not campaigns:
+                if rule.action is not None:       # say so rather than silently doing nothing
+                    await self._executor.unmatched(tx, decision, now)
+                continue
+            for ref in campaigns:
+                if await self._executor.apply(tx, decision, ref, now):
+                    touched.add(str(ref))
+        return touched

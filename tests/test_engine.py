@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.engine import compare, evaluate, field_value, matches
+from bot.engine import Target, compare, evaluate, field_value, matches
 from bot.events import Event
-from bot.ruleset import Comparison, Rule
+from bot.rulespec import Comparison, Rule
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -33,10 +33,9 @@ def _feed(rule: Rule, kinds: list[str]) -> tuple[dict[str, Any] | None, list[Any
     window: dict[str, Any] | None = None
     decisions = []
     for n, kind in enumerate(kinds):
-        result = evaluate(rule, _event(kind, n), window)
+        result = evaluate(rule, _event(kind, n), window, T0)
         window = result.window if result.window is not None else window
-        if result.decision:
-            decisions.append(result.decision)
+        decisions.extend(result.decisions)
     return window, decisions
 
 
@@ -77,7 +76,6 @@ def test_when_clauses_must_all_hold() -> None:
     assert matches(rule, _event("email.bounced", 1, bounce_type="hard"))
     assert not matches(rule, _event("email.bounced", 1, bounce_type="soft"))
     assert not matches(rule, _event("email.bounced", 1, campaign="leadterra:camp_1", bounce_type="hard"))
-    assert not matches(rule, _event("email.bounced", 1, campaign=None, bounce_type="hard"))
     assert not matches(rule, _event("email.replied", 1, bounce_type="hard"))
 
 
@@ -90,7 +88,7 @@ def test_decision_when_ratio_reaches_threshold_with_inputs() -> None:
     _, decisions = _feed(_rule(), ["email.sent"] * 10 + ["email.bounced"])
     assert len(decisions) == 1
     decision = decisions[0]
-    assert decision.action == "pause" and str(decision.campaign) == "smartlead:1"
+    assert decision.action == "pause" and decision.targets == (Target("campaign", "smartlead:1"),)
     assert decision.inputs["numerator"] == 1 and decision.inputs["denominator"] == 10
     assert decision.inputs["value"] == 0.1 and decision.inputs["threshold"] == {"gte": 0.1}
     assert decision.inputs["rule_digest"] == "abc"
@@ -121,8 +119,8 @@ def test_shadow_rule_decisions_are_marked() -> None:
 
 
 def test_events_the_rule_does_not_measure_leave_the_window_alone() -> None:
-    result = evaluate(_rule(), _event("email.replied", 1), {"seq": "dd", "ids": []})
-    assert result.window is None and result.decision is None
+    result = evaluate(_rule(), _event("email.replied", 1), {"seq": "dd", "ids": []}, T0)
+    assert result.window is None and result.decisions == ()
 
 
 def test_numerators_without_sends_stay_bounded() -> None:

@@ -55,7 +55,7 @@ def test_name_is_the_file_stem_and_digest_follows_content(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("[email.sent, email.bounced]", "[email.sent, email.bouncd]"), ":2: on: unknown event type 'email.bouncd'"),
+        (("[email.sent, email.bounced]", "[email.sent, email.bouncd]"), ":2: on.1: unknown event type 'email.bouncd'"),
         (("{last: 10,", "{last: 0,"), ":3: window.last: Input should be greater than or equal to 1"),
         (("{gte: 0.2}", "{gte: 0.2, lt: 1}"), ":5: pause.when: give exactly one operator"),
         (("{gte: 0.2}", "{between: 0.2}"), ":5: pause.when.between: Extra inputs are not permitted"),
@@ -78,8 +78,8 @@ def test_when_operators_are_validated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("clause", "expected"),
     [
-        ("campaign.vendor: {in: [smartleed]}", "unknown vendor 'smartleed'"),
-        ("source: {eq: smartleed}", "unknown source 'smartleed'"),
+        ("campaign.vendor: {in: [smartleed]}", "campaign.vendor: unknown value 'smartleed'"),
+        ("source: {eq: smartleed}", "source: unknown value 'smartleed'"),
         ("colour: {eq: 1}", r"colour.\[key\]: unknown field 'colour'"),
     ],
 )

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS audit (
     rule TEXT, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
     event_ids TEXT NOT NULL, inputs TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_campaign ON audit (campaign, id);
+CREATE TABLE IF NOT EXISTS inventory (
+    campaign TEXT NOT NULL, sender TEXT NOT NULL DEFAULT '', seen_at TEXT NOT NULL,
+    PRIMARY KEY (campaign, sender));
 CREATE TABLE IF NOT EXISTS overrides (
     campaign TEXT NOT NULL, rule TEXT NOT NULL, by TEXT NOT NULL, created_at TEXT NOT NULL,
     until TEXT NOT NULL, PRIMARY KEY (campaign, rule));
@@ -150,6 +153,10 @@ class Tx:
         )
         return (row[0], datetime.fromisoformat(row[1])) if row else None
 
+    async def add_inventory(self, campaign: str, sender: str, now: datetime) -> None:
+        """Remember that `campaign` sends from `sender` (learned from an event)."""
+        await self._db.execute("INSERT OR IGNORE INTO inventory VALUES (?, ?, ?)", (campaign, sender, _ts(now)))
+
     async def add_audit(self, row: AuditRow) -> None:
         await self._db.execute(
             "INSERT INTO audit (at, kind, campaign, rule, action, outcome, detail, event_ids, inputs)"
@@ -208,6 +215,11 @@ class SqliteStateStore:
                 raise StateError(f"state commit failed: {exc}") from exc
         for callback in tx._on_commit:
             await callback()
+
+    async def inventory(self) -> list[tuple[str, str]]:
+        """Every (campaign, sender) pair learned from events."""
+        async with self._lock, self._db.execute("SELECT campaign, sender FROM inventory") as cursor:
+            return [(r[0], r[1]) for r in await cursor.fetchall()]
 
     async def pending_campaigns(self) -> list[str]:
         """Campaigns with an unfinished vendor action (reconciled at worker start)."""

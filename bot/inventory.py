@@ -1,0 +1,93 @@
+"""Campaign inventory: which campaigns send from which accounts, for sender/domain/vendor scopes.
+
+Sources, merged: a static mapping file (`BOT_INVENTORY_FILE`, for what vendors do not tell), and what
+events show (a Smartlead `EMAIL_SENT` names its campaign and sending account), persisted in the state
+store so it survives restarts. Lookups are in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from bot.engine import Target, key_value
+from bot.errors import ConfigError
+from bot.events import CampaignRef, Event
+
+__all__ = ["Inventory", "load_inventory_file"]
+
+
+def load_inventory_file(path: Path) -> dict[str, set[str]]:
+    """Read `campaigns: {vendor:id: [sender@domain, ...]}`; ConfigError naming the entry on mistakes."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read inventory: {exc}") from None
+    campaigns = data.get("campaigns") if isinstance(data, dict) else None
+    if not isinstance(campaigns, dict):
+        raise ConfigError(f"{path}: expected `campaigns:` mapping vendor:id to a list of sender emails")
+    mapping: dict[str, set[str]] = {}
+    for ref, senders in campaigns.items():
+        try:
+            key = str(CampaignRef.parse(str(ref)))
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: campaigns.{ref}: {exc.errors()[0]['msg']}") from None
+        if not isinstance(senders, list) or not all(isinstance(s, str) and "@" in s for s in senders):
+            raise ConfigError(f"{path}: campaigns.{ref}: expected a list of sender emails")
+        mapping[key] = {s.strip().lower() for s in senders}
+    return mapping
+
+
+class Inventory:
+    """Campaign → sender accounts, answering `which campaigns does this target mean?`."""
+
+    def __init__(self, mapping: Mapping[str, Iterable[str]] | None = None) -> None:
+        self._senders: dict[str, set[str]] = {}
+        for campaign, senders in (mapping or {}).items():
+            for sender in senders:
+                self.add(campaign, sender)
+
+    def add(self, campaign: str, sender: str | None = None) -> bool:
+        """Record a campaign (and a sender it uses); True when that was new."""
+        senders = self._senders.setdefault(campaign, set())
+        if sender is None or sender in senders:
+            return False
+        senders.add(sender)
+        return True
+
+    def observe(self, event: Event) -> tuple[str, str] | None:
+        """Learn (campaign, sender) from an event; returns the pair when it was new."""
+        if event.campaign is None:
+            return None
+        sender = key_value("sender_account", event)
+        campaign = str(event.campaign)
+        if self.add(campaign, sender) and sender is not None:
+            return campaign, sender
+        return None
+
+    def resolve(self, targets: Iterable[Target]) -> list[CampaignRef]:
+        """Every known campaign a set of targets designates, sorted, without duplicates."""
+        found: set[str] = set()
+        for target in targets:
+            if target.scope == "campaign":
+                try:
+                    found.add(str(CampaignRef.parse(target.value)))
+                except ValidationError:
+                    continue
+            elif target.scope == "vendor":
+                found.update(c for c in self._senders if c.startswith(f"{target.value}:"))
+            elif target.scope == "sender_account":
+                found.update(c for c, senders in self._senders.items() if target.value in senders)
+            elif target.scope == "sender_domain":
+                found.update(c for c, senders in self._senders.items()
+                             if any(s.rpartition("@")[2] == target.value for s in senders))
+        return [CampaignRef.parse(c) for c in sorted(found)]
+
+    def senders(self, campaign: str) -> frozenset[str]:
+        return frozenset(self._senders.get(campaign, ()))
+
+    def __len__(self) -> int:
+        return len(self._senders)
