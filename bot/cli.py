@@ -1,4 +1,4 @@
-"""`campaign-guard` command line: run | web | worker | simulate | demo | audit | rules check."""
+"""`campaign-guard` command line: run | web | worker | simulate | demo | audit | decisions | rules."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--campaign", help="only this campaign, written vendor:id")
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    decisions = sub.add_parser("decisions", help="pauses parked by the blast-radius breaker: list, approve, reject")
+    decisions.add_argument("verb", nargs="?", choices=["list", "approve", "reject"], default="list")
+    decisions.add_argument("id", nargs="?", type=int, help="decision number (for approve/reject)")
+    decisions.add_argument("--by", default="cli", help="who decides (recorded in the audit log)")
     rules = sub.add_parser("rules", help="rule file tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate every rule file in DIR")
@@ -78,6 +82,34 @@ async def _audit(settings: Settings, *, campaign: str | None, limit: int, as_jso
     return 0
 
 
+async def _decisions(settings: Settings, verb: str, decision_id: int | None, *, by: str) -> int:
+    """List parked decisions, or approve/reject one (the running worker's sweep acts on an approval)."""
+    from bot.events import utcnow
+    from bot.executor import Executor
+    from bot.state.sqlite import SqliteStateStore
+
+    if verb != "list" and decision_id is None:
+        raise ConfigError(f"decisions {verb} needs a decision number (see `campaign-guard decisions`)")
+    if not settings.state_path.exists():
+        raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL)")
+    async with SqliteStateStore.open(settings.state_path) as store:
+        executor = Executor(store, {})
+        async with store.transaction() as tx:
+            if verb == "list":
+                pending = await tx.pending(status="pending")
+                for item in pending:
+                    print(f"#{item.id:<5} {item.hold.campaign:<28} {item.hold.owner:<28} expires "
+                          f"{item.expires_at:%Y-%m-%d %H:%M} UTC  {item.hold.reason}")
+                print(f"{len(pending)} decision(s) waiting for approval")
+                return 0
+            assert decision_id is not None
+            act = executor.approve_pending if verb == "approve" else executor.reject_pending
+            ref = await act(tx, decision_id, by=f"cli:{by}", now=utcnow())
+    print(f"decision #{decision_id} {verb}d for {ref}" + (
+        "; the running worker pauses it within BOT_SWEEP_SECONDS" if verb == "approve" else ""))
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rules":
         return _rules_check(args.dir)
@@ -87,6 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         asyncio.run(run_simulator(args.host, args.port))
         return 0
     settings = load_settings()
+    if args.command == "decisions":
+        return asyncio.run(_decisions(settings, args.verb, args.id, by=args.by))
     if args.command == "audit":
         return asyncio.run(_audit(settings, campaign=args.campaign, limit=args.limit, as_json=args.json))
     if args.command == "demo":

@@ -41,10 +41,27 @@ class Settings(BaseSettings):
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     drain_seconds: float = Field(20.0, ge=0)
     override_days: float = Field(7.0, ge=0, description="after a person resumes, rules leave the campaign alone")
+    breaker_limit: int = Field(5, ge=1, description="automated pauses per vendor allowed within breaker_window")
+    breaker_window: float = Field(600.0, gt=0)
+    pending_ttl: float = Field(86400.0, gt=0, description="seconds a parked decision waits for approval")
+    sweep_seconds: float = Field(30.0, gt=0, description="how often pending actions and decisions are swept")
+    inventory_file: Path | None = None
 
     # web intake
     webhook_token: SecretStr | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # slack (bot.slack, bot.web.slack)
+    slack_signing_secret: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_pause_users: str = Field("", description="Slack user ids allowed to pause, comma-separated")
+    slack_resume_users: str = Field("", description="Slack user ids allowed to resume (empty: nobody)")
+    slack_approve_users: str = Field("", description="Slack user ids allowed to approve/reject parked pauses")
+    slack_digest_seconds: float = Field(300.0, gt=0, description="shadow notices are batched per interval")
+    slack_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    slack_max_attempts: int = Field(30, ge=1, description="attempts per Slack message before it is marked failed")
 
     # vendors
     vendor_timeout: float = Field(15.0, gt=0)
@@ -118,6 +135,17 @@ class Settings(BaseSettings):
 
     def base_url(self, vendor: str) -> str:
         return str(getattr(self, f"{vendor}_base_url")).rstrip("/")
+
+    def slack_users(self, permission: str) -> frozenset[str]:
+        """User ids of `slack_<permission>_users` (pause | resume | approve)."""
+        raw = str(getattr(self, f"slack_{permission}_users"))
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+    @property
+    def slack_notices(self) -> bool:
+        """Channel notices need both a bot token and a channel."""
+        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        return bool(token and self.slack_channel)
 
     def vendor_dry_run(self, vendor: str) -> bool:
         """A vendor is dry-run when BOT_DRY_RUN is set or it has no API key."""

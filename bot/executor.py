@@ -18,12 +18,13 @@ from typing import Any
 
 import structlog
 
+from bot.breaker import AUTOMATED_KINDS, Breaker, Trip
 from bot.engine import Decision
-from bot.errors import VendorError, VendorUnavailable
+from bot.errors import ConfigError, VendorError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
+from bot.state.base import AuditRow, CampaignRecord, Hold, Pending, PendingDecision
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
@@ -33,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 _PAUSE_INTENTS = (Pending.PAUSE, Pending.PAUSE_SENT)
 #: Holds that are records only: they never pause a campaign nor keep it paused.
-_PASSIVE_KINDS = frozenset({"shadow", "suppressed"})
+_PASSIVE_KINDS = frozenset({"shadow", "suppressed", "pending"})
 
 
 class Executor:
@@ -48,6 +49,7 @@ class Executor:
         clock: Callable[[], datetime] = utcnow,
         notifier: Notifier | None = None,
         override_for: timedelta = timedelta(days=7),
+        breaker: Breaker | None = None,
     ) -> None:
         self._store = store
         self._vendors = vendors
@@ -55,6 +57,7 @@ class Executor:
         self._clock = clock
         self._notifier: Notifier = notifier or LogNotifier()
         self._override_for = override_for
+        self._breaker = breaker or Breaker()
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -173,6 +176,9 @@ class Executor:
         """After a hold was placed: write the pause intent unless the campaign is paused or being paused."""
         if hold.kind in _PASSIVE_KINDS:
             return False
+        if hold.kind in AUTOMATED_KINDS and (trip := await self._breaker.admit(tx, hold)) is not None:
+            self._announce_trip(tx, hold, trip)
+            return False
         record = await tx.campaign(hold.campaign)
         if record.bot_paused or record.pending in _PAUSE_INTENTS:
             return False
@@ -181,6 +187,58 @@ class Executor:
             return False
         await tx.set_campaign(replace(record, pending=Pending.PAUSE), hold.created_at)
         return True
+
+    def _announce_trip(self, tx: Tx, hold: Hold, trip: Trip) -> None:
+        now = hold.created_at
+        text = (f"pause of {hold.campaign} parked as decision #{trip.decision_id}: {hold.reason} "
+                f"(approve with `campaign-guard decisions approve {trip.decision_id}`)")
+        notices = [Notice("pending_decision", hold.campaign, text, now, hold.owner,
+                          {"decision_id": trip.decision_id, **hold.details})]
+        if trip.first_in_window:
+            vendor = hold.campaign.partition(":")[0]
+            notices.insert(0, Notice("breaker_open", None, f"blast-radius breaker open for {vendor}: {trip.recent} "
+                                     "automated pauses in the window; further pauses wait for approval", now))
+        for notice in notices:
+            tx.on_commit(partial(self._notify, notice))
+        log.error("breaker.tripped", decision_id=trip.decision_id, recent=trip.recent, target=hold.campaign)
+
+    async def approve_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+        """A person approves a parked pause: the hold is placed for real (past the breaker). Reconcile after."""
+        pending = await self._pending(tx, decision_id)
+        hold = pending.hold
+        await tx.decide_pending(decision_id, "approved", by=by, now=now)
+        await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
+        await tx.add_hold(hold)
+        await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "approved",
+                                    f"decision #{decision_id} approved by {by}", hold.event_ids))
+        record = await tx.campaign(hold.campaign)
+        if not (record.bot_paused or record.pending in _PAUSE_INTENTS):
+            await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
+        return CampaignRef.parse(hold.campaign)
+
+    async def reject_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+        """A person rejects a parked pause: nothing is paused, the parked hold goes away."""
+        pending = await self._pending(tx, decision_id)
+        await tx.decide_pending(decision_id, "rejected", by=by, now=now)
+        await tx.remove_hold(pending.hold.campaign, f"pending:{pending.hold.owner}")
+        await tx.add_audit(AuditRow(now, "decision", pending.hold.campaign, pending.hold.owner, "pause", "rejected",
+                                    f"decision #{decision_id} rejected by {by}: not paused"))
+        return CampaignRef.parse(pending.hold.campaign)
+
+    async def expire_pending(self, tx: Tx, now: datetime) -> None:
+        for pending in await self._breaker.expire(tx, now):
+            tx.on_commit(partial(self._notify, Notice(
+                "decision_expired", pending.hold.campaign, f"decision #{pending.id} expired: not paused", now)))
+
+    @staticmethod
+    async def _pending(tx: Tx, decision_id: int) -> PendingDecision:
+        found = await tx.pending(decision_id=decision_id, status=None)
+        if not found:
+            raise ConfigError(f"no decision #{decision_id}")
+        if found[0].status != "pending":
+            raise ConfigError(f"decision #{decision_id} is already {found[0].status}")
+        return found[0]
 
     async def override(self, tx: Tx, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
         """Record that a person overrode the bot: no rule pauses this campaign again before `until`."""

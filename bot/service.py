@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 import structlog
 from aiohttp import web
 
+from bot.breaker import Breaker
 from bot.broker import make_broker
 from bot.broker.base import Broker
 from bot.config import Settings
+from bot.errors import BotError
 from bot.executor import Executor
+from bot.inventory import Inventory, load_inventory_file
 from bot.log import register_secret
 from bot.ruleset import RuleSet, load_rules
 from bot.state.sqlite import SqliteStateStore
@@ -60,6 +65,30 @@ def _warn_closed_sources(settings: Settings) -> None:
                     hint="set BOT_WEBHOOK_TOKEN / BOT_<VENDOR>_WEBHOOK_SECRET; these answer 401 until then")
 
 
+async def _inventory(settings: Settings, store: SqliteStateStore) -> Inventory:
+    """The static mapping file (if any) plus every (campaign, sender) pair learned from events so far."""
+    inventory = Inventory(load_inventory_file(settings.inventory_file) if settings.inventory_file else None)
+    for campaign, sender in await store.inventory():
+        inventory.add(campaign, sender or None)
+    return inventory
+
+
+async def _sweep(worker: Worker, every: float) -> None:
+    """Periodically expire parked decisions and finish vendor actions left pending (approvals, retries)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await worker.sweep()
+        except BotError as exc:
+            log.warning("sweep.failed", error=str(exc))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @asynccontextmanager
 async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> AsyncIterator[Services]:
     """Start the requested parts; on exit stop taking work, drain, and close in reverse order."""
@@ -77,12 +106,18 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             )
             vendors = build_vendors(settings, session)
             dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
-            executor = Executor(store, vendors, dry_run_vendors=dry)
-            worker = Worker(store=store, rules=rules, executor=executor)
+            executor = Executor(
+                store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
+                breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
+                                timedelta(seconds=settings.pending_ttl)),
+            )
+            worker = Worker(store=store, rules=rules, executor=executor, inventory=await _inventory(settings, store))
             services.store, services.worker = store, worker
             recovered = await worker.recover()
             await broker.consume(worker.handle)
             stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
+            sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
+            stack.push_async_callback(_cancel, sweeper)
             log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
                      recovered=recovered, prefetch=settings.prefetch)
         if with_web:

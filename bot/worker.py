@@ -79,6 +79,12 @@ class Worker:
                         log.warning("campaign.recovery_deferred", error=str(exc))
         return len(keys)
 
+    async def sweep(self) -> None:
+        """Expire parked decisions, then finish pending vendor actions (e.g. a pause approved from the CLI)."""
+        async with self._store.transaction() as tx:
+            await self._executor.expire_pending(tx, self._clock())
+        await self.recover()
+
     async def handle(self, delivery: Delivery) -> Outcome:
         """Decide the delivery's fate. Acks only after the effect and its record are stored."""
         started = time.perf_counter()

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["AuditRow", "CampaignRecord", "Hold", "Pending"]
+__all__ = ["AuditRow", "CampaignRecord", "Hold", "Pending", "PendingDecision"]
 
 
 class Pending(StrEnum):
@@ -62,3 +62,14 @@ class AuditRow:
     event_ids: tuple[str, ...] = ()
     inputs: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDecision:
+    """An automated pause the blast-radius breaker parked until a person approves or rejects it."""
+
+    id: int
+    hold: Hold              # the hold it would place (owner, kind, reason, triggering events)
+    expires_at: datetime
+    status: str             # pending | approved | rejected | expired
+    decided_by: str | None = None

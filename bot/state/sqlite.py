@@ -15,7 +15,7 @@ import aiosqlite
 
 from bot.errors import StateError
 from bot.events import Event
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
+from bot.state.base import AuditRow, CampaignRecord, Hold, Pending, PendingDecision
 
 __all__ = ["SqliteStateStore", "Tx"]
 
@@ -43,6 +43,12 @@ CREATE INDEX IF NOT EXISTS audit_campaign ON audit (campaign, id);
 CREATE TABLE IF NOT EXISTS inventory (
     campaign TEXT NOT NULL, sender TEXT NOT NULL DEFAULT '', seen_at TEXT NOT NULL,
     PRIMARY KEY (campaign, sender));
+CREATE TABLE IF NOT EXISTS pause_log (vendor TEXT NOT NULL, campaign TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pause_log_vendor ON pause_log (vendor, at);
+CREATE TABLE IF NOT EXISTS pending_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, campaign TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT NOT NULL,
+    reason TEXT NOT NULL, event_ids TEXT NOT NULL, details TEXT NOT NULL, created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL, status TEXT NOT NULL, decided_by TEXT, decided_at TEXT);
 CREATE TABLE IF NOT EXISTS overrides (
     campaign TEXT NOT NULL, rule TEXT NOT NULL, by TEXT NOT NULL, created_at TEXT NOT NULL,
     until TEXT NOT NULL, PRIMARY KEY (campaign, rule));
@@ -152,6 +158,48 @@ class Tx:
             " ORDER BY until DESC LIMIT 1", (campaign, rule, _ts(now)),
         )
         return (row[0], datetime.fromisoformat(row[1])) if row else None
+
+    async def log_pause(self, vendor: str, campaign: str, now: datetime) -> None:
+        await self._db.execute("INSERT INTO pause_log VALUES (?, ?, ?)", (vendor, campaign, _ts(now)))
+
+    async def recent_pauses(self, vendor: str, since: datetime) -> int:
+        """Automated pauses of this vendor's campaigns since `since` (the blast-radius breaker's count)."""
+        row = await self._one("SELECT count(*) FROM pause_log WHERE vendor = ? AND at > ?", (vendor, _ts(since)))
+        return int(row[0]) if row else 0
+
+    async def add_pending(self, hold: Hold, *, expires_at: datetime) -> int:
+        """Park an automated pause for a person to approve; returns its id."""
+        cursor = await self._db.execute(
+            "INSERT INTO pending_decisions (campaign, owner, kind, reason, event_ids, details, created_at,"
+            " expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (hold.campaign, hold.owner, hold.kind, hold.reason, json.dumps(list(hold.event_ids)),
+             json.dumps(hold.details, default=str), _ts(hold.created_at), _ts(expires_at)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    async def pending(self, *, decision_id: int | None = None, status: str | None = "pending") -> list[PendingDecision]:
+        clauses, args = [], []
+        if decision_id is not None:
+            clauses.append("id = ?")
+            args.append(decision_id)
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._db.execute(
+            "SELECT id, campaign, owner, kind, reason, event_ids, details, created_at, expires_at, status,"
+            f" decided_by FROM pending_decisions {where} ORDER BY id", args,
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [PendingDecision(r[0], Hold(r[1], r[2], r[3], r[4], datetime.fromisoformat(r[7]),
+                                           tuple(json.loads(r[5])), json.loads(r[6])),
+                                datetime.fromisoformat(r[8]), r[9], r[10]) for r in rows]
+
+    async def decide_pending(self, decision_id: int, status: str, *, by: str, now: datetime) -> None:
+        await self._db.execute(
+            "UPDATE pending_decisions SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+            (status, by, _ts(now), decision_id),
+        )
 
     async def add_inventory(self, campaign: str, sender: str, now: datetime) -> None:
         """Remember that `campaign` sends from `sender` (learned from an event)."""

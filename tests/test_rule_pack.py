@@ -1,0 +1,178 @@
+"""Every shipped rule in rules/ does what its file says, through the worker and a recording vendor."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.breaker import Breaker
+from bot.broker.base import Delivery, Verdict
+from bot.events import CampaignRef, Event
+from bot.executor import Executor
+from bot.ruleset import load_rules
+from bot.state.sqlite import SqliteStateStore
+from bot.vendors.base import CampaignStatus
+from bot.worker import Worker
+from tests.conftest import REPO, FakeVendor, FrozenClock
+
+
+class Bot:
+    """The shipped rules over a real SQLite store and fake vendors, with a hand-moved clock."""
+
+    def __init__(self, store: SqliteStateStore, clock: FrozenClock, *, breaker: Breaker | None = None) -> None:
+        self.vendors = {"smartlead": FakeVendor("smartlead"), "leadterra": FakeVendor("leadterra", can_read_state=False),
+                        "inbox": FakeVendor("inbox")}
+        self.executor = Executor(store, self.vendors, clock=clock, breaker=breaker)
+        self.worker = Worker(store=store, rules=load_rules(REPO / "rules"), executor=self.executor, clock=clock)
+        self.store, self.clock, self._n = store, clock, 0
+
+    def active(self, *refs: str) -> None:
+        for ref in refs:
+            parsed = CampaignRef.parse(ref)
+            self.vendors[parsed.vendor].statuses[parsed.id] = CampaignStatus.ACTIVE
+
+    async def send(self, event_type: str, campaign: str | None = "smartlead:1", *, source: str | None = None,
+                   count: int = 1, **data: Any) -> None:
+        for _ in range(count):
+            self._n += 1
+            event = Event(id=f"e{self._n}", type=event_type, occurred_at=self.clock(), campaign=campaign,
+                          source=source or (campaign.split(":")[0] if campaign else "smartlead"), data=data)
+            outcome = await self.worker.handle(Delivery(event.model_dump_json().encode(), event.id, "k", 0, False))
+            assert outcome.verdict is Verdict.ACK, outcome.reason
+
+    def writes(self, vendor: str = "smartlead") -> list[tuple[str, str]]:
+        return self.vendors[vendor].writes()
+
+    async def outcomes(self, campaign: str | None = None) -> list[tuple[str, str]]:
+        return [(r.action, r.outcome) for r in await self.store.audit(campaign=campaign)]
+
+
+@pytest.fixture
+def bot(store: SqliteStateStore, clock: FrozenClock) -> Bot:
+    return Bot(store, clock)
+
+
+async def test_spam_complaint_guard_pauses_at_three_per_thousand(bot: Bot) -> None:
+    bot.active("smartlead:1", "smartlead:2")
+    await bot.send("email.sent", "smartlead:1", count=500)
+    await bot.send("email.complained", "smartlead:1", count=2)          # 0.4 %
+    await bot.send("email.sent", "smartlead:2", count=1000)
+    await bot.send("email.complained", "smartlead:2", count=2)          # 0.2 %
+    assert bot.writes() == [("pause", "1")]
+
+
+async def test_unsubscribe_spike_guard(bot: Bot) -> None:
+    bot.active("leadterra:camp_9")
+    await bot.send("email.sent", "leadterra:camp_9", count=200)
+    await bot.send("lead.unsubscribed", "leadterra:camp_9", count=3)
+    assert bot.writes("leadterra") == []
+    await bot.send("lead.unsubscribed", "leadterra:camp_9")
+    assert bot.writes("leadterra") == [("pause", "camp_9")]
+
+
+async def test_reply_rate_floor_with_hysteresis_hold_time_and_escalating_cooldown(bot: Bot) -> None:
+    bot.active("inbox:abc")
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.001, sent=200)   # too early
+    assert bot.writes("inbox") == []
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.004, sent=400)
+    assert bot.writes("inbox") == [("pause", "abc")]
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.008, sent=450)  # between
+    bot.clock.advance(hours=7)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.009, sent=460)
+    assert bot.writes("inbox") == [("pause", "abc")]                  # never released under 1 %
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.012, sent=470)
+    bot.clock.advance(hours=5)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.011, sent=480)
+    assert bot.writes("inbox") == [("pause", "abc")]                  # above 1 % for 5 h only
+    bot.clock.advance(hours=1)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.011, sent=490)
+    assert bot.writes("inbox") == [("pause", "abc"), ("resume", "abc")]
+    # Bad again 13 h after the first pause: inside the 24 h cooldown, nothing happens ...
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.003, sent=500)
+    assert len(bot.writes("inbox")) == 2
+    # ... after it, the second episode pauses, and the next cooldown is 72 h.
+    bot.clock.advance(hours=12)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.003, sent=510)
+    assert bot.writes("inbox")[-1] == ("pause", "abc")
+
+
+async def test_sender_disconnected_pauses_every_campaign_using_the_account(bot: Bot) -> None:
+    bot.active("smartlead:1", "smartlead:2", "smartlead:3")
+    await bot.send("email.sent", "smartlead:1", from_email="Ana@Sales.example")
+    await bot.send("email.sent", "smartlead:2", from_email="ana@sales.example")
+    await bot.send("email.sent", "smartlead:3", from_email="bo@sales.example")
+    await bot.send("account.disconnected", None, source="smartlead", email="ana@sales.example", reason="SMTP auth")
+    assert sorted(bot.writes()) == [("pause", "1"), ("pause", "2")]
+    audit = await bot.store.audit(campaign="smartlead:1")
+    assert "ana@sales.example disconnected: SMTP auth" in audit[0].detail
+
+
+async def test_account_that_maps_to_no_campaign_is_recorded_not_dropped(bot: Bot) -> None:
+    await bot.send("account.disconnected", None, source="smartlead", email="ghost@sales.example", reason="x")
+    assert bot.writes() == []
+    assert ("pause", "no_campaign") in await bot.outcomes()
+
+
+async def test_vendor_paused_campaign_gets_a_vendor_hold_the_bot_never_fights(bot: Bot) -> None:
+    bot.vendors["inbox"].statuses["abc"] = CampaignStatus.PAUSED
+    await bot.send("campaign.paused", "inbox:abc", by="system")
+    assert bot.writes("inbox") == []
+    holds = [h.owner for h in await _holds(bot, "inbox:abc")]
+    assert holds == ["vendor"]
+    await bot.send("campaign.paused", "inbox:xyz", by="user")              # a person's pause: no hold
+    assert await _holds(bot, "inbox:xyz") == []
+    await bot.send("campaign.started", "inbox:abc")                         # the vendor lifted it
+    assert await _holds(bot, "inbox:abc") == []
+    assert bot.writes("inbox") == []
+
+
+async def test_resume_detected_at_the_vendor_is_a_person_override(bot: Bot) -> None:
+    bot.active("inbox:abc")
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.001, sent=400)
+    assert bot.writes("inbox") == [("pause", "abc")]
+    bot.clock.advance(minutes=5)
+    bot.vendors["inbox"].statuses["abc"] = CampaignStatus.ACTIVE            # someone resumed it in Inbox
+    await bot.send("campaign.started", "inbox:abc")
+    assert await _holds(bot, "inbox:abc") == []
+    bot.clock.advance(days=2)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.001, sent=600)
+    assert bot.writes("inbox") == [("pause", "abc")]                       # the override wins
+    assert ("pause", "suppressed") in await bot.outcomes("inbox:abc")
+
+
+async def test_blast_radius_breaker_parks_pauses_until_a_person_approves(store, clock) -> None:
+    bot = Bot(store, clock, breaker=Breaker(limit=2, window=timedelta(minutes=10), ttl=timedelta(hours=1)))
+    refs = [f"smartlead:{n}" for n in range(1, 5)]
+    bot.active(*refs)
+    for ref in refs:
+        await bot.send("email.sent", ref, count=50)
+        await bot.send("email.bounced", ref, count=2)
+    assert bot.writes() == [("pause", "1"), ("pause", "2")]
+    async with store.transaction() as tx:
+        parked = await tx.pending()
+    assert [p.hold.campaign for p in parked] == ["smartlead:3", "smartlead:4"]
+    async with store.transaction() as tx:
+        ref = await bot.executor.approve_pending(tx, parked[0].id, by="user:U1", now=clock())
+        await bot.executor.reject_pending(tx, parked[1].id, by="user:U1", now=clock())
+    await bot.worker.sweep()
+    assert str(ref) == "smartlead:3" and bot.writes() == [("pause", "1"), ("pause", "2"), ("pause", "3")]
+    assert [h.owner for h in await _holds(bot, "smartlead:4")] == []
+
+
+async def test_parked_decisions_expire(store, clock) -> None:
+    bot = Bot(store, clock, breaker=Breaker(limit=1, window=timedelta(minutes=10), ttl=timedelta(hours=1)))
+    bot.active("smartlead:1", "smartlead:2")
+    for ref in ("smartlead:1", "smartlead:2"):
+        await bot.send("email.sent", ref, count=50)
+        await bot.send("email.bounced", ref, count=2)
+    clock.advance(hours=2)
+    await bot.worker.sweep()
+    assert ("pause", "expired") in await bot.outcomes("smartlead:2")
+    assert bot.writes() == [("pause", "1")]
+
+
+async def _holds(bot: Bot, campaign: str) -> list[Any]:
+    async with bot.store.transaction() as tx:
+        return await tx.holds(campaign)
