@@ -7,10 +7,12 @@ lets expire); the first trip in a window is announced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.state.base import AuditRow, Hold, PendingDecision
+from bot.errors import ConfigError
+from bot.events import CampaignRef
+from bot.state.base import AuditRow, Hold, Pending, PendingDecision
 from bot.state.sqlite import Tx
 
 __all__ = ["AUTOMATED_KINDS", "Breaker", "Trip"]
@@ -55,6 +57,38 @@ class Breaker:
         await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "pending_approval", detail,
                                     hold.event_ids, {"decision_id": decision_id, "recent": recent, **hold.details}))
         return Trip(decision_id, first, recent)
+
+    async def approve(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+        """Place the parked hold for real, counted but past the breaker, and write the pause intent."""
+        hold = (await self._pending(tx, decision_id)).hold
+        await tx.decide_pending(decision_id, "approved", by=by, now=now)
+        await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
+        await tx.add_hold(hold)
+        await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "approved",
+                                    f"decision #{decision_id} approved by {by}", hold.event_ids))
+        record = await tx.campaign(hold.campaign)
+        if not (record.bot_paused or record.pending in (Pending.PAUSE, Pending.PAUSE_SENT)):
+            await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
+        return CampaignRef.parse(hold.campaign)
+
+    async def reject(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+        """Drop the parked hold: nothing is paused."""
+        hold = (await self._pending(tx, decision_id)).hold
+        await tx.decide_pending(decision_id, "rejected", by=by, now=now)
+        await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "rejected",
+                                    f"decision #{decision_id} rejected by {by}: not paused"))
+        return CampaignRef.parse(hold.campaign)
+
+    @staticmethod
+    async def _pending(tx: Tx, decision_id: int) -> PendingDecision:
+        found = await tx.pending(decision_id=decision_id, status=None)
+        if not found:
+            raise ConfigError(f"no decision #{decision_id}")
+        if found[0].status != "pending":
+            raise ConfigError(f"decision #{decision_id} is already {found[0].status}")
+        return found[0]
 
     @staticmethod
     async def expire(tx: Tx, now: datetime) -> list[PendingDecision]:

@@ -20,11 +20,11 @@ import structlog
 
 from bot.breaker import AUTOMATED_KINDS, Breaker, Trip
 from bot.engine import Decision
-from bot.errors import ConfigError, VendorError, VendorUnavailable
+from bot.errors import VendorError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending, PendingDecision
+from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
@@ -204,41 +204,16 @@ class Executor:
 
     async def approve_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """A person approves a parked pause: the hold is placed for real (past the breaker). Reconcile after."""
-        pending = await self._pending(tx, decision_id)
-        hold = pending.hold
-        await tx.decide_pending(decision_id, "approved", by=by, now=now)
-        await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
-        await tx.add_hold(hold)
-        await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "approved",
-                                    f"decision #{decision_id} approved by {by}", hold.event_ids))
-        record = await tx.campaign(hold.campaign)
-        if not (record.bot_paused or record.pending in _PAUSE_INTENTS):
-            await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
-        return CampaignRef.parse(hold.campaign)
+        return await self._breaker.approve(tx, decision_id, by=by, now=now)
 
     async def reject_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """A person rejects a parked pause: nothing is paused, the parked hold goes away."""
-        pending = await self._pending(tx, decision_id)
-        await tx.decide_pending(decision_id, "rejected", by=by, now=now)
-        await tx.remove_hold(pending.hold.campaign, f"pending:{pending.hold.owner}")
-        await tx.add_audit(AuditRow(now, "decision", pending.hold.campaign, pending.hold.owner, "pause", "rejected",
-                                    f"decision #{decision_id} rejected by {by}: not paused"))
-        return CampaignRef.parse(pending.hold.campaign)
+        return await self._breaker.reject(tx, decision_id, by=by, now=now)
 
     async def expire_pending(self, tx: Tx, now: datetime) -> None:
         for pending in await self._breaker.expire(tx, now):
             tx.on_commit(partial(self._notify, Notice(
                 "decision_expired", pending.hold.campaign, f"decision #{pending.id} expired: not paused", now)))
-
-    @staticmethod
-    async def _pending(tx: Tx, decision_id: int) -> PendingDecision:
-        found = await tx.pending(decision_id=decision_id, status=None)
-        if not found:
-            raise ConfigError(f"no decision #{decision_id}")
-        if found[0].status != "pending":
-            raise ConfigError(f"decision #{decision_id} is already {found[0].status}")
-        return found[0]
 
     async def override(self, tx: Tx, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
         """Record that a person overrode the bot: no rule pauses this campaign again before `until`."""
