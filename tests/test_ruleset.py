@@ -122,3 +122,12 @@ def test_ruleset_indexes_rules_by_event_type(tmp_path: Path) -> None:
     ruleset = load_rules(tmp_path)
     assert [r.name for r in ruleset.for_type("email.bounced")] == ["a"]
     assert ruleset.for_type("email.replied") == ()
+
+
+def test_every_complete_example_in_the_rule_reference_is_valid(tmp_path: Path) -> None:
+    text = (REPO / "rules" / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    complete = [b for b in blocks if b.startswith("description:")]
+    assert len(complete) >= 2
+    for n, block in enumerate(complete):
+        load_rule(_write(tmp_path, block, f"example-{n}.yaml"))
