@@ -254,6 +254,19 @@ class Executor:
             log.error("campaign.action_failed", error=str(exc), status=exc.status)
             await self._finish(record, pending=None, audit=("failure", "failed", str(exc), {"status": exc.status}))
 
+    async def gave_up(self, ref: CampaignRef, error: str, *, attempts: int) -> None:
+        """The retry budget is spent while the vendor is down: record and announce it. The intent stays
+        pending, so the periodic sweep still applies it (once) when the vendor answers again."""
+        now = self._clock()
+        detail = (f"vendor unavailable after {attempts} deliveries ({error}); message dead-lettered; "
+                  "campaign-guard keeps retrying the pending action every sweep")
+        async with self._store.transaction() as tx:
+            record = await tx.campaign(str(ref))
+            action = "pause" if record.pending in _PAUSE_INTENTS else "resume" if record.pending else "none"
+            await tx.add_audit(AuditRow(now, "failure", str(ref), None, action, "failed", detail))
+            tx.on_commit(partial(self._notify, Notice("failed", str(ref), detail, now)))
+        log.error("campaign.action_failed", error=error, attempts=attempts)
+
     async def _ensure_paused(self, ref: CampaignRef, record: CampaignRecord, holds: list[Hold]) -> None:
         reasons = "; ".join(h.reason for h in holds)
         if record.bot_paused:

@@ -248,3 +248,21 @@ async def test_a_person_hold_pauses_and_keeps_the_campaign_paused(store, vendors
         assert not await executor.hold(tx, Hold("smartlead:42", "user:U1", "person", "again", clock()))
     await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == [("pause", "42")]
+
+
+async def test_spent_retry_budget_is_recorded_and_notified_and_the_intent_survives(store, vendors, clock) -> None:
+    notices = _Notices()
+    executor = Executor(store, vendors, clock=clock, notifier=notices)
+    worker = Worker(store=store, rules=load_rules(REPO / "rules"), executor=executor, clock=clock, max_retries=2)
+    deliveries = _spike()
+    await _play(worker, deliveries[:-1])
+    vendors["smartlead"].fail_next(3)
+    last = deliveries[-1]
+    for attempt in range(3):
+        redelivery = Delivery(last.body, last.message_id, last.routing_key, attempt, attempt > 0)
+        assert (await worker.handle(redelivery)).verdict is Verdict.RETRY   # the broker dead-letters the 3rd
+    failure = [r for r in await store.audit() if r.kind == "failure"]
+    assert len(failure) == 1 and "after 3 deliveries" in failure[0].detail and failure[0].action == "pause"
+    assert ("failed", "smartlead:42") in notices.seen
+    await worker.sweep()                      # the vendor is back: the pending pause is applied, once
+    assert vendors["smartlead"].writes() == [("pause", "42")]
