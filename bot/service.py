@@ -23,6 +23,9 @@ from bot.executor import Executor
 from bot.inventory import Inventory, load_inventory_file
 from bot.log import register_secret
 from bot.ruleset import RuleSet, load_rules
+from bot.slack.delivery import SlackDeliverer, SlackNotifier
+from bot.slack.operator import SlackOperator
+from bot.state.outbox import SqliteOutbox
 from bot.state.sqlite import SqliteStateStore
 from bot.vendors import build_vendors
 from bot.web.app import create_app
@@ -43,11 +46,13 @@ class Services:
     store: SqliteStateStore | None = None
     worker: Worker | None = None
     port: int | None = None
+    outbox: SqliteOutbox | None = None
 
 
 def _register_secrets(settings: Settings) -> None:
     for name in ("smartlead_api_key", "leadterra_api_key", "inbox_api_key", "webhook_token",
-                 "smartlead_webhook_secret", "leadterra_webhook_secret", "broker_url"):
+                 "smartlead_webhook_secret", "leadterra_webhook_secret", "broker_url", "slack_signing_secret",
+                 "slack_bot_token"):
         value = getattr(settings, name)
         register_secret(value.get_secret_value() if value is not None else None)
 
@@ -89,6 +94,22 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def _slack(settings: Settings, stack: AsyncExitStack) -> tuple[SqliteOutbox, SlackNotifier | None]:
+    """The Slack outbox and its background deliverer (always: a worker answers the commands a separate
+    `web` process accepted), and with a bot token and a channel the notifier for channel notices
+    (else None: notices are logged)."""
+    outbox = await stack.enter_async_context(SqliteOutbox.open(settings.state_path))
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    deliverer = SlackDeliverer(outbox, token=token, api_url=settings.slack_api_url,
+                               retry_delays=settings.slack_retry_delays, max_attempts=settings.slack_max_attempts)
+    await deliverer.start()
+    stack.push_async_callback(deliverer.stop)
+    if not settings.slack_notices:
+        return outbox, None
+    assert settings.slack_channel is not None
+    return outbox, SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds)
+
+
 @asynccontextmanager
 async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> AsyncIterator[Services]:
     """Start the requested parts; on exit stop taking work, drain, and close in reverse order."""
@@ -106,13 +127,18 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             )
             vendors = build_vendors(settings, session)
             dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
+            outbox, notifier = await _slack(settings, stack)
             executor = Executor(
                 store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
+                notifier=notifier,
                 breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
                                 timedelta(seconds=settings.pending_ttl)),
             )
-            worker = Worker(store=store, rules=rules, executor=executor, inventory=await _inventory(settings, store))
-            services.store, services.worker = store, worker
+            operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
+                                     dry_run_vendors=dry, settings=settings)
+            worker = Worker(store=store, rules=rules, executor=executor, inventory=await _inventory(settings, store),
+                            operator=operator, max_retries=len(settings.retry_delays))
+            services.store, services.worker, services.outbox = store, worker, outbox
             recovered = await worker.recover()
             await broker.consume(worker.handle)
             stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from bot.metrics import EVENTS
 from bot.ruleset import Rule, RuleSet
 from bot.state.sqlite import SqliteStateStore, Tx
 
-__all__ = ["Worker"]
+__all__ = ["EventOperator", "Worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -36,18 +37,31 @@ def _invalid(exc: ValidationError) -> str:
     return f"invalid event: {where}: {first['msg']} ({exc.error_count()} error(s))"
 
 
+class EventOperator(Protocol):
+    """Handles events people send (Slack commands and clicks) instead of the rules: records the event
+    itself (False for a redelivery), acts, and raises RetryableError to be retried."""
+
+    def handles(self, event: Event) -> bool: ...
+
+    async def handle(self, event: Event) -> bool: ...
+
+
 class Worker:
     """Consumes events: dedupe by id, fold into rule windows, place holds, reconcile the campaign."""
 
     def __init__(
         self, *, store: SqliteStateStore, rules: RuleSet, executor: Executor,
-        clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None,
+        clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None, max_retries: int | None = None,
+        operator: EventOperator | None = None,
     ) -> None:
         self._store = store
+        self._operator = operator
         self._rules = rules
         self._executor = executor
         self._clock = clock
         self._inventory = inventory or Inventory()
+        #: the broker's retry budget; the last failing attempt is recorded and notified before dead-lettering
+        self._max_retries = max_retries
         #: outcome label → count, for operators (/metrics has the same) and for tests to wait on
         self.handled: Counter[str] = Counter()
         self._handled_changed = asyncio.Condition()
@@ -97,17 +111,20 @@ class Worker:
             return Outcome.dead(reason)
         campaign = str(event.campaign) if event.campaign else None
         with bound_contextvars(event_id=event.id, event_type=event.type, campaign=campaign):
-            outcome, label = await self._guarded(event)
+            outcome, label = await self._guarded(event, delivery)
             await self._count(label)
             log.info("event.handled", outcome=label, retries=delivery.retries,
                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
             return outcome
 
-    async def _guarded(self, event: Event) -> tuple[Outcome, str]:
+    async def _guarded(self, event: Event, delivery: Delivery) -> tuple[Outcome, str]:
         try:
             new = await self._process(event)
         except VendorUnavailable as exc:
             log.warning("event.retry", error=str(exc))
+            if self._max_retries is not None and delivery.retries >= self._max_retries and event.campaign:
+                await self._executor.gave_up(event.campaign, str(exc), attempts=delivery.retries + 1)
+                return Outcome.retry(str(exc), delay=exc.retry_after), "dead"
             return Outcome.retry(str(exc), delay=exc.retry_after), "retry"
         except RetryableError as exc:
             log.warning("event.retry", error=str(exc))
@@ -123,6 +140,8 @@ class Worker:
         Returns False for a duplicate. The event's own campaign is reconciled either way, which finishes
         a vendor action a crash or an exhausted retry left pending.
         """
+        if self._operator is not None and self._operator.handles(event):
+            return await self._operator.handle(event)
         now = self._clock()
         touched: set[str] = set()
         async with self._store.transaction() as tx:

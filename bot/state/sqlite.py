@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import aiosqlite
-
 from bot.errors import StateError
 from bot.events import Event
 from bot.state.base import AuditRow, CampaignRecord, Hold, Pending, PendingDecision
+from bot.state.blocking import BlockingConnection
 
 __all__ = ["SqliteStateStore", "Tx"]
 
+_BUSY_SECONDS: Final = 10.0
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT,
@@ -66,7 +67,7 @@ def _dt(value: str | None) -> datetime | None:
 class Tx:
     """Reads and writes inside one SQLite transaction. Obtain it from `SqliteStateStore.transaction()`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: BlockingConnection) -> None:
         self._db = db
         self._on_commit: list[Callable[[], Awaitable[None]]] = []
 
@@ -98,6 +99,12 @@ class Tx:
             " SET state = excluded.state, updated_at = excluded.updated_at",
             (rule, key, json.dumps(state, separators=(",", ":")), _ts(now)),
         )
+
+    async def held_or_paused(self) -> list[str]:
+        """Campaigns holding any hold or paused by campaign-guard (Slack's `list`), sorted."""
+        async with self._db.execute("SELECT campaign FROM holds UNION SELECT campaign FROM campaigns"
+                                    " WHERE bot_paused = 1 OR dry_paused = 1 ORDER BY campaign") as cursor:
+            return [r[0] for r in await cursor.fetchall()]
 
     async def holds(self, campaign: str) -> list[Hold]:
         async with self._db.execute(
@@ -217,7 +224,7 @@ class Tx:
 class SqliteStateStore:
     """One connection, one writer at a time (an asyncio lock), WAL so readers (the CLI) never block it."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: BlockingConnection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
 
@@ -228,10 +235,10 @@ class SqliteStateStore:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(str(path), isolation_level=None)
+            db = BlockingConnection(str(path))
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA busy_timeout=0")   # never block the loop: `_begin` waits instead
             await db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
@@ -245,10 +252,7 @@ class SqliteStateStore:
         """BEGIN IMMEDIATE … COMMIT; rolled back when the block raises. Serialized in-process."""
         tx = Tx(self._db)
         async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StateError(f"state database unavailable: {exc}") from exc
+            await self._begin()
             try:
                 yield tx
             except sqlite3.Error as exc:
@@ -263,6 +267,23 @@ class SqliteStateStore:
                 raise StateError(f"state commit failed: {exc}") from exc
         for callback in tx._on_commit:
             await callback()
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, yielding to the loop while another connection (the Slack outbox, the CLI)
+        holds the write lock: blocking here would stop the very coroutine that is about to commit."""
+        deadline = time.monotonic() + _BUSY_SECONDS
+        delay = 0.0005
+        while True:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise StateError(f"state database unavailable: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StateError(f"state database unavailable: {exc}") from exc
+            await asyncio.sleep(delay)          # back off while the other writer finishes
+            delay = min(delay * 2, 0.05)
 
     async def inventory(self) -> list[tuple[str, str]]:
         """Every (campaign, sender) pair learned from events."""

@@ -3,6 +3,7 @@
 Routes (one module each; add the next intake, e.g. `alertmanager.routes`, here):
 - `POST /webhooks/{smartlead,leadterra,inbox,events}`  (bot.web.webhooks)
 - `GET /healthz`, `GET /readyz`, `GET /metrics`         (bot.web.health)
+- `POST /slack/commands`, `POST /slack/interactions`   (bot.web.slack)
 Not responsible for: running the server or the broker's lifecycle (the caller owns both).
 """
 
@@ -17,7 +18,7 @@ from bot.broker.base import Broker
 from bot.config import Settings
 from bot.events import utcnow
 from bot.log import register_secret
-from bot.web import health, webhooks
+from bot.web import health, slack, webhooks
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
 
 __all__ = ["DEFAULT_PUBLISH_TIMEOUT", "create_app", "json_errors"]
@@ -53,7 +54,8 @@ def create_app(
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
 ) -> web.Application:
     """Build the web intake. The broker must already be started; the app never closes it."""
-    for secret in (settings.webhook_token, settings.smartlead_webhook_secret, settings.leadterra_webhook_secret):
+    for secret in (settings.webhook_token, settings.smartlead_webhook_secret, settings.leadterra_webhook_secret,
+                   settings.slack_signing_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
@@ -63,4 +65,5 @@ def create_app(
     app[PUBLISH_TIMEOUT] = publish_timeout
     app.add_routes(webhooks.routes)
     app.add_routes(health.routes)
+    app.add_routes(slack.routes)
     return app

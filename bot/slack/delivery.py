@@ -1,0 +1,227 @@
+"""Slack delivery: SlackNotifier (notices → outbox, nothing else) and SlackDeliverer (outbox → Slack).
+
+The deliverer is one background task: it sends what is due with slack_sdk's async clients
+(`AsyncWebClient.chat_postMessage` to the channel, `AsyncWebhookClient` for `response_url` replies),
+records each attempt, and retries 429/5xx/network failures with backoff (`Retry-After` honoured).
+Other refusals (`channel_not_found`, `invalid_auth`, an expired response_url) fail the item at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.errors import StateError
+from bot.events import utcnow
+from bot.notify import Notice
+from bot.slack.blocks import digest_message, notice_from_json, notice_message, notice_to_json
+from bot.state.outbox import OutboxItem, SqliteOutbox
+
+__all__ = ["REPLY_TTL", "SlackDeliverer", "SlackNotifier"]
+
+log = structlog.get_logger(__name__)
+
+#: Slack accepts posts to a response_url for 30 minutes.
+REPLY_TTL: Final = timedelta(minutes=30)
+_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class SlackNotifier:
+    """The Notifier for Slack: each notice becomes an outbox row; shadow notices share a digest per interval."""
+
+    def __init__(self, outbox: SqliteOutbox, *, channel: str, digest_seconds: float,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._outbox = outbox
+        self._channel = channel
+        self._digest = digest_seconds
+        self._clock = clock
+
+    async def notify(self, notice: Notice) -> None:
+        now = self._clock()
+        if notice.kind != "shadow":
+            await self._outbox.enqueue("channel", {"channel": self._channel, **notice_message(notice)}, now=now)
+            return
+        index = int((now - _EPOCH).total_seconds() // self._digest)
+        start = _EPOCH + timedelta(seconds=index * self._digest)
+        end = start + timedelta(seconds=self._digest)
+        payload = {"channel": self._channel, "notice": notice_to_json(notice), "start": start.isoformat(),
+                   "end": end.isoformat()}
+        await self._outbox.enqueue("channel", payload, now=now, group=f"shadow:{index}", due_at=end)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    ok: bool
+    detail: str
+    retry: bool = False
+    retry_after: float = 0.0
+
+
+def _slack_error(exc: SlackApiError) -> _Result:
+    status = int(getattr(exc.response, "status_code", 0) or 0)
+    data = getattr(exc.response, "data", None)
+    error = str(data.get("error", "")) if isinstance(data, dict) else ""
+    detail = f"slack api {status}" + (f" {error}" if error else "")
+    if status == 429 or error == "ratelimited":
+        headers = getattr(exc.response, "headers", {}) or {}
+        try:
+            after = float(headers.get("Retry-After", 0))
+        except (TypeError, ValueError):
+            after = 0.0
+        return _Result(False, detail, retry=True, retry_after=after)
+    return _Result(False, detail, retry=status >= 500 or status == 0)
+
+
+class SlackDeliverer:
+    """Sends due outbox items; `start()` runs it in the background, `stop()` ends it. Tests may call
+    `deliver_due()` directly."""
+
+    def __init__(
+        self, outbox: SqliteOutbox, *, token: str | None, api_url: str, retry_delays: Sequence[float],
+        max_attempts: int, clock: Callable[[], datetime] = utcnow, idle_poll: float = 30.0, timeout: float = 10.0,
+    ) -> None:
+        self._outbox = outbox
+        self._token = token
+        self._api_url = api_url
+        self._delays = tuple(retry_delays) or (1.0,)
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._idle_poll = idle_poll
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._pass = asyncio.Lock()
+
+    def _clients(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            if self._token:
+                self._web = AsyncWebClient(token=self._token, base_url=self._api_url, session=self._session,
+                                           timeout=int(self._timeout), retry_handlers=[])
+        return self._session
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="slack-deliverer")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the pass in progress finish recording (so nothing sent is sent again), then end."""
+        self._stopping = True
+        self._outbox.changed.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(self._task)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+            self._session = self._web = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._outbox.changed.clear()
+            try:
+                await self.deliver_due()
+                next_due = await self._outbox.next_due()
+            except StateError as exc:
+                log.warning("slack.outbox_unavailable", error=str(exc))
+                next_due = None
+            wait = self._idle_poll
+            if next_due is not None:
+                wait = min(wait, max((next_due - self._clock()).total_seconds(), 0.0))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._outbox.changed.wait()
+
+    async def deliver_due(self) -> int:
+        """Attempt every due item once (a digest group as one message); returns how many were sent."""
+        async with self._pass:
+            sent = 0
+            seen: set[int] = set()
+            self._clients()
+            for item in await self._outbox.due(self._clock()):
+                if self._stopping and self._task is not None:
+                    break
+                if item.id not in seen:
+                    sent += await self._deliver(item, seen)
+            return sent
+
+    async def _deliver(self, item: OutboxItem, seen: set[int]) -> int:
+        batch = await self._outbox.grouped(item.group) if item.group else [item]
+        seen.update(i.id for i in batch)
+        if item.id not in {i.id for i in batch}:
+            return 0                                            # delivered with its group already
+        result = await self._attempt(batch)
+        await self._settle(batch, result)
+        return len(batch) if result.ok else 0
+
+    async def _attempt(self, batch: list[OutboxItem]) -> _Result:
+        first = batch[0]
+        try:
+            if first.target == "response_url":
+                return await self._reply(first)
+            payload = first.payload
+            if first.group:
+                notices = [notice_from_json(i.payload["notice"]) for i in batch]
+                payload = {"channel": first.payload["channel"], **digest_message(
+                    notices, start=datetime.fromisoformat(first.payload["start"]),
+                    end=datetime.fromisoformat(first.payload["end"]))}
+            return await self._post(payload)
+        except SlackApiError as exc:
+            return _slack_error(exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return _Result(False, f"network: {type(exc).__name__}", retry=True)
+
+    async def _post(self, payload: dict[str, Any]) -> _Result:
+        if self._web is None:
+            return _Result(False, "no BOT_SLACK_BOT_TOKEN: channel messages cannot be sent")
+        response = await self._web.chat_postMessage(channel=payload["channel"], text=payload.get("text", ""),
+                                                    blocks=payload.get("blocks"))
+        return _Result(True, f"ok ts={response.get('ts', '')}")
+
+    async def _reply(self, item: OutboxItem) -> _Result:
+        if self._clock() - item.created_at > REPLY_TTL:
+            return _Result(False, "response_url expired (Slack accepts replies for 30 minutes)")
+        url = str(item.payload.get("url", ""))
+        if not url.startswith(("https://", "http://")):
+            return _Result(False, "no usable response_url")
+        client = AsyncWebhookClient(url, session=self._session, timeout=int(self._timeout), retry_handlers=[])
+        response = await client.send_dict(item.payload["body"])
+        status = response.status_code
+        if status == 200:
+            return _Result(True, "ok")
+        after = response.headers.get("Retry-After") if response.headers else None
+        return _Result(False, f"http {status}", retry=status == 429 or status >= 500,
+                       retry_after=float(after) if after and str(after).isdigit() else 0.0)
+
+    async def _settle(self, batch: list[OutboxItem], result: _Result) -> None:
+        now = self._clock()
+        attempts = max(i.attempts for i in batch) + 1
+        retry_at = None
+        if not result.ok and result.retry and attempts < self._max_attempts:
+            delay = max(self._delays[min(attempts - 1, len(self._delays) - 1)], result.retry_after)
+            retry_at = now + timedelta(seconds=delay)
+        await self._outbox.record([i.id for i in batch], now=now, ok=result.ok, detail=result.detail,
+                                  retry_at=retry_at)
+        fields = {"outbox_ids": [i.id for i in batch], "target": batch[0].target, "attempt": attempts,
+                  "detail": result.detail}
+        if result.ok:
+            log.info("slack.delivered", **fields)
+        elif retry_at is not None:
+            log.warning("slack.delivery_retried", retry_at=retry_at.isoformat(), **fields)
+        else:
+            log.error("slack.delivery_failed", **fields)

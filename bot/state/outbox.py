@@ -1,0 +1,195 @@
+"""Persistent outbox for Slack messages, in the state database: queued, delivered, retried, recorded.
+
+Enqueueing is the only thing a decision waits for; delivery happens later (bot.slack.delivery), so
+Slack being down never blocks or loses a decision. Every attempt is recorded in `outbox_attempts`.
+Rows with a `grp` are delivered together as one message (shadow digests) once their `due_at` passed.
+A `key` makes enqueueing idempotent (a command's reply is queued once, whatever the redeliveries).
+It uses its own connection to the state file (WAL): it never takes the store's writer lock, so a
+notifier may enqueue from anywhere, even from a callback that runs while a decision is being recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from bot.errors import StateError
+
+__all__ = ["Attempt", "OutboxItem", "SqliteOutbox"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, payload TEXT NOT NULL,
+    grp TEXT, status TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, due_at TEXT NOT NULL, done_at TEXT, result TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due_at);
+CREATE TABLE IF NOT EXISTS outbox_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, outbox_id INTEGER NOT NULL, at TEXT NOT NULL,
+    ok INTEGER NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_attempts_item ON outbox_attempts (outbox_id, id);
+"""
+_COLUMNS: Final = "id, key, target, payload, grp, status, attempts, created_at, due_at, done_at, result"
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message to Slack. target: `channel` (chat.postMessage) | `response_url` (a reply)."""
+
+    id: int
+    key: str | None
+    target: str
+    payload: dict[str, Any]
+    group: str | None
+    status: str                  # queued | sent | failed
+    attempts: int
+    created_at: datetime
+    due_at: datetime
+    done_at: datetime | None
+    result: str                  # the last attempt's outcome (e.g. `ok ts=1712.0001`, `http 503`)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    outbox_id: int
+    at: datetime
+    ok: bool
+    detail: str
+
+
+def _item(row: sqlite3.Row | tuple[Any, ...]) -> OutboxItem:
+    return OutboxItem(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
+                      datetime.fromisoformat(row[7]), datetime.fromisoformat(row[8]),
+                      datetime.fromisoformat(row[9]) if row[9] else None, row[10])
+
+
+class SqliteOutbox:
+    """Outbox rows and attempts; `changed` is set whenever something is queued (the deliverer waits on it)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+        self.changed = asyncio.Event()
+        self._recorded = asyncio.Condition()
+        self._generation = 0
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[SqliteOutbox]:
+        """Open the state database (the same file as SqliteStateStore), creating the outbox tables."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the outbox in {path}: {exc}") from exc
+        try:
+            yield cls(db)
+        finally:
+            await db.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(f"outbox write failed: {exc}") from exc
+
+    async def enqueue(self, target: str, payload: dict[str, Any], *, now: datetime, key: str | None = None,
+                      group: str | None = None, due_at: datetime | None = None) -> bool:
+        """Queue one message; False when `key` was queued before (nothing changes)."""
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO outbox (key, target, payload, grp, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, target, json.dumps(payload, default=str), group, _ts(now), _ts(due_at or now)),
+            )
+        added = cursor.rowcount == 1
+        if added:
+            self.changed.set()
+        return added
+
+    async def has(self, key: str) -> bool:
+        async with self._lock, self._db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)) as cursor:
+            return await cursor.fetchone() is not None
+
+    async def due(self, now: datetime, *, limit: int = 20) -> list[OutboxItem]:
+        """Queued items whose time has come, oldest first."""
+        async with self._lock, self._db.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+            (_ts(now), limit),
+        ) as cursor:
+            return [_item(row) for row in await cursor.fetchall()]
+
+    async def grouped(self, group: str) -> list[OutboxItem]:
+        """Every queued item of a digest group, oldest first."""
+        async with self._lock, self._db.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND grp = ? ORDER BY id", (group,)
+        ) as cursor:
+            return [_item(row) for row in await cursor.fetchall()]
+
+    async def next_due(self) -> datetime | None:
+        async with self._lock, self._db.execute(
+            "SELECT min(due_at) FROM outbox WHERE status = 'queued'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    async def record(self, ids: list[int], *, now: datetime, ok: bool, detail: str,
+                     retry_at: datetime | None = None) -> None:
+        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good."""
+        status = "sent" if ok else ("queued" if retry_at is not None else "failed")
+        async with self._tx() as db:
+            for item_id in ids:
+                await db.execute("INSERT INTO outbox_attempts (outbox_id, at, ok, detail) VALUES (?, ?, ?, ?)",
+                                 (item_id, _ts(now), int(ok), detail[:500]))
+                await db.execute(
+                    "UPDATE outbox SET status = ?, attempts = attempts + 1, result = ?, due_at = ?,"
+                    " done_at = ? WHERE id = ?",
+                    (status, detail[:500], _ts(retry_at or now), None if status == "queued" else _ts(now), item_id),
+                )
+        async with self._recorded:
+            self._generation += 1
+            self._recorded.notify_all()
+
+    async def wait_settled(self, item_id: int) -> OutboxItem:
+        """Wait until the item is sent or failed for good (bound it with asyncio.timeout)."""
+        while True:
+            generation = self._generation
+            item = next(i for i in await self.items() if i.id == item_id)
+            if item.status != "queued":
+                return item
+            async with self._recorded:
+                await self._recorded.wait_for(lambda seen=generation: self._generation != seen)
+
+    async def items(self, *, status: str | None = None) -> list[OutboxItem]:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        async with self._lock, self._db.execute(f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY id", args) as cur:
+            return [_item(row) for row in await cur.fetchall()]
+
+    async def attempts(self, outbox_id: int | None = None) -> list[Attempt]:
+        where, args = ("WHERE outbox_id = ?", (outbox_id,)) if outbox_id is not None else ("", ())
+        async with self._lock, self._db.execute(
+            f"SELECT outbox_id, at, ok, detail FROM outbox_attempts {where} ORDER BY id", args
+        ) as cursor:
+            return [Attempt(r[0], datetime.fromisoformat(r[1]), bool(r[2]), r[3]) for r in await cursor.fetchall()]
