@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
 from bot.broker.base import Delivery, Outcome
-from bot.engine import evaluate, key_value
+from bot.engine import Decision, evaluate, key_value
 from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.executor import Executor
@@ -59,7 +59,7 @@ class Worker:
         self._rules = rules
         self._executor = executor
         self._clock = clock
-        self._inventory = inventory or Inventory()
+        self._inventory = inventory if inventory is not None else Inventory()   # an empty one is falsy
         #: the broker's retry budget; the last failing attempt is recorded and notified before dead-lettering
         self._max_retries = max_retries
         #: outcome label → count, for operators (/metrics has the same) and for tests to wait on
@@ -137,8 +137,8 @@ class Worker:
     async def _process(self, event: Event) -> bool:
         """Record, evaluate and act in one transaction, then reconcile every campaign it touched.
 
-        Returns False for a duplicate. The event's own campaign is reconciled either way, which finishes
-        a vendor action a crash or an exhausted retry left pending.
+        Returns False for a duplicate. A duplicate's campaign is reconciled, which finishes a vendor action
+        a crash or a failed attempt left pending (start-up and the periodic sweep cover the rest).
         """
         if self._operator is not None and self._operator.handles(event):
             return await self._operator.handle(event)
@@ -153,10 +153,9 @@ class Worker:
                 if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
                     touched.add(str(event.campaign))
                 for rule in self._rules.for_type(event.type):
-                    with bound_contextvars(rule=rule.name):
-                        touched |= await self._evaluate(tx, rule, event, now)
-        if event.campaign is not None:
-            touched.add(str(event.campaign))
+                    touched |= await self._evaluate(tx, rule, event, now)
+        if event.campaign is not None and not new:
+            touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
         for key in sorted(touched):
             ref = CampaignRef.parse(key)
             with bound_contextvars(campaign=key):
@@ -172,12 +171,13 @@ class Worker:
             await tx.set_window(rule.name, key, result.window, now)
         touched: set[str] = set()
         for decision in result.decisions:
-            campaigns = self._inventory.resolve(decision.targets)
-            if not campaigns:
-                if rule.action is not None:       # say so rather than silently doing nothing
-                    await self._executor.unmatched(tx, decision, now)
-                continue
-            for ref in campaigns:
-                if await self._executor.apply(tx, decision, ref, now):
-                    touched.add(str(ref))
+            with bound_contextvars(rule=rule.name):
+                touched |= await self._decide(tx, rule, decision, now)
         return touched
+
+    async def _decide(self, tx: Tx, rule: Rule, decision: Decision, now: datetime) -> set[str]:
+        """Apply one decision to every campaign it designates; returns those to reconcile."""
+        campaigns = self._inventory.resolve(decision.targets)
+        if not campaigns and rule.action is not None:       # say so rather than silently doing nothing
+            await self._executor.unmatched(tx, decision, now)
+        return {str(ref) for ref in campaigns if await self._executor.apply(tx, decision, ref, now)}

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from bot.state.blocking import BlockingConnection
 __all__ = ["SqliteStateStore", "Tx"]
 
 _BUSY_SECONDS: Final = 10.0
+_WINDOW_CACHE: Final = 50_000     # ~1 KiB each: bounded well under 100 MiB
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT,
@@ -67,9 +69,12 @@ def _dt(value: str | None) -> datetime | None:
 class Tx:
     """Reads and writes inside one SQLite transaction. Obtain it from `SqliteStateStore.transaction()`."""
 
-    def __init__(self, db: BlockingConnection) -> None:
+    def __init__(self, db: BlockingConnection, cache: OrderedDict[tuple[str, str], dict[str, Any]]) -> None:
         self._db = db
         self._on_commit: list[Callable[[], Awaitable[None]]] = []
+        self._cache = cache
+        self._windows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._windows_at = datetime.min
 
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back)."""
@@ -90,15 +95,38 @@ class Tx:
         return cursor.rowcount == 1
 
     async def window(self, rule: str, key: str) -> dict[str, Any] | None:
+        """A rule's window state for a key: this transaction's write, else the cache, else the database."""
+        if (rule, key) in self._windows:
+            return self._windows[(rule, key)]
+        cached = self._cache.get((rule, key))
+        if cached is not None:
+            self._cache.move_to_end((rule, key))
+            return cached
         row = await self._one("SELECT state FROM windows WHERE rule = ? AND key = ?", (rule, key))
         return json.loads(row[0]) if row else None
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
-        await self._db.execute(
+        """Buffered: written in one statement when the transaction commits."""
+        self._windows[(rule, key)] = state
+        self._windows_at = now
+
+    async def _flush_windows(self) -> None:
+        if not self._windows:
+            return
+        at = _ts(self._windows_at)
+        await self._db.executemany(
             "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (rule, key) DO UPDATE"
             " SET state = excluded.state, updated_at = excluded.updated_at",
-            (rule, key, json.dumps(state, separators=(",", ":")), _ts(now)),
+            [(rule, key, json.dumps(state, separators=(",", ":")), at) for (rule, key), state in self._windows.items()],
         )
+
+    def _cache_windows(self) -> None:
+        """After COMMIT: the written windows become the cache's newest entries (LRU, bounded)."""
+        for key, state in self._windows.items():
+            self._cache[key] = state
+            self._cache.move_to_end(key)
+        while len(self._cache) > _WINDOW_CACHE:
+            self._cache.popitem(last=False)
 
     async def held_or_paused(self) -> list[str]:
         """Campaigns holding any hold or paused by campaign-guard (Slack's `list`), sorted."""
@@ -227,6 +255,8 @@ class SqliteStateStore:
     def __init__(self, db: BlockingConnection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        #: window states of recent (rule, key) pairs: the worker is the only writer, so the cache is exact
+        self._windows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     @classmethod
     @asynccontextmanager
@@ -250,11 +280,12 @@ class SqliteStateStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN IMMEDIATE … COMMIT; rolled back when the block raises. Serialized in-process."""
-        tx = Tx(self._db)
+        tx = Tx(self._db, self._windows)
         async with self._lock:
             await self._begin()
             try:
                 yield tx
+                await tx._flush_windows()
             except sqlite3.Error as exc:
                 await self._db.execute("ROLLBACK")
                 raise StateError(f"state write failed: {exc}") from exc
@@ -265,6 +296,7 @@ class SqliteStateStore:
                 await self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StateError(f"state commit failed: {exc}") from exc
+            tx._cache_windows()
         for callback in tx._on_commit:
             await callback()
 

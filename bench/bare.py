@@ -1,0 +1,125 @@
+"""The bare ceilings campaign-guard is compared with: plain aiohttp + aio-pika on the same queue type.
+
+`python -m bench.bare serve PORT AMQP_URL PREFIX` serves POST / → confirmed publish → 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from aiohttp import web
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+async def declare(channel: aio_pika.abc.AbstractChannel, prefix: str) -> aio_pika.abc.AbstractExchange:
+    exchange = await channel.declare_exchange(f"{prefix}.events", aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(f"{prefix}.work", durable=True, arguments=QUORUM)
+    await queue.bind(exchange, routing_key="#")
+    return exchange
+
+
+async def serve(port: int, url: str, prefix: str) -> None:
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await declare(channel, prefix)
+    counter = 0
+
+    async def receive(request: web.Request) -> web.Response:
+        nonlocal counter
+        body = await request.read()
+        counter += 1
+        await exchange.publish(aio_pika.Message(body, message_id=str(counter),
+                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), "bare", mandatory=True)
+        return web.json_response({"accepted": 1}, status=202)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/", receive)
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+async def publish_many(url: str, prefix: str, bodies: list[bytes], *, in_flight: int = 200) -> None:
+    """Publish with confirms, `in_flight` at a time."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await declare(channel, prefix)
+        for start in range(0, len(bodies), in_flight):
+            await asyncio.gather(*(
+                exchange.publish(aio_pika.Message(b, message_id=str(start + i),
+                                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT), "bare")
+                for i, b in enumerate(bodies[start:start + in_flight])
+            ))
+
+
+async def consume_rate(url: str, prefix: str, count: int, *, prefetch: int) -> float:
+    """Consume `count` ready messages with a manual ack each; messages per second."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.declare_queue(f"{prefix}.work", durable=True, arguments=QUORUM)
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen >= count:
+                done.set()
+
+        started = time.perf_counter()
+        await queue.consume(on_message)
+        await asyncio.wait_for(done.wait(), timeout=300)
+        return count / (time.perf_counter() - started)
+
+
+async def latency(url: str, prefix: str, *, rate: float, seconds: float) -> list[float]:
+    """Publish (confirmed) at `rate` per second while consuming; publish→consume latency of each message."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        publish_channel = await connection.channel(publisher_confirms=True)
+        exchange = await declare(publish_channel, prefix)
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=16)
+        queue = await consume_channel.declare_queue(f"{prefix}.work", durable=True, arguments=QUORUM)
+        total = int(rate * seconds)
+        latencies: list[float] = []
+        done = asyncio.Event()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            latencies.append(time.time() - float(message.body))
+            await message.ack()
+            if len(latencies) >= total:
+                done.set()
+
+        await queue.consume(on_message)
+        start = time.perf_counter()
+        pending = []
+        for index in range(total):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)       # pacing the generator
+            message = aio_pika.Message(str(time.time()).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            pending.append(asyncio.create_task(exchange.publish(message, "bare")))
+        await asyncio.gather(*pending)
+        await asyncio.wait_for(done.wait(), timeout=120)
+        return latencies
+
+
+if __name__ == "__main__":
+    _, command, port, url, prefix = sys.argv
+    assert command == "serve"
+    asyncio.run(serve(int(port), url, prefix))

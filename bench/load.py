@@ -1,0 +1,246 @@
+"""Load benchmark: campaign-guard's figures next to the bare ceilings, measured in one run.
+
+    .venv/bin/python -m bench.load            # full run (~2-3 minutes)
+    .venv/bin/python -m bench.load --quick    # smaller counts, for a smoke run
+
+Broker: BOT_BENCH_AMQP_URL, else BOT_TEST_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/. Every queue
+is a quorum queue, as in production. Figures are noisy on a shared 2-core machine: compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import sqlite3
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from bench import bare
+from bench._common import (
+    REPO,
+    amqp_url,
+    delete_queues,
+    free_port,
+    http_load,
+    paced_posts,
+    percentile,
+    rss_mib,
+    spawn,
+    stop,
+    wait_http,
+)
+from bot.broker.amqp import AmqpBroker
+from bot.broker.topology import Names
+from bot.events import Event
+from bot.executor import Executor
+from bot.ruleset import load_rules
+from bot.state.sqlite import SqliteStateStore
+from bot.vendors.dryrun import DryRunVendor
+from bot.worker import Worker
+
+SECRET = "bench-smartlead-secret"
+RETRY = (1.0, 5.0)
+
+
+def signed_webhooks(count: int, campaigns: int) -> list[tuple[bytes, dict[str, str]]]:
+    """Signed Smartlead EMAIL_SENT webhooks (format A), distinct message ids."""
+    out = []
+    run = uuid.uuid4().hex[:6]
+    for n in range(count):
+        body = json.dumps({"event_type": "EMAIL_SENT", "campaign_id": 1000 + n % campaigns,
+                           "from_email": f"s{n % 50}@bench.example", "to_email": f"l{n}@lead.example",
+                           "message_id": f"<{run}-{n}@bench.example>", "time_sent": "2026-11-23T09:00:00Z"}).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        out.append((body, {"Content-Type": "application/json", "X-Smartlead-Signature": signature}))
+    return out
+
+
+def rules_dir(target: Path, count: int = 100, *, on_sends: int = 10) -> Path:
+    """The shipped rules plus variants up to `count`; `on_sends` of them listen to `email.sent` (the event
+    the worker sees most), the rest to other event types (the rule index skips them for a send)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (REPO / "rules").glob("*.yaml"):
+        (target / path.name).write_text(path.read_text())
+    others = ["email.replied", "lead.unsubscribed", "email.opened", "email.clicked", "lead.category_updated",
+              "email.complained", "campaign.completed", "campaign.started", "vendor.other"]
+    already = sum("email.sent" in p.read_text() for p in target.glob("*.yaml"))
+    shipped = len(list(target.glob("*.yaml")))
+    for n in range(count - shipped):
+        if n < on_sends - already:
+            kind = ["email.bounced", *others[:5]][n % 6]
+            body = (f"description: bench variant {n}\non: [email.sent, {kind}]\n"
+                    f"window: {{last: {100 + n}, of: email.sent}}\n"
+                    f"measure: {{ratio: [{kind}, email.sent], min_sample: 50}}\npause: {{when: {{gte: {0.5 + n / 1000}}}}}\n")
+        else:
+            kind = others[n % len(others)]
+            body = (f"description: bench variant {n}\non: {kind}\nwindow: {{duration: 1h}}\n"
+                    f"measure: {{count: {kind}}}\npause: {{when: {{gte: 100000}}}}\n")
+        (target / f"bench-variant-{n}.yaml").write_text(body)
+    return target
+
+
+def events(count: int, campaigns: int) -> list[Event]:
+    run = uuid.uuid4().hex[:6]
+    return [Event(id=f"bench:{run}:{n}", type="email.bounced" if n % 40 == 39 else "email.sent", source="smartlead",
+                  occurred_at=datetime.now().astimezone(), campaign=f"smartlead:{1 + n % campaigns}",
+                  data={"from_email": f"s{n % 50}@bench.example"}) for n in range(count)]
+
+
+async def publish_events(url: str, prefix: str, batch: list[Event]) -> None:
+    broker = AmqpBroker(url, prefix=prefix, prefetch=16, delivery_limit=10, retry_delays=RETRY)
+    await broker.start()
+    try:
+        for start in range(0, len(batch), 200):
+            await asyncio.gather(*(broker.publish(e.model_dump_json().encode(), message_id=e.id,
+                                                  routing_key=e.routing_key) for e in batch[start:start + 200]))
+    finally:
+        await broker.close()
+
+
+async def worker_rate(url: str, prefix: str, count: int, tmp: Path, *, on_sends: int = 10) -> float:
+    """Our worker: `count` pre-published events, 100 rules (`on_sends` of them measuring sends), state in
+    SQLite; events per second."""
+    await publish_events(url, prefix, events(count, campaigns=500))
+    broker = AmqpBroker(url, prefix=prefix, prefetch=16, delivery_limit=10, retry_delays=RETRY)
+    await broker.start()
+    async with SqliteStateStore.open(tmp / f"worker-{on_sends}.db") as store:
+        vendors = {v: DryRunVendor(v) for v in ("smartlead", "leadterra", "inbox")}
+        executor = Executor(store, vendors, dry_run_vendors=frozenset(vendors))
+        rules = load_rules(rules_dir(tmp / f"rules-100-{on_sends}", on_sends=on_sends))
+        worker = Worker(store=store, rules=rules, executor=executor)
+        started = time.perf_counter()
+        await broker.consume(worker.handle)
+        await asyncio.wait_for(worker.wait_handled(count), timeout=600)
+        elapsed = time.perf_counter() - started
+        await broker.stop_consuming(5)
+    await broker.close()
+    return count / elapsed
+
+
+def bot_env(url: str, prefix: str, tmp: Path, port: int) -> dict[str, str]:
+    return {"BOT_BROKER_URL": url, "BOT_BROKER_PREFIX": prefix, "BOT_HTTP_PORT": str(port),
+            "BOT_STATE_URL": f"sqlite:///{tmp / 'latency.db'}", "BOT_RULES_DIR": str(tmp / "rules-100"),
+            "BOT_SMARTLEAD_WEBHOOK_SECRET": SECRET, "BOT_RETRY_DELAYS": json.dumps(list(RETRY))}
+
+
+async def decision_latency(url: str, prefix: str, tmp: Path, *, rate: float, seconds: float,
+                           campaigns_for_rss: int) -> tuple[list[float], dict[int, int], float]:
+    """Webhook → decision at `rate`/s through a web and a worker process; then RSS with many campaigns."""
+    port = free_port()
+    env = bot_env(url, prefix, tmp, port)
+    web_process = spawn(["-m", "bot", "web"], env)
+    worker_process = spawn(["-m", "bot", "worker"], env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", web_process)
+        requests = signed_webhooks(int(rate * seconds), campaigns=200)
+        results = await paced_posts(f"http://127.0.0.1:{port}/webhooks/smartlead", requests, rate=rate)
+        statuses: dict[int, int] = {}
+        for _, status, _ in results:
+            statuses[status] = statuses.get(status, 0) + 1
+        sent = {ids[0]: at for at, status, ids in results if status == 202 and ids}
+        recorded = await _wait_recorded(tmp / "latency.db", set(sent))
+        latencies = [recorded[i] - sent[i] for i in sent]
+        await publish_events(url, prefix, [e.model_copy(update={"campaign": f"smartlead:{50_000 + n}"})
+                                           for n, e in enumerate(events(campaigns_for_rss, 1))])
+        await _wait_count(tmp / "latency.db", len(sent) + campaigns_for_rss)
+        return latencies, statuses, rss_mib(worker_process.pid)
+    finally:
+        stop(web_process)
+        stop(worker_process)
+
+
+async def _wait_recorded(db: Path, ids: set[str]) -> dict[str, float]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT id, recorded_at FROM events").fetchall()
+        found = {i: datetime.fromisoformat(at).timestamp() for i, at in rows if i in ids}
+        if len(found) == len(ids):
+            return found
+        await asyncio.sleep(0.2)                # the worker is another process: poll its database
+    raise TimeoutError(f"only {len(found)} of {len(ids)} events recorded")
+
+
+async def _wait_count(db: Path, count: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            if conn.execute("SELECT count(*) FROM events").fetchone()[0] >= count:
+                return
+        await asyncio.sleep(0.2)                # the worker is another process: poll its database
+    raise TimeoutError(f"{count} events not recorded")
+
+
+async def main(quick: bool) -> None:
+    url = amqp_url()
+    n_http, n_consume, latency_s = (600, 1000, 2.0) if quick else (3000, 5000, 5.0)
+    run = uuid.uuid4().hex[:8]
+    prefixes = [f"bench.{run}.{part}" for part in ("bare-http", "ours-http", "bare-consume", "ours-worker",
+                                                   "bare-latency", "ours-latency", "ours-heavy")]
+    try:
+        with tempfile.TemporaryDirectory(prefix="campaign-guard-bench-") as name:
+            tmp = Path(name)
+            rules_dir(tmp / "rules-100")
+            requests = signed_webhooks(n_http, campaigns=200)
+
+            port = free_port()
+            server = spawn(["-m", "bench.bare", "serve", str(port), url, prefixes[0]], {})
+            await wait_http(f"http://127.0.0.1:{port}/healthz", server)
+            bare_http = await http_load(f"http://127.0.0.1:{port}/", requests, concurrency=16)
+            stop(server)
+            print(f"bare  POST → confirmed publish → 202   {bare_http.describe()}", flush=True)
+
+            port = free_port()
+            server = spawn(["-m", "bot", "web"], bot_env(url, prefixes[1], tmp, port))
+            await wait_http(f"http://127.0.0.1:{port}/readyz", server)
+            ours_http = await http_load(f"http://127.0.0.1:{port}/webhooks/smartlead", requests, concurrency=16)
+            stop(server)
+            print(f"ours  webhook intake                  {ours_http.describe()}", flush=True)
+
+            await bare.publish_many(url, prefixes[2], [b'{"x": 1}'] * n_consume)
+            bare_consume = await bare.consume_rate(url, prefixes[2], n_consume, prefetch=16)
+            print(f"bare  consume, manual ack             {bare_consume:8.0f} msg/s", flush=True)
+            ours_worker = await worker_rate(url, prefixes[3], n_consume, tmp)
+            print(f"ours  worker, 100 rules (10 on sends) {ours_worker:8.0f} events/s", flush=True)
+            heavy = await worker_rate(url, prefixes[6], n_consume // 2, tmp, on_sends=40)
+            print(f"ours  worker, 100 rules (40 on sends) {heavy:8.0f} events/s  (stress mix, not a target)",
+                  flush=True)
+
+            bare_lat = await bare.latency(url, prefixes[4], rate=1000, seconds=latency_s)
+            print(f"bare  publish → consume at 1000/s     p50 {percentile(bare_lat, 50) * 1000:6.1f} ms  "
+                  f"p99 {percentile(bare_lat, 99) * 1000:6.1f} ms", flush=True)
+            ours_lat, statuses, rss = await decision_latency(url, prefixes[5], tmp, rate=1000, seconds=latency_s,
+                                                             campaigns_for_rss=2000 if quick else 10_000)
+            print(f"ours  webhook → decision at 1000/s    p50 {percentile(ours_lat, 50) * 1000:6.1f} ms  "
+                  f"p99 {percentile(ours_lat, 99) * 1000:6.1f} ms  {statuses}", flush=True)
+            print(f"ours  worker RSS with {2000 if quick else 10_000} campaigns tracked  {rss:.0f} MiB", flush=True)
+    finally:
+        for prefix in prefixes:
+            names = Names(prefix)
+            await delete_queues(url, [names.work, names.dead, *(f"{prefix}.retry.{int(d * 1000)}" for d in RETRY)],
+                                [names.events, names.dead])
+
+    intake_ratio = ours_http.rate / bare_http.rate
+    worker_ratio = ours_worker / bare_consume
+    latency_ratio = percentile(ours_lat, 99) / percentile(bare_lat, 99)
+    rows = [
+        ("webhook intake", f"{ours_http.rate:.0f} / {bare_http.rate:.0f} req/s", f"{intake_ratio:.0%}", ">= 70%"),
+        ("worker", f"{ours_worker:.0f} / {bare_consume:.0f} msg/s", f"{worker_ratio:.0%}", ">= 65%"),
+        ("decision p99", f"{percentile(ours_lat, 99) * 1000:.1f} / {percentile(bare_lat, 99) * 1000:.1f} ms",
+         f"{latency_ratio:.2f}x", "<= 1.5x"),
+    ]
+    print("\nfigure            ours / bare                ratio   target")
+    for name, figures, ratio, target in rows:
+        print(f"{name:<17} {figures:<26} {ratio:>6}   {target}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    asyncio.run(main(parser.parse_args().quick))
