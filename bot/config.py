@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     pending_ttl: float = Field(86400.0, gt=0, description="seconds a parked decision waits for approval")
     sweep_seconds: float = Field(30.0, gt=0, description="how often pending actions and decisions are swept")
     inventory_file: Path | None = None
+    inventory_refresh: float = Field(600.0, ge=0, description="seconds between reads of vendor campaign → sender lists; 0: off")
 
     # web intake
     webhook_token: SecretStr | None = None

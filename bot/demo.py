@@ -93,6 +93,7 @@ async def run_demo(settings: Settings, *, echo: Callable[[str], None] = print) -
                 "smartlead_base_url": sim.base_urls(sim_root)["smartlead"],
                 "smartlead_webhook_secret": SecretStr(_SECRET),
                 "broker_prefix": f"campaign-guard-demo-{int(time.time())}",
+                "inventory_refresh": 0,         # the story is about webhooks: no inventory reads
             })
             async with running(demo, with_web=True, with_worker=True) as services:
                 url = f"http://127.0.0.1:{services.port}/webhooks/smartlead"

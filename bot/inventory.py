@@ -91,3 +91,6 @@ class Inventory:
 
     def __len__(self) -> int:
         return len(self._senders)
+
+    def __contains__(self, campaign: object) -> bool:
+        return campaign in self._senders

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.errors import BotError
 from bot.executor import Executor
 from bot.inventory import Inventory, load_inventory_file
+from bot.inventory_refresh import InventoryRefresher
 from bot.log import register_secret
 from bot.ruleset import RuleSet, load_rules
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
@@ -47,6 +48,7 @@ class Services:
     worker: Worker | None = None
     port: int | None = None
     outbox: SqliteOutbox | None = None
+    inventory_refresher: InventoryRefresher | None = None
 
 
 def _register_secrets(settings: Settings) -> None:
@@ -136,7 +138,8 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             )
             operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
                                      dry_run_vendors=dry, settings=settings)
-            worker = Worker(store=store, rules=rules, executor=executor, inventory=await _inventory(settings, store),
+            inventory = await _inventory(settings, store)
+            worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
                             operator=operator, max_retries=len(settings.retry_delays))
             services.store, services.worker, services.outbox = store, worker, outbox
             recovered = await worker.recover()
@@ -144,6 +147,11 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
             sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
             stack.push_async_callback(_cancel, sweeper)
+            if settings.inventory_refresh > 0:      # first refresh at once, in the background
+                refresher = InventoryRefresher(inventory, store, vendors)
+                refreshing = asyncio.create_task(refresher.run(settings.inventory_refresh), name="inventory")
+                stack.push_async_callback(_cancel, refreshing)
+                services.inventory_refresher = refresher
             log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
                      recovered=recovered, prefetch=settings.prefetch)
         if with_web:

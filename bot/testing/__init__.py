@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.testing.sim_core import (
+    ACCOUNT_SECRET,
     DEFAULT_KEYS,
     DEFAULT_LIMITS,
     PREFIXES,
@@ -14,6 +15,7 @@ from bot.testing.sim_core import (
 from bot.testing.simulator import VendorSimulator, run_simulator
 
 __all__ = [
+    "ACCOUNT_SECRET",
     "DEFAULT_KEYS",
     "DEFAULT_LIMITS",
     "PREFIXES",

@@ -2,9 +2,11 @@
 
     GET    /_sim                      prefixes, limits, options, counts
     GET    /_sim/campaigns            every campaign
-    POST   /_sim/campaigns            {"campaign": "smartlead:1", "status"?, "leads"?, "sequence_steps"?, "name"?}
+    POST   /_sim/campaigns            {"campaign": "smartlead:1", "status"?, "leads"?, "sequence_steps"?, "name"?,
+                                       "accounts"?: ["sender@example.com", ...]}
     GET    /_sim/campaigns/{ref}      one campaign (`smartlead:1`)
-    PUT    /_sim/campaigns/{ref}      {"status": "PAUSED"} (native or common; "raw": true allows anything)
+    PUT    /_sim/campaigns/{ref}      {"status"?: "PAUSED" (native or common; "raw": true allows anything),
+                                       "accounts"?: [...]}: at least one of the two
     DELETE /_sim/campaigns/{ref}
     GET    /_sim/faults               active faults
     POST   /_sim/faults               {"vendor", "kind"?, "status"?, "times"?, "seconds"?, "forever"?, "method"?,
@@ -39,6 +41,12 @@ def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _accounts(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ValueError("accounts must be a list of sender emails")
+    return list(value)
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -68,6 +76,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
             campaign = sim.add_campaign(
                 str(body["campaign"]), body.get("status"), leads=int(body.get("leads", 1)),
                 sequence_steps=int(body.get("sequence_steps", 1)), name=str(body.get("name", "Simulated campaign")),
+                accounts=_accounts(body.get("accounts", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             return _bad(f"invalid campaign: {exc}")
@@ -82,10 +91,16 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
         if ref not in sim.campaigns:
             return _bad("no such campaign", 404)
         body = await _json_object(request)
+        if "status" not in body and "accounts" not in body:
+            return _bad("invalid update: give status and/or accounts")
         try:
-            sim.set_status(ref, str(body["status"]), raw=bool(body.get("raw", False)))
-        except (KeyError, ValueError) as exc:
-            return _bad(f"invalid status: {exc}")
+            accounts = _accounts(body["accounts"]) if "accounts" in body else None
+            if "status" in body:
+                sim.set_status(ref, str(body["status"]), raw=bool(body.get("raw", False)))
+        except ValueError as exc:
+            return _bad(f"invalid update: {exc}")
+        if accounts is not None:
+            sim.campaigns[ref].accounts = accounts
         return web.json_response(sim.campaigns[ref].to_dict())
 
     async def delete_campaign(request: web.Request) -> web.Response:

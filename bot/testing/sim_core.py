@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 __all__ = [
+    "ACCOUNT_SECRET",
     "COMMON_TO_NATIVE",
     "DEFAULT_KEYS",
     "DEFAULT_LIMITS",
@@ -59,13 +60,17 @@ COMMON_TO_NATIVE: Final = {
     "inbox": {"draft": "draft", "active": "active", "paused": "paused", "completed": "completed"},
 }
 
+#: Every fake SMTP/IMAP password the simulator serves contains this, so tests can prove none is kept.
+ACCOUNT_SECRET: Final = "SIM-ACCOUNT-PASSWORD"
+
 FaultKind = Literal["error", "timeout", "rate_limit", "slow", "race"]
 FAULT_KINDS: Final = ("error", "timeout", "rate_limit", "slow", "race")
 
 
 @dataclass
 class SimCampaign:
-    """One campaign in its vendor's own vocabulary. `leads`/`sequence_steps` gate start/enable."""
+    """One campaign in its vendor's own vocabulary. `leads`/`sequence_steps` gate start/enable;
+    `accounts` are the sender emails rotating on it (Smartlead `GET /campaigns/{id}/email-accounts`)."""
 
     vendor: str
     id: str
@@ -78,6 +83,7 @@ class SimCampaign:
     started_at: str | None = None
     paused_at: str | None = None
     completed_at: str | None = None
+    accounts: list[str] = field(default_factory=list)
 
     @property
     def ref(self) -> str:

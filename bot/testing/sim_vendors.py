@@ -4,7 +4,9 @@ Faithful to vendors.md where it is documented; where it is silent the simulator 
 
 Smartlead (`?api_key=`, or `api_key` in a POST body):
   GET /campaigns/{id} (envelope `{"success": true, "data": {...}}`, or flat with shape "flat"),
-  GET /campaigns (bare array), POST /campaigns/{id}/status with START|PAUSED|STOPPED.
+  GET /campaigns (bare array, newest first), GET /campaigns/{id}/email-accounts (the campaign's
+  `accounts`, as account objects with fake `password`/`imap_password` values containing ACCOUNT_SECRET),
+  POST /campaigns/{id}/status with START|PAUSED|STOPPED.
   START: DRAFTED → ACTIVE (launch), PAUSED → ACTIVE, after checking leads/sequence (else 422).
   PAUSED: ACTIVE → PAUSED. STOPPED: accepted from any state, terminal (then every change → 422).
   Chosen: an invalid transition (PAUSED on DRAFTED, anything on COMPLETED/ARCHIVED) → 422
@@ -24,6 +26,7 @@ Inbox (Bearer): GET /campaigns/{id}; POST /campaigns/v2/{id}/enable|disable with
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from bot.testing.sim_core import SimCampaign, format_retry_after
+from bot.testing.sim_core import ACCOUNT_SECRET, SimCampaign, format_retry_after
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
@@ -41,6 +44,7 @@ __all__ = ["HANDLERS", "SimRequest", "error_response", "rate_limited"]
 
 _CAMPAIGN: Final = re.compile(r"/campaigns/([^/]+)/?")
 _SL_STATUS: Final = re.compile(r"/campaigns/([^/]+)/status/?")
+_SL_ACCOUNTS: Final = re.compile(r"/campaigns/([^/]+)/email-accounts/?")
 _LT_ACTION: Final = re.compile(r"/campaigns/([^/]+)/(pause|start|stats)/?")
 _IN_ACTION: Final = re.compile(r"/campaigns/v2/([^/]+)/(enable|disable)/?")
 _IN_PAUSE: Final = re.compile(r"/campaigns/([^/]+)/pause/?")
@@ -106,6 +110,21 @@ def _sl_campaign(c: SimCampaign) -> dict[str, Any]:
             "updated_at": c.updated_at, "client_id": None, "parent_campaign_id": None}
 
 
+def _sl_account(c: SimCampaign, email: str) -> dict[str, Any]:
+    """An email account as §1.5 lists them, credentials included (fake, marked with ACCOUNT_SECRET)."""
+    account_id = zlib.crc32(email.lower().encode()) % 900_000 + 100_000
+    user, _, domain = email.partition("@")
+    return {"id": account_id, "created_at": c.created_at, "updated_at": c.updated_at, "user_id": 1,
+            "from_name": user.title(), "from_email": email, "username": email,
+            "password": f"{ACCOUNT_SECRET}-smtp-{account_id}", "smtp_host": f"smtp.{domain}", "smtp_port": 587,
+            "smtp_port_type": "TLS", "imap_username": email, "imap_password": f"{ACCOUNT_SECRET}-imap-{account_id}",
+            "imap_host": f"imap.{domain}", "imap_port": 993, "type": "SMTP", "message_per_day": 40,
+            "daily_sent_count": 0, "is_smtp_success": True, "is_imap_success": True, "smtp_failure_error": None,
+            "imap_failure_error": None, "client_id": None, "campaign_count": 1,
+            "warmup_details": {"status": "ACTIVE", "total_sent_count": 0, "total_spam_count": 0,
+                               "warmup_reputation": "100%", "reply_rate": 0, "blocked_reason": None}}
+
+
 def smartlead(sim: VendorSimulator, req: SimRequest) -> web.Response:
     body_key = req.body.get("api_key") if isinstance(req.body, dict) else None
     key = req.query.get("api_key") or (body_key if isinstance(body_key, str) else None)
@@ -116,6 +135,11 @@ def smartlead(sim: VendorSimulator, req: SimRequest) -> web.Response:
     if req.method == "GET" and req.path in ("/campaigns", "/campaigns/"):
         found = [_sl_campaign(c) for c in sim.campaigns.values() if c.vendor == "smartlead"]
         return web.json_response(sorted(found, key=lambda c: -c["id"]))
+    if req.method == "GET" and (m := _SL_ACCOUNTS.fullmatch(req.path)):
+        c = sim.campaigns.get(f"smartlead:{m[1]}")
+        if c is None:
+            return error_response("smartlead", 404, "NOT_FOUND", "Campaign not found")
+        return web.json_response([_sl_account(c, email) for email in c.accounts])
     if req.method == "GET" and (m := _CAMPAIGN.fullmatch(req.path)):
         c = sim.campaigns.get(f"smartlead:{m[1]}")
         if c is None:

@@ -108,11 +108,13 @@ class VendorSimulator(CallLog):
     # ------------------------------------------------------------ campaigns
 
     def add_campaign(self, ref: str, status: str | None = None, *, leads: int = 1, sequence_steps: int = 1,
-                     name: str = "Simulated campaign") -> SimCampaign:
-        """Add (or replace) a campaign; `status` native (`DRAFTED`, `running`) or common (`active`)."""
+                     name: str = "Simulated campaign", accounts: Iterable[str] = ()) -> SimCampaign:
+        """Add (or replace) a campaign; `status` native (`DRAFTED`, `running`) or common (`active`);
+        `accounts`: sender emails (served by Smartlead's `GET /campaigns/{id}/email-accounts`)."""
         parsed = CampaignRef.parse(ref)
         native = self._native(parsed.vendor, status) if status is not None else COMMON_TO_NATIVE[parsed.vendor]["active"]
-        campaign = SimCampaign(parsed.vendor, parsed.id, native, name=name, leads=leads, sequence_steps=sequence_steps)
+        campaign = SimCampaign(parsed.vendor, parsed.id, native, name=name, leads=leads, sequence_steps=sequence_steps,
+                               accounts=list(accounts))
         self.campaigns[str(parsed)] = campaign
         self._notify()
         return campaign

@@ -6,7 +6,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.log import register_secret
-from bot.vendors.base import CampaignStatus, CampaignVendor
+from bot.vendors.base import CampaignStatus, CampaignVendor, InventorySource
 from bot.vendors.dryrun import DryRunVendor
 from bot.vendors.http import RetryPolicy, VendorRefused
 from bot.vendors.inbox import InboxClient
@@ -19,6 +19,7 @@ __all__ = [
     "CampaignVendor",
     "DryRunVendor",
     "InboxClient",
+    "InventorySource",
     "LeadterraClient",
     "RetryPolicy",
     "SlidingWindowLimiter",

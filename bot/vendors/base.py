@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["CampaignStatus", "CampaignVendor"]
+__all__ = ["CampaignStatus", "CampaignVendor", "InventorySource"]
 
 
 class CampaignStatus(StrEnum):
@@ -37,3 +37,15 @@ class CampaignVendor(Protocol):
     async def pause(self, campaign_id: str) -> CampaignStatus: ...
 
     async def resume(self, campaign_id: str) -> CampaignStatus: ...
+
+
+@runtime_checkable
+class InventorySource(Protocol):
+    """A vendor that can tell which sender accounts each of its campaigns sends from.
+
+    `inventory()` maps `vendor:id` to lower-cased sender emails (an empty set: a campaign with no
+    sender known). Implemented where the vendor's API offers it (Smartlead); Leadterra documents no
+    campaign → sender mapping and Inbox no campaign list, so they do not implement it.
+    """
+
+    async def inventory(self) -> dict[str, set[str]]: ...

@@ -37,6 +37,10 @@ class DryRunVendor:
     async def resume(self, campaign_id: str) -> CampaignStatus:
         return self._log("resume", campaign_id, CampaignStatus.ACTIVE)
 
+    async def inventory(self) -> dict[str, set[str]]:
+        """Dry-run calls no vendor, reads included: nothing is learned."""
+        return {}
+
     def _log(self, action: str, campaign_id: str, result: CampaignStatus) -> CampaignStatus:
         log.info("vendor.dry_run", vendor=self.name, action=action, campaign_id=campaign_id,
                  result=str(result), reason=self.reason)

@@ -5,10 +5,15 @@ with `{"status": "PAUSED"}` pauses and `{"status": "START"}` resumes (the campai
 `STOPPED` is permanent: it, and anything else but PAUSED/START, is refused by an allowlist checked
 right before the request is built. `resume` refuses (VendorRefused, no call) anything but a PAUSED
 campaign, because START on a DRAFTED campaign launches it. See `bot.vendors.guarded` for the rest.
+
+`inventory()` (§1.3, §1.5): `GET /campaigns/` (a bare array, or `{success, data}`), then
+`GET /campaigns/{id}/email-accounts` for each campaign not ARCHIVED/STOPPED. Those bodies carry SMTP/IMAP
+passwords: only `from_email` is ever taken out of them, and no part of them is logged or kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Final
 
 import aiohttp
@@ -16,12 +21,14 @@ import structlog
 from pydantic import SecretStr
 
 from bot.config import REAL_BASE_URLS
+from bot.errors import VendorNotFound
+from bot.events import CAMPAIGN_ID_PATTERNS
 from bot.vendors.base import CampaignStatus
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, VendorHttp, VendorRefused, check_campaign_id, find_status
 from bot.vendors.ratelimit import SlidingWindowLimiter
 
-__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "parse_status"]
+__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "parse_status", "sender_emails"]
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +44,36 @@ _TO_COMMON: Final = {
     "COMPLETED": CampaignStatus.COMPLETED,
     "ARCHIVED": CampaignStatus.ARCHIVED,
 }
+
+
+#: Campaigns whose senders are not read: nothing will be sent from them again through this API.
+_INVENTORY_SKIPPED: Final = frozenset({CampaignStatus.ARCHIVED, CampaignStatus.STOPPED})
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    """The objects of a bare array or of a `{"data": [...]}` / `{"success": true, "data": [...]}` wrapper."""
+    if isinstance(body, dict):
+        body = body.get("data")
+    return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+
+def campaign_items(body: Any) -> Iterator[tuple[str, CampaignStatus]]:
+    """(campaign id, common status) of each listed campaign whose id is a valid Smartlead id."""
+    for item in _items(body):
+        campaign_id = str(item.get("id", ""))
+        if CAMPAIGN_ID_PATTERNS["smartlead"].fullmatch(campaign_id):
+            raw = item.get("status")
+            yield campaign_id, _TO_COMMON.get(raw.upper() if isinstance(raw, str) else "", CampaignStatus.UNKNOWN)
+
+
+def sender_emails(body: Any) -> set[str]:
+    """The lower-cased `from_email` of each email account; every other field (passwords!) is dropped."""
+    emails: set[str] = set()
+    for item in _items(body):
+        email = item.get("from_email")
+        if isinstance(email, str) and "@" in email.strip():
+            emails.add(email.strip().lower())
+    return emails
 
 
 def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | None]:
@@ -80,6 +117,27 @@ class SmartleadClient(GuardedVendor):
         if status is CampaignStatus.UNKNOWN:
             log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
         return status
+
+    async def inventory(self) -> dict[str, set[str]]:
+        """`smartlead:<id>` → sender emails of every campaign that is not archived or stopped.
+
+        Sequential, through the same limiter and retry policy as every other call. A campaign deleted
+        between the list and its accounts (404) is left out; any other failure ends the refresh.
+        """
+        listed = await self._http.request("GET", "/campaigns/", operation="inventory")
+        assert listed is not None
+        mapping: dict[str, set[str]] = {}
+        for campaign_id, status in campaign_items(listed.body):
+            if status in _INVENTORY_SKIPPED:
+                continue
+            try:
+                reply = await self._http.request("GET", f"/campaigns/{campaign_id}/email-accounts",
+                                                 operation="inventory")
+            except VendorNotFound:
+                continue
+            assert reply is not None
+            mapping[f"{self.name}:{campaign_id}"] = sender_emails(reply.body)
+        return mapping
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         return parse_status(reply.body, campaign_id)[0]

@@ -66,7 +66,7 @@ async def bot(amqp_url: str, prefix: str, sim: VendorSimulator, aiohttp_server: 
         rules_dir=REPO / "rules", http_port=0, retry_delays=RETRY_DELAYS, prefetch=8,
         smartlead_api_key=SecretStr(DEFAULT_KEYS["smartlead"]),
         smartlead_base_url=sim.base_urls(str(server.make_url("")))["smartlead"],
-        smartlead_webhook_secret=SecretStr(SECRET),
+        smartlead_webhook_secret=SecretStr(SECRET), inventory_refresh=0,   # exact vendor-call log
     )
     try:
         async with running(settings, with_web=True, with_worker=True) as services:

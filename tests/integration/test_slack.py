@@ -121,7 +121,8 @@ async def bot(amqp_url: str, prefix: str, aiohttp_server: Any, tmp_path: Path,
         webhook_token=SecretStr(EVENTS_TOKEN), slack_signing_secret=SecretStr(SIGNING),
         slack_bot_token=SecretStr(TOKEN), slack_channel="C-GUARD", slack_api_url=f"{slack_url}/api/",
         slack_pause_users=f"{PAUSER}, {ADMIN}", slack_resume_users=ADMIN, slack_approve_users=ADMIN,
-        slack_retry_delays=(0.02, 0.05), **overrides,
+        slack_retry_delays=(0.02, 0.05), inventory_refresh=0,   # no background vendor reads
+        **overrides,
     )
     try:
         async with running(settings, with_web=True, with_worker=True) as services, aiohttp.ClientSession() as http:
