@@ -1,4 +1,4 @@
-"""`campaign-guard` command line: run | web | worker | simulate | demo | audit | decisions | rules."""
+"""`campaign-guard` command line: run | web | worker | simulate | demo | audit | decisions | replay | rules."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--campaign", help="only this campaign, written vendor:id")
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument("--export-events", action="store_true",
+                       help="write the recorded events as JSON lines instead (input of `rules test --events`)")
     decisions = sub.add_parser("decisions", help="pauses parked by the blast-radius breaker: list, approve, reject")
     decisions.add_argument("verb", nargs="?", choices=["list", "approve", "reject"], default="list")
     decisions.add_argument("id", nargs="?", type=int, help="decision number (for approve/reject)")
@@ -43,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate every rule file in DIR")
     check.add_argument("dir", type=Path)
+    test = rules_sub.add_parser("test", help="backtest: replay recorded events through the rules in DIR, offline")
+    test.add_argument("dir", type=Path)
+    test.add_argument("--events", required=True, metavar="FILE", help="JSON lines of canonical events, - for stdin")
+    test.add_argument("--inventory", type=Path, metavar="FILE", help="campaign inventory (as BOT_INVENTORY_FILE)")
+    test.add_argument("--json", action="store_true", help="the report as one JSON document")
+    replay = sub.add_parser("replay", help="republish dead-lettered messages to the work queue (needs amqp://)")
+    replay.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    replay.add_argument("--dry-run", action="store_true", help="list them; leave them in the dead-letter queue")
     return parser
 
 
@@ -56,7 +66,9 @@ def _rules_check(directory: Path) -> int:
     return 0
 
 
-async def _audit(settings: Settings, *, campaign: str | None, limit: int, as_json: bool) -> int:
+async def _audit(
+    settings: Settings, *, campaign: str | None, limit: int, as_json: bool, export: bool = False
+) -> int:
     from bot.events import CampaignRef
     from bot.state.sqlite import SqliteStateStore
 
@@ -68,6 +80,10 @@ async def _audit(settings: Settings, *, campaign: str | None, limit: int, as_jso
     if not settings.state_path.exists():
         raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL); nothing recorded yet")
     async with SqliteStateStore.open(settings.state_path) as store:
+        if export:
+            async for line in store.events(campaign=campaign):
+                print(line)
+            return 0
         rows = await store.audit(campaign=campaign, limit=limit)
     for row in rows:
         if as_json:
@@ -111,6 +127,10 @@ async def _decisions(settings: Settings, verb: str, decision_id: int | None, *, 
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "rules" and args.rules_command == "test":
+        from bot.backtest_text import rules_test
+
+        return rules_test(args.dir, args.events, as_json=args.json, inventory=args.inventory)
     if args.command == "rules":
         return _rules_check(args.dir)
     if args.command == "simulate":
@@ -122,7 +142,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "decisions":
         return asyncio.run(_decisions(settings, args.verb, args.id, by=args.by))
     if args.command == "audit":
-        return asyncio.run(_audit(settings, campaign=args.campaign, limit=args.limit, as_json=args.json))
+        return asyncio.run(_audit(settings, campaign=args.campaign, limit=args.limit, as_json=args.json,
+                                  export=args.export_events))
+    if args.command == "replay":
+        from bot.replay import replay
+
+        return asyncio.run(replay(settings, limit=args.limit, dry_run=args.dry_run))
     if args.command == "demo":
         from bot.demo import run_demo
 
@@ -145,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_logs, level = settings_for_logs.log_json, settings_for_logs.log_level
     except ValidationError:  # reported properly by load_settings() below
         json_logs, level = True, "info"
-    configure_logging(json=json_logs, level=level)
+    # Commands whose stdout is their output (reports, JSON lines) log errors only, to stderr.
+    quiet = args.command in ("rules", "audit", "replay")
+    configure_logging(json=json_logs, level="error" if quiet else level, stream=sys.stderr if quiet else None)
     try:
         return _dispatch(args)
     except BotError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import structlog
 
@@ -56,8 +56,10 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
-def configure_logging(*, json: bool = True, level: str = "info", cache: bool = True) -> None:
-    """Configure structlog once, in the CLI. `cache=False` in tests so capture_logs works."""
+def configure_logging(
+    *, json: bool = True, level: str = "info", cache: bool = True, stream: TextIO | None = None
+) -> None:
+    """Configure structlog once, in the CLI. `cache=False` in tests so capture_logs works. `stream`: stdout."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
     processors: Iterable[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -70,7 +72,7 @@ def configure_logging(*, json: bool = True, level: str = "info", cache: bool = T
     structlog.configure(
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=cache,
     )
     # Library loggers (aiohttp access log, aio-pika reconnect chatter) stay quiet and never print URLs.

@@ -27,9 +27,10 @@ from structlog.contextvars import bound_contextvars
 from bot.broker.amqp_messages import (
     LINK_ERRORS,
     dead_copy,
-    dead_reason,
+    get_messages,
     is_ack,
     new_message,
+    peek_queue,
     retry_copy,
     safe_where,
     settle_quietly,
@@ -281,20 +282,14 @@ class AmqpBroker:
         await self._publish(dead, delivery.routing_key, dead_copy(message, delivery, reason))
         log.error("message.dead_lettered", reason=reason, retries=delivery.retries)
 
-    async def dead_letters(self, limit: int) -> list[tuple[Delivery, str]]:
-        """Take (get + ack) up to `limit` messages from `<prefix>.dead`, oldest first, with reasons."""
-        if self._topology is None:
+    async def dead_letters(self, limit: int, *, peek: bool = False) -> list[tuple[Delivery, str]]:
+        """Up to `limit` messages from `<prefix>.dead`, oldest first, with reasons: taken (get + ack), or
+        with `peek` looked at and left in the queue in their order (`campaign-guard replay --dry-run`)."""
+        if self._topology is None or self._connection is None:
             raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
-        taken: list[tuple[Delivery, str]] = []
         try:
-            while len(taken) < limit:
-                async with asyncio.timeout(self._timeout):  # a robust channel waits while RabbitMQ is down
-                    message = await self._topology.dead_queue.get(no_ack=False, fail=False, timeout=self._timeout)
-                if message is None:
-                    break
-                taken.append((to_delivery(message), dead_reason(message.headers)))
-                await message.ack()
+            if peek:
+                return (await peek_queue(self._connection, self.names.dead_queue, wait=self._timeout))[:limit]
+            return await get_messages(self._topology.dead_queue, limit, wait=self._timeout)
         except LINK_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read dead letters at {self.where} ({type(exc).__name__})") from None
-        return taken
-

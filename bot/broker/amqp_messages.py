@@ -1,13 +1,16 @@
-"""AMQP helpers: messages ⇄ Delivery, retry and dead copies, x-death reasons, settling, safe URL text."""
+"""AMQP helpers: messages ⇄ Delivery, retry and dead copies, x-death reasons, reading the dead-letter queue,
+settling, safe URL text."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Mapping
 from typing import Any, Final
 
 import structlog
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractIncomingMessage, AbstractMessage
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pamqp.commands import Basic
 from yarl import URL
@@ -20,8 +23,10 @@ __all__ = [
     "LINK_ERRORS",
     "dead_copy",
     "dead_reason",
+    "get_messages",
     "is_ack",
     "new_message",
+    "peek_queue",
     "retry_copy",
     "safe_where",
     "settle_quietly",
@@ -103,6 +108,42 @@ def dead_reason(headers: Mapping[str, Any] | None) -> str:
         queue = _text(latest.get("queue")) or "?"
         return short_reason(f"{reason} (dead-lettered by RabbitMQ from {queue})")
     return "unknown (no reason recorded)"
+
+
+async def get_messages(
+    queue: AbstractQueue, limit: int, *, wait: float, ack: bool = True
+) -> list[tuple[Delivery, str]]:
+    """Up to `limit` messages of a dead-letter queue, oldest first, with their reasons; acked once read
+    unless `ack=False` (then closing the channel hands them all back)."""
+    taken: list[tuple[Delivery, str]] = []
+    while len(taken) < limit:
+        async with asyncio.timeout(wait):  # a robust channel waits while RabbitMQ is down
+            message = await queue.get(no_ack=False, fail=False, timeout=wait)
+        if message is None:
+            break
+        taken.append((to_delivery(message), dead_reason(message.headers)))
+        if ack:
+            await message.ack()
+    return taken
+
+
+async def peek_queue(connection: AbstractConnection, name: str, *, wait: float) -> list[tuple[Delivery, str]]:
+    """Every message of queue `name`, oldest first, left in the queue in its order.
+
+    Read unacked on a channel of its own, then all handed back at once by closing that channel (a
+    return, not a nack: RabbitMQ 4 counts nacks against a quorum queue's delivery limit). The whole
+    queue is read because RabbitMQ puts returned messages behind those it never delivered: handing back
+    only the first few would rotate the queue, and a later `replay` would take others than were shown.
+    A message dead-lettered while this runs lands ahead of the returned ones. Dead-letter queues are
+    small by nature; if the link drops midway RabbitMQ requeues everything: nothing is lost.
+    """
+    async with asyncio.timeout(wait):
+        channel = await connection.channel(publisher_confirms=False)
+    try:
+        queue = await channel.declare_queue(name, passive=True, timeout=wait)
+        return await get_messages(queue, sys.maxsize, wait=wait, ack=False)
+    finally:
+        await settle_quietly(channel.close())
 
 
 def is_ack(confirmation: object) -> bool:

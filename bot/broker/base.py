@@ -82,6 +82,7 @@ class Broker(Protocol):
 
     async def stop_consuming(self, drain: float) -> None: ...
 
-    async def dead_letters(self, limit: int) -> list[tuple[Delivery, str]]:
-        """Take up to `limit` dead-lettered messages with their reasons (for `campaign-guard replay`)."""
+    async def dead_letters(self, limit: int, *, peek: bool = False) -> list[tuple[Delivery, str]]:
+        """Take up to `limit` dead-lettered messages, oldest first, with their reasons (`campaign-guard
+        replay`). `peek=True` leaves them in the dead-letter queue, in their order (`replay --dry-run`)."""
         ...

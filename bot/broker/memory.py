@@ -193,8 +193,10 @@ class MemoryBroker:
 
     # dead letters and test helpers -------------------------------------------------------------
 
-    async def dead_letters(self, limit: int) -> list[tuple[Delivery, str]]:
-        """Take up to `limit` dead letters, oldest first, with their reasons."""
+    async def dead_letters(self, limit: int, *, peek: bool = False) -> list[tuple[Delivery, str]]:
+        """Take (or with `peek` only look at) up to `limit` dead letters, oldest first, with their reasons."""
+        if peek:
+            return list(self._dead)[:max(limit, 0)]
         return [self._dead.popleft() for _ in range(min(limit, len(self._dead)))]
 
     @property
