@@ -83,12 +83,12 @@ class BacktestVendor:
             return CampaignStatus.UNKNOWN
         return self.statuses.get(campaign_id, CampaignStatus.ACTIVE)
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         self.writes.append(("pause", campaign_id))
         self.statuses[campaign_id] = CampaignStatus.PAUSED
         return CampaignStatus.PAUSED
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         self.writes.append(("resume", campaign_id))
         self.statuses[campaign_id] = CampaignStatus.ACTIVE
         return CampaignStatus.ACTIVE

@@ -288,7 +288,7 @@ class Executor:
             return
         if status is CampaignStatus.ACTIVE or (status is CampaignStatus.UNKNOWN and not vendor.can_read_state):
             record = await self._save(replace(record, pending=Pending.PAUSE_SENT))
-            new_status = await vendor.pause(ref.id)
+            new_status = await vendor.pause(ref.id, current=status if vendor.can_read_state else None)
             await self._finish(record, pending=None, bot_paused=True, vendor_status=new_status,
                                audit=("action", "paused", reasons, {"holds": [h.owner for h in holds]}))
             log.warning("campaign.paused", reason=reasons, holds=[h.owner for h in holds])
@@ -308,7 +308,7 @@ class Executor:
             status = CampaignStatus.PAUSED if record.vendor_status == CampaignStatus.PAUSED else CampaignStatus.UNKNOWN
         if status is CampaignStatus.PAUSED:
             record = await self._save(replace(record, pending=Pending.RESUME_SENT))
-            new_status = await vendor.resume(ref.id)
+            new_status = await vendor.resume(ref.id, current=status if vendor.can_read_state else None)
             await self._finish(record, pending=None, bot_paused=False, vendor_status=new_status,
                                audit=("action", "resumed", "no hold remains", {}))
             log.warning("campaign.resumed")

@@ -50,12 +50,12 @@ class FakeVendor:
         self._call("state", campaign_id)
         return self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         self._call("pause", campaign_id)
         self.statuses[campaign_id] = CampaignStatus.PAUSED
         return CampaignStatus.PAUSED
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         self._call("resume", campaign_id)
         self.statuses[campaign_id] = CampaignStatus.ACTIVE
         return CampaignStatus.ACTIVE

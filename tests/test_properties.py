@@ -52,12 +52,12 @@ class CheckingVendor(FakeVendor):
         self.by_bot: set[str] = set()
         self.violations: list[str] = []
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         if self.statuses.get(campaign_id) is CampaignStatus.ACTIVE:
             self.by_bot.add(campaign_id)
-        return await super().pause(campaign_id)
+        return await super().pause(campaign_id, current=current)
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         if self.statuses.get(campaign_id) is not CampaignStatus.PAUSED:
             self.violations.append(f"resume of {campaign_id} while {self.statuses.get(campaign_id)}")
         if campaign_id not in self.by_bot:
@@ -68,7 +68,7 @@ class CheckingVendor(FakeVendor):
         if holds:
             self.violations.append(f"resume of {campaign_id} while held by {holds}")
         self.by_bot.discard(campaign_id)
-        return await super().resume(campaign_id)
+        return await super().resume(campaign_id, current=current)
 
     def external(self, campaign_id: str, status: CampaignStatus) -> bool:
         """A person (or the vendor) changes the status outside campaign-guard; True if it changed."""

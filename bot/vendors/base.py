@@ -34,9 +34,14 @@ class CampaignVendor(Protocol):
 
     async def state(self, campaign_id: str) -> CampaignStatus: ...
 
-    async def pause(self, campaign_id: str) -> CampaignStatus: ...
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+        """Pause an active campaign. `current`: a status the caller read just now, so the client need
+        not read it again (a client without a read endpoint ignores it)."""
+        ...
 
-    async def resume(self, campaign_id: str) -> CampaignStatus: ...
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+        """Resume a paused campaign (never a draft); `current` as for `pause`."""
+        ...
 
 
 @runtime_checkable

@@ -31,10 +31,10 @@ class DryRunVendor:
     async def state(self, campaign_id: str) -> CampaignStatus:
         return self._log("state", campaign_id, CampaignStatus.UNKNOWN)
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         return self._log("pause", campaign_id, CampaignStatus.PAUSED)
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         return self._log("resume", campaign_id, CampaignStatus.ACTIVE)
 
     async def inventory(self) -> dict[str, set[str]]:

@@ -2,7 +2,7 @@
 
 The rules (vendors.md §7, §8.4, §8.7):
 
-* `pause` reads the state first. ACTIVE → send the pause. PAUSED → no call (idempotent).
+* `pause` reads the state first (unless the caller passes the status it just read as `current`). ACTIVE → send the pause. PAUSED → no call (idempotent).
   DRAFT/STOPPED/COMPLETED/ARCHIVED → no call: nothing is sending, and a "pause" could turn a draft
   into a paused campaign that a later resume would launch. UNKNOWN → `VendorRefused` (take no
   automatic action on a status we do not understand).
@@ -57,8 +57,9 @@ class GuardedVendor:
     async def state(self, campaign_id: str) -> CampaignStatus:
         return await self._read(campaign_id, operation="state")
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
-        current = await self._read(campaign_id, operation="pause")
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+        if current is None:
+            current = await self._read(campaign_id, operation="pause")
         if current is CampaignStatus.PAUSED or current in _NOT_SENDING:
             log.info("vendor.pause_skipped", vendor=self.name, campaign_id=campaign_id, status=str(current))
             return current
@@ -67,8 +68,9 @@ class GuardedVendor:
                                 f"campaign status is {current}; no automatic action")
         return await self._change(campaign_id, "pause", CampaignStatus.PAUSED)
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
-        current = await self._read(campaign_id, operation="resume")
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+        if current is None:
+            current = await self._read(campaign_id, operation="resume")
         if current is CampaignStatus.ACTIVE:
             log.info("vendor.resume_skipped", vendor=self.name, campaign_id=campaign_id, status=str(current))
             return current

@@ -71,11 +71,11 @@ class LeadterraClient:
         check_campaign_id(self.name, campaign_id, "state")
         return CampaignStatus.UNKNOWN
 
-    async def pause(self, campaign_id: str) -> CampaignStatus:
+    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         """Pause; a paused or draft campaign is left as it is (the answer then says so)."""
         return await self._post(campaign_id, "pause", CampaignStatus.PAUSED)
 
-    async def resume(self, campaign_id: str) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
         """Start. Only call it for a campaign known (from your own record) to be paused."""
         return await self._post(campaign_id, "start", CampaignStatus.ACTIVE)
 
