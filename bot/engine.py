@@ -222,6 +222,28 @@ def _measure(rule: Rule, event: Event, state: dict[str, Any]) -> tuple[float, in
     return (numerator / denominator if denominator else 0.0), numerator, denominator, denominator
 
 
+def _ids(state: dict[str, Any], event: Event) -> tuple[str, ...]:
+    """The triggering events: the recent numerator events in the window, and this one."""
+    return tuple(dict.fromkeys([*state.get("ids", []), event.id]))
+
+
+def _explain(rule: Rule, event: Event, measured: tuple[float, int, int, int]) -> tuple[str, dict[str, Any]]:
+    """The reason text and the inputs of a decision (built only when one is taken)."""
+    assert rule.pause is not None and rule.measure is not None
+    value, numerator, denominator, sample = measured
+    inputs = {
+        "value": round(value, 6), "numerator": numerator, "denominator": denominator, "sample": sample,
+        "threshold": dict([rule.pause.when.operator]), "min_sample": rule.measure.min_sample,
+        "key": key_value(rule.key, event), "rule_digest": rule.digest,
+        "window": ({"last": rule.window.last, "of": rule.window.of} if rule.window and rule.window.last
+                   else {"duration_s": rule.window.duration.total_seconds()} if rule.window and rule.window.duration
+                   else None),
+    }
+    reason = _format(rule.pause.reason, rule=rule.name, numerator=numerator, denominator=denominator, value=value,
+                     of=rule.window.of if rule.window else "", key=inputs["key"])
+    return reason, inputs
+
+
 def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datetime) -> Evaluation:
     """Fold the event into the rule's window and decide: pause when `pause.when` holds, release when
     `release.when` has held for `release.after` since the rule paused (hysteresis)."""
@@ -238,26 +260,16 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
     measured = _measure(rule, event, new)
     if measured is None or measured[3] < rule.measure.min_sample:
         return Evaluation(new)
-    value, numerator, denominator, sample = measured
-    inputs = {
-        "value": round(value, 6), "numerator": numerator, "denominator": denominator, "sample": sample,
-        "threshold": dict([rule.pause.when.operator]), "min_sample": rule.measure.min_sample,
-        "key": key_value(rule.key, event), "rule_digest": rule.digest,
-        "window": ({"last": rule.window.last, "of": rule.window.of} if rule.window and rule.window.last
-                   else {"duration_s": rule.window.duration.total_seconds()} if rule.window and rule.window.duration
-                   else None),
-    }
-    reason = _format(rule.pause.reason, rule=rule.name, numerator=numerator, denominator=denominator, value=value,
-                     of=rule.window.of if rule.window else "", key=inputs["key"])
-    ids = tuple(dict.fromkeys([*new.get("ids", []), event.id]))
+    value = measured[0]
     if compare(rule.pause.when, value):
         new.pop("release_since", None)
         if not new.get("active"):
             if _cooling(rule, new, now):
                 return Evaluation(new)
             new.update(active=True, fired_at=now.isoformat(), fires=int(new.get("fires", 0)) + 1)
-        pause = Decision(rule.name, rule.digest, "pause", targets, reason, rule.mode == "shadow", ids, inputs,
-                         f"rule:{rule.name}")
+        reason, inputs = _explain(rule, event, measured)
+        pause = Decision(rule.name, rule.digest, "pause", targets, reason, rule.mode == "shadow", _ids(new, event),
+                         inputs, f"rule:{rule.name}")
         return Evaluation(new, (pause,))
     if not (new.get("active") and rule.release):
         return Evaluation(new)
@@ -269,10 +281,11 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
         return Evaluation(new)
     new.pop("release_since", None)
     new["active"] = False
+    _, inputs = _explain(rule, event, measured)
     released_inputs = {**inputs, "release_threshold": dict([rule.release.when.operator]),
                        "held_below_s": (now - since).total_seconds()}
     release = Decision(rule.name, rule.digest, "release", targets,
                        f"{rule.name}: recovered to {value:.4g} (release at {rule.release.when.operator[0]} "
-                       f"{rule.release.when.operator[1]}) for {now - since}", rule.mode == "shadow", ids,
-                       released_inputs, "", (f"rule:{rule.name}",))
+                       f"{rule.release.when.operator[1]}) for {now - since}", rule.mode == "shadow",
+                       _ids(new, event), released_inputs, "", (f"rule:{rule.name}",))
     return Evaluation(new, (release,))

@@ -94,7 +94,7 @@ class Executor:
                                             {"rule": decision.rule}))
         needs = False
         for owner in decision.releases:
-            needs |= await self.release(tx, campaign, owner, now, why=decision.reason)
+            needs |= await self.release(tx, campaign, owner, now, why=decision.reason, decision=decision)
         return needs
 
     async def unmatched(self, tx: Tx, decision: Decision, now: datetime) -> None:
@@ -221,12 +221,15 @@ class Executor:
         await tx.add_audit(AuditRow(now, "decision", str(ref), None, "override", "recorded",
                                     f"{by} overrode campaign-guard; rules will not pause it before {until:%Y-%m-%d %H:%M} UTC"))
 
-    async def release(self, tx: Tx, ref: CampaignRef, owner: str, now: datetime, *, why: str) -> bool:
+    async def release(self, tx: Tx, ref: CampaignRef, owner: str, now: datetime, *, why: str,
+                      decision: Decision | None = None) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""
         key = str(ref)
         if not await tx.remove_hold(key, owner):
             return False
-        await tx.add_audit(AuditRow(now, "decision", key, owner, "release", "hold_removed", why))
+        await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, "release",
+                                    "hold_removed", why, decision.event_ids if decision else (),
+                                    {"owner": owner, **(decision.inputs if decision else {})}))
         if any(h.kind not in _PASSIVE_KINDS for h in await tx.holds(key)):
             return False
         record = await tx.campaign(key)
