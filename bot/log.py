@@ -14,26 +14,33 @@ __all__ = ["configure_logging", "redact_secrets", "register_secret", "scrub"]
 _SECRET_KEYS: Final = frozenset(
     {"api_key", "token", "authorization", "signature", "secret", "password", "secret_key", "webhook_token"}
 )
-# Query-string credentials (Smartlead's api_key, lemlist's access_token, our ?token=).
-_QUERY_SECRET: Final = re.compile(r"(?i)\b(api_key|access_token|token)=[^&\s'\"]+")
-_BEARER: Final = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+# Query-string credentials (Smartlead's api_key, lemlist's access_token, our ?token=), bearer tokens, and
+# every configured secret, in one alternation: one regex pass per string value (logs run on the hot path).
+_PATTERNS: Final = (r"(?i:\b(?P<param>api_key|access_token|token)=[^&\s'\"]+)", r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]+)")
 _known_secrets: set[str] = set()
+_scrubber = re.compile("|".join(_PATTERNS))
 
 
 def register_secret(*values: str | None) -> None:
     """Remember configured secret values so they are masked wherever they turn up in a log line."""
-    for value in values:
-        if value and len(value) >= 4:
-            _known_secrets.add(value)
+    global _scrubber
+    added = {v for v in values if v and len(v) >= 4} - _known_secrets
+    if added:
+        _known_secrets.update(added)
+        # longest first, so a secret that contains another is masked whole
+        literals = [re.escape(v) for v in sorted(_known_secrets, key=len, reverse=True)]
+        _scrubber = re.compile("|".join([*_PATTERNS, *literals]))
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group("param"):
+        return f"{match.group('param')}=***"
+    return "Bearer ***" if match.group(0)[:6].lower() == "bearer" else "***"
 
 
 def scrub(text: str) -> str:
     """Remove credentials from free text (error strings, URLs, reprs)."""
-    text = _QUERY_SECRET.sub(r"\1=***", text)
-    text = _BEARER.sub("Bearer ***", text)
-    for secret in _known_secrets:
-        text = text.replace(secret, "***")
-    return text
+    return _scrubber.sub(_mask, text)
 
 
 def _scrub_value(value: Any) -> Any:

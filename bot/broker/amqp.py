@@ -170,7 +170,7 @@ class AmqpBroker:
             raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
         try:
             async with asyncio.timeout(self._timeout):
-                confirmation = await exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout)
+                confirmation = await exchange.publish(message, routing_key, mandatory=True)
         except PublishError:
             raise BrokerUnavailable(f"RabbitMQ returned the message as unroutable ({routing_key!r})") from None
         except DeliveryError:

@@ -82,7 +82,7 @@ async def _receive(request: web.Request, source: str) -> web.Response:
         return web.json_response(
             {"error": f"{reason}; retry later"}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
         )
-    log.info("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
+    log.debug("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
              event_types=sorted({event.type for event in events}))
     return web.json_response({"accepted": published, "ids": ids}, status=202)
 
