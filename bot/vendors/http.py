@@ -172,7 +172,7 @@ class VendorHttp:
         session: aiohttp.ClientSession,
         *,
         base_url: str,
-        api_key: SecretStr,
+        api_key: SecretStr | str,
         auth: AuthStyle,
         limiter: SlidingWindowLimiter,
         write_limiter: SlidingWindowLimiter | None = None,
@@ -182,7 +182,7 @@ class VendorHttp:
         self.vendor = vendor
         self._session = session
         self._base = base_url.rstrip("/")
-        self._key = api_key
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self._auth = auth
         self._read_limiter = limiter
         self._write_limiter = write_limiter or limiter

@@ -66,7 +66,7 @@ class InboxClient(GuardedVendor):
         self._paths: dict[str, str] = {"pause": pause_path, "resume": resume_path, "state": state_path}
         self._http = VendorHttp(
             self.name, session, base_url=base_url,
-            api_key=api_key if isinstance(api_key, SecretStr) else SecretStr(api_key), auth="bearer",
+            api_key=api_key, auth="bearer",
             limiter=SlidingWindowLimiter(*read_rate_limit), write_limiter=SlidingWindowLimiter(*write_rate_limit),
             retry=retry, timeout=timeout,
         )

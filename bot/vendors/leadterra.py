@@ -59,7 +59,7 @@ class LeadterraClient:
     ) -> None:
         self._http = VendorHttp(
             self.name, session, base_url=base_url,
-            api_key=api_key if isinstance(api_key, SecretStr) else SecretStr(api_key), auth="bearer",
+            api_key=api_key, auth="bearer",
             limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
         )
 

@@ -101,7 +101,7 @@ class SmartleadClient(GuardedVendor):
     ) -> None:
         self._http = VendorHttp(
             self.name, session, base_url=base_url,
-            api_key=api_key if isinstance(api_key, SecretStr) else SecretStr(api_key), auth="query",
+            api_key=api_key, auth="query",
             limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
         )
 
