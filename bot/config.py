@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # monitoring alerts (bot.web.alerts)
+    alertmanager_token: SecretStr | None = Field(None, description="bearer token of /webhooks/alertmanager and "
+                                                 "/webhooks/grafana; unset → BOT_WEBHOOK_TOKEN")
+    grafana_webhook_secret: SecretStr | None = Field(None, description="HMAC secret of X-Grafana-Alerting-Signature")
+    grafana_timestamp_header: str = Field("X-Grafana-Alerting-Signature-Timestamp", pattern=r"^[A-Za-z0-9-]{0,100}$")
+    grafana_signature_max_age: float = Field(300.0, ge=0, description="signed timestamps older than this are "
+                                             "refused (seconds; 0: no check)")
+
     # slack (bot.slack, bot.web.slack)
     slack_signing_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None

@@ -30,7 +30,7 @@ from bot.state.outbox import SqliteOutbox
 from bot.state.sqlite import SqliteStateStore
 from bot.vendors import build_vendors
 from bot.web.app import create_app
-from bot.worker import Worker
+from bot.worker import MAX_MESSAGE_BYTES, Worker
 
 __all__ = ["Services", "running", "serve_until_stopped"]
 
@@ -54,7 +54,7 @@ class Services:
 def _register_secrets(settings: Settings) -> None:
     for name in ("smartlead_api_key", "leadterra_api_key", "inbox_api_key", "webhook_token",
                  "smartlead_webhook_secret", "leadterra_webhook_secret", "broker_url", "slack_signing_secret",
-                 "slack_bot_token"):
+                 "slack_bot_token", "alertmanager_token", "grafana_webhook_secret"):
         value = getattr(settings, name)
         register_secret(value.get_secret_value() if value is not None else None)
 
@@ -66,6 +66,8 @@ def _warn_closed_sources(settings: Settings) -> None:
         "smartlead": token or settings.smartlead_webhook_secret is not None,
         "leadterra": settings.leadterra_webhook_secret is not None,
         "inbox": token, "events": token,
+        "alertmanager": token or settings.alertmanager_token is not None,
+        "grafana": token or settings.alertmanager_token is not None or settings.grafana_webhook_secret is not None,
     }.items() if not ok]
     if closed:
         log.warning("webhook.sources_closed", sources=closed,
@@ -140,7 +142,8 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
                                      dry_run_vendors=dry, settings=settings)
             inventory = await _inventory(settings, store)
             worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
-                            operator=operator, max_retries=len(settings.retry_delays))
+                            operator=operator, max_retries=len(settings.retry_delays),
+                            max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes))
             services.store, services.worker, services.outbox = store, worker, outbox
             recovered = await worker.recover()
             await broker.consume(worker.handle)

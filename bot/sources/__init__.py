@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from bot.errors import PayloadError
 from bot.events import Event
-from bot.sources import canonical, inbox, leadterra, smartlead
+from bot.sources import alertmanager, canonical, grafana, inbox, leadterra, smartlead
 
-__all__ = ["NORMALIZERS", "WEBHOOK_SOURCES", "Normalizer", "normalize", "parse_json"]
+__all__ = ["ALERT_SOURCES", "NORMALIZERS", "WEBHOOK_SOURCES", "Normalizer", "normalize", "parse_json"]
 
 #: A source's normalizer: parsed JSON body and the time it arrived → events.
 Normalizer = Callable[[Any, datetime], list[Event]]
@@ -26,13 +26,34 @@ NORMALIZERS: Final[Mapping[str, Normalizer]] = MappingProxyType({
     "leadterra": leadterra.normalize,
     "inbox": inbox.normalize,
     "events": canonical.normalize,
+    "alertmanager": alertmanager.normalize,
+    "grafana": grafana.normalize,
 })
-#: Sources the web intake accepts at `/webhooks/<source>`.
-WEBHOOK_SOURCES: Final = frozenset(NORMALIZERS)
+#: Monitoring sources: their own intake (bot.web.alerts: bearer token or Grafana's signature).
+ALERT_SOURCES: Final = frozenset({"alertmanager", "grafana"})
+#: Sources the generic web intake (bot.web.webhooks) accepts at `/webhooks/<source>`.
+WEBHOOK_SOURCES: Final = frozenset(NORMALIZERS) - ALERT_SOURCES
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _has_lone_surrogate(payload: Any) -> bool:
+    """True when a string (or key) holds a lone surrogate: only a `\\ud800`-style escape can put one there,
+    and no event holding one can be serialized (pydantic refuses: a 500 at publish). Iterative: no depth limit."""
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and any("\ud800" <= char <= "\udfff" for char in node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def parse_json(body: bytes) -> Any:
@@ -40,11 +61,14 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise PayloadError("body is empty; expected JSON")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        payload = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
         raise PayloadError("body is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from None
+    if b"\\" in body and _has_lone_surrogate(payload):   # no backslash, no escape, no surrogate
+        raise PayloadError("body is not valid JSON: a string holds a lone surrogate (\\ud800-\\udfff)")
+    return payload
 
 
 def normalize(source: str, body: bytes, *, received_at: datetime) -> list[Event]:
@@ -55,7 +79,7 @@ def normalize(source: str, body: bytes, *, received_at: datetime) -> list[Event]
     """
     normalizer = NORMALIZERS.get(source)
     if normalizer is None:
-        raise PayloadError(f"unknown source {source[:40]!r}; expected one of {sorted(WEBHOOK_SOURCES)}")
+        raise PayloadError(f"unknown source {source[:40]!r}; expected one of {sorted(NORMALIZERS)}")
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     return normalizer(parse_json(body), received_at)

@@ -262,6 +262,7 @@ def validation_reason(exc: ValidationError, *, prefix: str = "") -> str:
         return "invalid"
     first = errors[0]
     loc = ".".join(str(part) for part in first["loc"])
+    loc = loc if len(loc) <= 200 else loc[:100] + "…" + loc[-99:]    # deep nesting: keep the reason short
     where = f"{prefix}{loc}" if loc else prefix.rstrip(".")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"field {where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"

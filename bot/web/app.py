@@ -1,7 +1,8 @@
 """The aiohttp application: settings, broker and clock in typed AppKeys, routes, JSON errors.
 
-Routes (one module each; add the next intake, e.g. `alertmanager.routes`, here):
+Routes (one module each; add the next intake here):
 - `POST /webhooks/{smartlead,leadterra,inbox,events}`  (bot.web.webhooks)
+- `POST /webhooks/{alertmanager,grafana}`              (bot.web.alerts)
 - `GET /healthz`, `GET /readyz`, `GET /metrics`         (bot.web.health)
 - `POST /slack/commands`, `POST /slack/interactions`   (bot.web.slack)
 Not responsible for: running the server or the broker's lifecycle (the caller owns both).
@@ -18,7 +19,7 @@ from bot.broker.base import Broker
 from bot.config import Settings
 from bot.events import utcnow
 from bot.log import register_secret
-from bot.web import health, slack, webhooks
+from bot.web import alerts, health, slack, webhooks
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
 
 __all__ = ["DEFAULT_PUBLISH_TIMEOUT", "create_app", "json_errors"]
@@ -55,7 +56,7 @@ def create_app(
 ) -> web.Application:
     """Build the web intake. The broker must already be started; the app never closes it."""
     for secret in (settings.webhook_token, settings.smartlead_webhook_secret, settings.leadterra_webhook_secret,
-                   settings.slack_signing_secret):
+                   settings.slack_signing_secret, settings.alertmanager_token, settings.grafana_webhook_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
@@ -64,6 +65,7 @@ def create_app(
     app[CLOCK] = clock
     app[PUBLISH_TIMEOUT] = publish_timeout
     app.add_routes(webhooks.routes)
+    app.add_routes(alerts.routes)
     app.add_routes(health.routes)
     app.add_routes(slack.routes)
     return app

@@ -10,7 +10,6 @@ does the rest and answers through `response_url`. Nothing here reads state or ca
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -22,6 +21,7 @@ from bot.errors import BrokerUnavailable, PayloadError
 from bot.events import Event
 from bot.metrics import WEBHOOKS
 from bot.slack.commands import UsageError, click_event, command_event, help_text, parse_command
+from bot.sources import parse_json
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
 from bot.web.keys import Clock as AppClock
 
@@ -47,8 +47,14 @@ def slack_signature_ok(body: bytes, headers: Any, *, secret: str, clock: AppCloc
     """True when Slack signed `body` with `secret` less than 5 minutes ago (by `clock`)."""
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
-    if not timestamp.isdigit() or not signature:
-        return False            # SignatureVerifier would raise on a non-numeric timestamp
+    # SignatureVerifier raises (a 500) on what Slack never sends: a non-ASCII or over-long timestamp
+    # (int() of "²" or of 5000 digits), a non-ASCII signature (compare_digest), a non-UTF-8 body
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20) or not signature.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
     return SignatureVerifier(secret, clock=_AppClock(clock)).is_valid(body, timestamp, signature)
 
 
@@ -123,7 +129,7 @@ async def interaction(request: web.Request) -> web.Response:
     body = await _verified_body(request, "interactions")
     form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     try:
-        payload = json.loads(form.get("payload", ""))
+        payload = parse_json(form.get("payload", "").encode())     # no NaN, no lone surrogates, depth-safe
         event = click_event(payload, body=body, now=request.app[CLOCK]()) if isinstance(payload, dict) else None
     except (ValueError, PayloadError) as exc:
         log.warning("slack.rejected", endpoint="interactions", status=400, reason=str(exc)[:200])
