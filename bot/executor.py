@@ -221,6 +221,33 @@ class Executor:
         await tx.add_audit(AuditRow(now, "decision", str(ref), None, "override", "recorded",
                                     f"{by} overrode campaign-guard; rules will not pause it before {until:%Y-%m-%d %H:%M} UTC"))
 
+    async def withdraw(self, tx: Tx, decision: Decision, now: datetime) -> list[CampaignRef]:
+        """For a release: withdraw parked pauses of its owners; return the campaigns those owners hold."""
+        held: set[str] = set()
+        for owner in decision.releases:
+            held.update(await tx.held_by(owner))
+            for parked in await tx.pending(status="pending"):
+                if parked.hold.owner == owner:
+                    await tx.decide_pending(parked.id, "withdrawn", by=decision.rule, now=now)
+                    await tx.remove_hold(parked.hold.campaign, f"pending:{owner}")
+                    await tx.add_audit(AuditRow(now, "decision", parked.hold.campaign, decision.rule, "pause",
+                                                "withdrawn", f"decision #{parked.id} withdrawn: {decision.reason}",
+                                                decision.event_ids))
+        return [CampaignRef.parse(key) for key in sorted(held)]
+
+    async def resolved_before(self, tx: Tx, event: Event, now: datetime) -> bool:
+        """A firing alert whose resolution (same fingerprint and start) was already recorded: HA peers can
+        deliver the firing late. It must not pause again under a hold nothing would ever lift."""
+        fingerprint, starts_at = event.data.get("fingerprint"), event.data.get("starts_at")
+        if not (isinstance(fingerprint, str) and isinstance(starts_at, str)):
+            return False
+        if not await tx.alert_resolved(fingerprint, starts_at):
+            return False
+        await tx.add_audit(AuditRow(now, "decision", None, None, "pause", "ignored",
+                                    f"alert {fingerprint} fired again for {starts_at} after it resolved: "
+                                    "a late duplicate, ignored", (event.id,)))
+        return True
+
     async def release(self, tx: Tx, ref: CampaignRef, owner: str, now: datetime, *, why: str,
                       decision: Decision | None = None) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""

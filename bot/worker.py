@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -26,9 +26,14 @@ from bot.metrics import EVENTS
 from bot.ruleset import Rule, RuleSet
 from bot.state.sqlite import SqliteStateStore, Tx
 
-__all__ = ["EventOperator", "Worker"]
+__all__ = ["MAX_MESSAGE_BYTES", "EventOperator", "Worker"]
 
 log = structlog.get_logger(__name__)
+
+
+#: Larger messages are dead-lettered unread: no intake makes one (BOT_MAX_BODY_BYTES bounds every request),
+#: and parsing and recording one would stall the worker and bloat the state database.
+MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 def _invalid(exc: ValidationError) -> str:
@@ -52,9 +57,10 @@ class Worker:
     def __init__(
         self, *, store: SqliteStateStore, rules: RuleSet, executor: Executor,
         clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None, max_retries: int | None = None,
-        operator: EventOperator | None = None,
+        operator: EventOperator | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._store = store
+        self._max_message_bytes = max_message_bytes
         self._operator = operator
         self._rules = rules
         self._executor = executor
@@ -99,16 +105,23 @@ class Worker:
             await self._executor.expire_pending(tx, self._clock())
         await self.recover()
 
+    def _parse(self, body: bytes) -> Event | str:
+        """The event, or why the message is poison."""
+        if len(body) > self._max_message_bytes:
+            return f"message too large: {len(body)} bytes > {self._max_message_bytes}"
+        try:
+            return Event.model_validate_json(body)
+        except ValidationError as exc:
+            return _invalid(exc)
+
     async def handle(self, delivery: Delivery) -> Outcome:
         """Decide the delivery's fate. Acks only after the effect and its record are stored."""
         started = time.perf_counter()
-        try:
-            event = Event.model_validate_json(delivery.body)
-        except ValidationError as exc:
+        event = self._parse(delivery.body)
+        if isinstance(event, str):
             await self._count("dead")
-            reason = _invalid(exc)
-            log.error("message.invalid", reason=reason, message_id=delivery.message_id)
-            return Outcome.dead(reason)
+            log.error("message.invalid", reason=event, message_id=delivery.message_id)
+            return Outcome.dead(event)
         campaign = str(event.campaign) if event.campaign else None
         with bound_contextvars(event_id=event.id, event_type=event.type, campaign=campaign):
             outcome, label = await self._guarded(event, delivery)
@@ -154,7 +167,10 @@ class Worker:
                     await tx.add_inventory(*learned, now)
                 if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
                     touched.add(str(event.campaign))
-                for rule in self._rules.for_type(event.type):
+                rules = self._rules.for_type(event.type)
+                if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
+                    rules = ()                  # a late duplicate of a firing that already resolved
+                for rule in rules:
                     touched |= await self._evaluate(tx, rule, event, now)
         if event.campaign is not None and not new:
             touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
@@ -178,8 +194,15 @@ class Worker:
         return touched
 
     async def _decide(self, tx: Tx, rule: Rule, decision: Decision, now: datetime) -> set[str]:
-        """Apply one decision to every campaign it designates; returns those to reconcile."""
+        """Apply one decision to every campaign it designates; returns those to reconcile.
+
+        A release also reaches every campaign its owners hold today, whatever the inventory says now, and
+        withdraws the pauses the breaker parked for them: a resolved alert leaves nothing behind.
+        """
         campaigns = self._inventory.resolve(decision.targets)
+        if decision.action == "release" and not decision.shadow:
+            held = await self._executor.withdraw(tx, decision, now)
+            campaigns = sorted({*campaigns, *held}, key=str)
         if not campaigns and rule.action is not None:       # say so rather than silently doing nothing
             await self._executor.unmatched(tx, decision, now)
         return {str(ref) for ref in campaigns if await self._executor.apply(tx, decision, ref, now)}

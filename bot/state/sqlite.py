@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT,
     occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign, occurred_at);
+CREATE INDEX IF NOT EXISTS events_resolved ON events (type) WHERE type = 'alert.resolved';
 CREATE TABLE IF NOT EXISTS holds (
     campaign TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
     created_at TEXT NOT NULL, event_ids TEXT NOT NULL, details TEXT NOT NULL,
@@ -133,6 +134,19 @@ class Tx:
         async with self._db.execute("SELECT campaign FROM holds UNION SELECT campaign FROM campaigns"
                                     " WHERE bot_paused = 1 OR dry_paused = 1 ORDER BY campaign") as cursor:
             return [r[0] for r in await cursor.fetchall()]
+
+    async def held_by(self, owner: str) -> list[str]:
+        """Campaigns on which `owner` holds a hold."""
+        async with self._db.execute("SELECT campaign FROM holds WHERE owner = ? ORDER BY campaign", (owner,)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def alert_resolved(self, fingerprint: str, starts_at: str) -> bool:
+        """Was the resolution of this alert occurrence (fingerprint + start) recorded?"""
+        row = await self._one(
+            "SELECT 1 FROM events WHERE type = 'alert.resolved' AND json_extract(body, '$.data.fingerprint') = ?"
+            " AND json_extract(body, '$.data.starts_at') = ? LIMIT 1", (fingerprint, starts_at),
+        )
+        return row is not None
 
     async def holds(self, campaign: str) -> list[Hold]:
         async with self._db.execute(
