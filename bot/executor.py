@@ -1,9 +1,9 @@
-"""Turns decisions into holds and reconciles each campaign's vendor state with its holds.
+"""Turns decisions into holds, inside the worker's transaction, and serializes work per campaign.
 
-Holds, not toggles: a pause places a hold; the campaign is paused while any hold remains and resumed
-only when none is left, it is paused now, and campaign-guard itself paused it. Every vendor write is
-preceded by a write-ahead intent (`Pending`), so a crash or redelivery never writes twice and never
-mistakes someone else's pause for ours.
+Holds, not toggles: a pause places a hold owned by its cause (a rule, an alert, a person, the vendor)
+and writes a pause intent; a release removes one owner's hold and, when none is left and campaign-guard
+paused the campaign, writes a resume intent. Overrides, the blast-radius breaker and vendor-side
+observations are applied here. Carrying an intent out at the vendor is bot.reconciler's job.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 import structlog
 
 from bot.breaker import AUTOMATED_KINDS, Breaker, Trip
 from bot.engine import Decision
-from bot.errors import VendorError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
-from bot.notify import LogNotifier, Notice, Notifier
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
+from bot.notify import LogNotifier, Notice, Notifier, deliver
+from bot.reconciler import PASSIVE_KINDS, PAUSE_INTENTS, Reconciler
+from bot.state.base import AuditRow, Hold, Pending
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
@@ -32,9 +31,6 @@ __all__ = ["Executor"]
 
 log = structlog.get_logger(__name__)
 
-_PAUSE_INTENTS = (Pending.PAUSE, Pending.PAUSE_SENT)
-#: Holds that are records only: they never pause a campaign nor keep it paused.
-_PASSIVE_KINDS = frozenset({"shadow", "suppressed", "pending"})
 
 
 class Executor:
@@ -58,6 +54,8 @@ class Executor:
         self._notifier: Notifier = notifier or LogNotifier()
         self._override_for = override_for
         self._breaker = breaker or Breaker()
+        self._reconciler = Reconciler(store, vendors, dry_run_vendors=dry_run_vendors, clock=clock,
+                                      notifier=self._notifier)
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -87,7 +85,7 @@ class Executor:
             await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, outcome, detail,
                                         decision.event_ids, decision.inputs))
             kind = "shadow" if decision.shadow else "rule_notice"
-            tx.on_commit(partial(self._notify, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
+            tx.on_commit(partial(deliver, self._notifier, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
             return False
         if decision.action == "vendor_hold":
             return await self.hold(tx, Hold(key, "vendor", "vendor", decision.reason, now, decision.event_ids,
@@ -103,7 +101,7 @@ class Executor:
         detail = f"{decision.reason}: no known campaign matches {targets}"
         await tx.add_audit(AuditRow(now, "decision", None, decision.rule, decision.action, "no_campaign", detail,
                                     decision.event_ids, decision.inputs))
-        tx.on_commit(partial(self._notify, Notice("no_campaign", None, detail, now, decision.rule, decision.inputs)))
+        tx.on_commit(partial(deliver, self._notifier, Notice("no_campaign", None, detail, now, decision.rule, decision.inputs)))
 
     async def vendor_started(self, tx: Tx, event: Event, now: datetime) -> bool:
         """The vendor says the campaign runs again. If campaign-guard paused it and did not resume it, a
@@ -116,7 +114,7 @@ class Executor:
             return await tx.remove_hold(key, "vendor")        # the vendor lifted its own pause
         holds = await tx.holds(key)
         for hold in holds:
-            if hold.kind not in _PASSIVE_KINDS:
+            if hold.kind not in PASSIVE_KINDS:
                 await tx.remove_hold(key, hold.owner)
         until = now + self._override_for
         await tx.set_campaign(replace(record, bot_paused=False, pending=None, vendor_status=CampaignStatus.ACTIVE),
@@ -124,7 +122,7 @@ class Executor:
         await self.override(tx, event.campaign, by="a person (resumed at the vendor)", now=now, until=until)
         detail = (f"resumed outside campaign-guard while it held the campaign ({', '.join(h.owner for h in holds)})"
                   f": treated as a person's override until {until:%Y-%m-%d %H:%M} UTC")
-        tx.on_commit(partial(self._notify, Notice("override", key, detail, now)))
+        tx.on_commit(partial(deliver, self._notifier, Notice("override", key, detail, now)))
         log.warning("campaign.override_detected", holds=[h.owner for h in holds])
         return False
 
@@ -149,7 +147,7 @@ class Executor:
         log.info("decision.made", rule=decision.rule, action=decision.action, shadow=decision.shadow,
                  target=key, reason=decision.reason, **decision.inputs)
         if decision.shadow:
-            tx.on_commit(partial(self._notify, Notice("shadow", key, detail, now, decision.rule, decision.inputs)))
+            tx.on_commit(partial(deliver, self._notifier, Notice("shadow", key, detail, now, decision.rule, decision.inputs)))
             return False
         return await self._engage(tx, hold)
 
@@ -160,7 +158,7 @@ class Executor:
         if await tx.add_hold(marker):
             await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, "suppressed", detail,
                                         decision.event_ids, {"digest": decision.digest, **decision.inputs}))
-            tx.on_commit(partial(self._notify, Notice("suppressed", key, detail, now, decision.rule,
+            tx.on_commit(partial(deliver, self._notifier, Notice("suppressed", key, detail, now, decision.rule,
                                                       decision.inputs)))
         return False
 
@@ -174,13 +172,13 @@ class Executor:
 
     async def _engage(self, tx: Tx, hold: Hold) -> bool:
         """After a hold was placed: write the pause intent unless the campaign is paused or being paused."""
-        if hold.kind in _PASSIVE_KINDS:
+        if hold.kind in PASSIVE_KINDS:
             return False
         if hold.kind in AUTOMATED_KINDS and (trip := await self._breaker.admit(tx, hold)) is not None:
             self._announce_trip(tx, hold, trip)
             return False
         record = await tx.campaign(hold.campaign)
-        if record.bot_paused or record.pending in _PAUSE_INTENTS:
+        if record.bot_paused or record.pending in PAUSE_INTENTS:
             return False
         if record.pending is Pending.RESUME:   # a release not yet sent: cancel it, the campaign stays paused
             await tx.set_campaign(replace(record, pending=None), hold.created_at)
@@ -199,7 +197,7 @@ class Executor:
             notices.insert(0, Notice("breaker_open", None, f"blast-radius breaker open for {vendor}: {trip.recent} "
                                      "automated pauses in the window; further pauses wait for approval", now))
         for notice in notices:
-            tx.on_commit(partial(self._notify, notice))
+            tx.on_commit(partial(deliver, self._notifier, notice))
         log.error("breaker.tripped", decision_id=trip.decision_id, recent=trip.recent, target=hold.campaign)
 
     async def approve_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
@@ -212,7 +210,7 @@ class Executor:
 
     async def expire_pending(self, tx: Tx, now: datetime) -> None:
         for pending in await self._breaker.expire(tx, now):
-            tx.on_commit(partial(self._notify, Notice(
+            tx.on_commit(partial(deliver, self._notifier, Notice(
                 "decision_expired", pending.hold.campaign, f"decision #{pending.id} expired: not paused", now)))
 
     async def override(self, tx: Tx, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
@@ -257,118 +255,18 @@ class Executor:
         await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, "release",
                                     "hold_removed", why, decision.event_ids if decision else (),
                                     {"owner": owner, **(decision.inputs if decision else {})}))
-        if any(h.kind not in _PASSIVE_KINDS for h in await tx.holds(key)):
+        if any(h.kind not in PASSIVE_KINDS for h in await tx.holds(key)):
             return False
         record = await tx.campaign(key)
-        if not (record.bot_paused or record.dry_paused or record.pending in _PAUSE_INTENTS):
+        if not (record.bot_paused or record.dry_paused or record.pending in PAUSE_INTENTS):
             return False
         await tx.set_campaign(replace(record, pending=Pending.RESUME), now)
         return True
 
     async def reconcile(self, ref: CampaignRef) -> None:
         """Carry out the campaign's pending intent, if any. Call while holding `lock(ref)`."""
-        key = str(ref)
-        async with self._store.transaction() as tx:
-            record = await tx.campaign(key)
-            holds = [h for h in await tx.holds(key) if h.kind not in _PASSIVE_KINDS]
-        if record.pending is None:
-            return
-        try:
-            if holds:
-                await self._ensure_paused(ref, record, holds)
-            else:
-                await self._ensure_released(ref, record)
-        except VendorUnavailable:
-            raise                                       # the worker retries later; the intent stays
-        except VendorError as exc:                      # 401/403/404/4xx: retrying will not help
-            log.error("campaign.action_failed", error=str(exc), status=exc.status)
-            await self._finish(record, pending=None, audit=("failure", "failed", str(exc), {"status": exc.status}))
+        await self._reconciler.reconcile(ref)
 
     async def gave_up(self, ref: CampaignRef, error: str, *, attempts: int) -> None:
-        """The retry budget is spent while the vendor is down: record and announce it. The intent stays
-        pending, so the periodic sweep still applies it (once) when the vendor answers again."""
-        now = self._clock()
-        detail = (f"vendor unavailable after {attempts} deliveries ({error}); message dead-lettered; "
-                  "campaign-guard keeps retrying the pending action every sweep")
-        async with self._store.transaction() as tx:
-            record = await tx.campaign(str(ref))
-            action = "pause" if record.pending in _PAUSE_INTENTS else "resume" if record.pending else "none"
-            await tx.add_audit(AuditRow(now, "failure", str(ref), None, action, "failed", detail))
-            tx.on_commit(partial(self._notify, Notice("failed", str(ref), detail, now)))
-        log.error("campaign.action_failed", error=error, attempts=attempts)
-
-    async def _ensure_paused(self, ref: CampaignRef, record: CampaignRecord, holds: list[Hold]) -> None:
-        reasons = "; ".join(h.reason for h in holds)
-        if record.bot_paused:
-            await self._finish(record, pending=None)
-            return
-        if ref.vendor in self._dry:
-            await self._finish(record, pending=None, dry_paused=True,
-                               audit=("action", "dry_run", f"dry run: would have paused {ref}: {reasons}", {}))
-            log.info("campaign.pause_simulated", reason=reasons)
-            return
-        vendor = self._vendors[ref.vendor]
-        status = await vendor.state(ref.id) if vendor.can_read_state else CampaignStatus.UNKNOWN
-        if status is CampaignStatus.PAUSED:
-            ours = record.pending is Pending.PAUSE_SENT
-            detail = "pause confirmed after restart" if ours else (
-                "already paused by someone else: holds kept, never resumed automatically")
-            await self._finish(record, pending=None, bot_paused=ours, vendor_status=status,
-                               audit=("action", "confirmed" if ours else "skipped", detail, {}))
-            return
-        if status is CampaignStatus.ACTIVE or (status is CampaignStatus.UNKNOWN and not vendor.can_read_state):
-            record = await self._save(replace(record, pending=Pending.PAUSE_SENT))
-            new_status = await vendor.pause(ref.id, current=status if vendor.can_read_state else None)
-            await self._finish(record, pending=None, bot_paused=True, vendor_status=new_status,
-                               audit=("action", "paused", reasons, {"holds": [h.owner for h in holds]}))
-            log.warning("campaign.paused", reason=reasons, holds=[h.owner for h in holds])
-            return
-        await self._finish(record, pending=None, vendor_status=status,
-                           audit=("action", "skipped", f"campaign is {status}: nothing to pause", {}))
-
-    async def _ensure_released(self, ref: CampaignRef, record: CampaignRecord) -> None:
-        if not record.bot_paused:
-            simulated = ("action", "dry_run", f"dry run: would have resumed {ref}", {})
-            await self._finish(record, pending=None, dry_paused=False, audit=simulated if record.dry_paused else None)
-            return
-        vendor = self._vendors[ref.vendor]
-        if vendor.can_read_state:
-            status = await vendor.state(ref.id)
-        else:   # Leadterra has no read endpoint: trust the status we recorded when we paused it
-            status = CampaignStatus.PAUSED if record.vendor_status == CampaignStatus.PAUSED else CampaignStatus.UNKNOWN
-        if status is CampaignStatus.PAUSED:
-            record = await self._save(replace(record, pending=Pending.RESUME_SENT))
-            new_status = await vendor.resume(ref.id, current=status if vendor.can_read_state else None)
-            await self._finish(record, pending=None, bot_paused=False, vendor_status=new_status,
-                               audit=("action", "resumed", "no hold remains", {}))
-            log.warning("campaign.resumed")
-            return
-        detail = ("already active: resumed by someone else" if status is CampaignStatus.ACTIVE
-                  else f"campaign is {status}: never resumed automatically")
-        await self._finish(record, pending=None, bot_paused=False, vendor_status=status,
-                           audit=("action", "skipped", detail, {}))
-
-    async def _save(self, record: CampaignRecord) -> CampaignRecord:
-        async with self._store.transaction() as tx:
-            await tx.set_campaign(record, self._clock())
-        return record
-
-    async def _finish(
-        self, record: CampaignRecord, *, audit: tuple[str, str, str, dict[str, Any]] | None = None, **changes: Any
-    ) -> None:
-        """Store the record's new fields and, in the same transaction, the audit row of what happened."""
-        now = self._clock()
-        action = "pause" if record.pending in _PAUSE_INTENTS else "resume"
-        async with self._store.transaction() as tx:
-            await tx.set_campaign(replace(record, **changes), now)
-            if audit is not None:
-                kind, outcome, detail, inputs = audit
-                await tx.add_audit(AuditRow(now, kind, record.campaign, None, action, outcome, detail, (), inputs))
-                tx.on_commit(partial(self._notify, Notice(outcome, record.campaign, detail, now, None, inputs)))
-
-    async def _notify(self, notice: Notice) -> None:
-        """Hand a notice to the notifier; a notifier failure never undoes or blocks a decision."""
-        try:
-            await self._notifier.notify(notice)
-        except Exception:  # the notifier is a plug-in; the decision is already recorded
-            log.exception("notice.failed", kind=notice.kind)
+        """The retry budget is spent while the vendor is down: record and announce it (see Reconciler)."""
+        await self._reconciler.gave_up(ref, error, attempts=attempts)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["LogNotifier", "Notice", "Notifier"]
+__all__ = ["LogNotifier", "Notice", "Notifier", "deliver"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,3 +41,11 @@ class LogNotifier:
     async def notify(self, notice: Notice) -> None:
         log.info("notice.logged", kind=notice.kind, notice_campaign=notice.campaign, rule=notice.rule,
                  text=notice.text)
+
+
+async def deliver(notifier: Notifier, notice: Notice) -> None:
+    """Hand a notice to the notifier; a notifier failure never undoes or blocks a decision."""
+    try:
+        await notifier.notify(notice)
+    except Exception:  # the notifier is a plug-in; the decision is already recorded
+        log.exception("notice.failed", kind=notice.kind)
