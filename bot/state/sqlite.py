@@ -7,71 +7,38 @@ import json
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from bot.errors import StateError
 from bot.events import Event
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending, PendingDecision
+from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
 from bot.state.blocking import BlockingConnection
+from bot.state.decisions import DecisionQueries
+from bot.state.schema import SCHEMA, db_time
 
 __all__ = ["SqliteStateStore", "Tx"]
 
 _BUSY_SECONDS: Final = 10.0
 _WINDOW_CACHE: Final = 50_000     # ~1 KiB each: bounded well under 100 MiB
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT,
-    occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign, occurred_at);
-CREATE INDEX IF NOT EXISTS events_resolved ON events (type) WHERE type = 'alert.resolved';
-CREATE TABLE IF NOT EXISTS holds (
-    campaign TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
-    created_at TEXT NOT NULL, event_ids TEXT NOT NULL, details TEXT NOT NULL,
-    PRIMARY KEY (campaign, owner));
-CREATE TABLE IF NOT EXISTS campaigns (
-    campaign TEXT PRIMARY KEY, bot_paused INTEGER NOT NULL DEFAULT 0, pending TEXT,
-    dry_paused INTEGER NOT NULL DEFAULT 0, vendor_status TEXT, updated_at TEXT);
-CREATE INDEX IF NOT EXISTS campaigns_pending ON campaigns (pending) WHERE pending IS NOT NULL;
-CREATE TABLE IF NOT EXISTS windows (
-    rule TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (rule, key));
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, campaign TEXT,
-    rule TEXT, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
-    event_ids TEXT NOT NULL, inputs TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_campaign ON audit (campaign, id);
-CREATE TABLE IF NOT EXISTS inventory (
-    campaign TEXT NOT NULL, sender TEXT NOT NULL DEFAULT '', seen_at TEXT NOT NULL,
-    PRIMARY KEY (campaign, sender));
-CREATE TABLE IF NOT EXISTS pause_log (vendor TEXT NOT NULL, campaign TEXT NOT NULL, at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS pause_log_vendor ON pause_log (vendor, at);
-CREATE TABLE IF NOT EXISTS pending_decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, campaign TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT NOT NULL,
-    reason TEXT NOT NULL, event_ids TEXT NOT NULL, details TEXT NOT NULL, created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL, status TEXT NOT NULL, decided_by TEXT, decided_at TEXT);
-CREATE TABLE IF NOT EXISTS overrides (
-    campaign TEXT NOT NULL, rule TEXT NOT NULL, by TEXT NOT NULL, created_at TEXT NOT NULL,
-    until TEXT NOT NULL, PRIMARY KEY (campaign, rule));
-"""
 
 
-def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+
+_ts = db_time   # the storage format, shared with the breaker queries
 
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class Tx:
+class Tx(DecisionQueries):
     """Reads and writes inside one SQLite transaction. Obtain it from `SqliteStateStore.transaction()`."""
 
     def __init__(self, db: BlockingConnection, cache: OrderedDict[tuple[str, str], dict[str, Any]]) -> None:
-        self._db = db
+        super().__init__(db)
         self._on_commit: list[Callable[[], Awaitable[None]]] = []
         self._cache = cache
         self._windows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -80,11 +47,6 @@ class Tx:
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back)."""
         self._on_commit.append(callback)
-
-    async def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, tuple(args)) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
 
     async def record_event(self, event: Event, now: datetime) -> bool:
         """Store the event; False when its id was recorded before (a redelivery)."""
@@ -208,48 +170,6 @@ class Tx:
         )
         return (row[0], datetime.fromisoformat(row[1])) if row else None
 
-    async def log_pause(self, vendor: str, campaign: str, now: datetime) -> None:
-        await self._db.execute("INSERT INTO pause_log VALUES (?, ?, ?)", (vendor, campaign, _ts(now)))
-
-    async def recent_pauses(self, vendor: str, since: datetime) -> int:
-        """Automated pauses of this vendor's campaigns since `since` (the blast-radius breaker's count)."""
-        row = await self._one("SELECT count(*) FROM pause_log WHERE vendor = ? AND at > ?", (vendor, _ts(since)))
-        return int(row[0]) if row else 0
-
-    async def add_pending(self, hold: Hold, *, expires_at: datetime) -> int:
-        """Park an automated pause for a person to approve; returns its id."""
-        cursor = await self._db.execute(
-            "INSERT INTO pending_decisions (campaign, owner, kind, reason, event_ids, details, created_at,"
-            " expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (hold.campaign, hold.owner, hold.kind, hold.reason, json.dumps(list(hold.event_ids)),
-             json.dumps(hold.details, default=str), _ts(hold.created_at), _ts(expires_at)),
-        )
-        return int(cursor.lastrowid or 0)
-
-    async def pending(self, *, decision_id: int | None = None, status: str | None = "pending") -> list[PendingDecision]:
-        clauses, args = [], []
-        if decision_id is not None:
-            clauses.append("id = ?")
-            args.append(decision_id)
-        if status is not None:
-            clauses.append("status = ?")
-            args.append(status)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        async with self._db.execute(
-            "SELECT id, campaign, owner, kind, reason, event_ids, details, created_at, expires_at, status,"
-            f" decided_by FROM pending_decisions {where} ORDER BY id", args,
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [PendingDecision(r[0], Hold(r[1], r[2], r[3], r[4], datetime.fromisoformat(r[7]),
-                                           tuple(json.loads(r[5])), json.loads(r[6])),
-                                datetime.fromisoformat(r[8]), r[9], r[10]) for r in rows]
-
-    async def decide_pending(self, decision_id: int, status: str, *, by: str, now: datetime) -> None:
-        await self._db.execute(
-            "UPDATE pending_decisions SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
-            (status, by, _ts(now), decision_id),
-        )
-
     async def add_inventory(self, campaign: str, sender: str, now: datetime) -> None:
         """Remember that `campaign` sends from `sender` (learned from an event)."""
         await self._db.execute("INSERT OR IGNORE INTO inventory VALUES (?, ?, ?)", (campaign, sender, _ts(now)))
@@ -283,7 +203,7 @@ class SqliteStateStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=0")   # never block the loop: `_begin` waits instead
-            await db.executescript(_SCHEMA)
+            await db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
         try:
