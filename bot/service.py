@@ -23,6 +23,7 @@ from bot.executor import Executor
 from bot.inventory import Inventory, load_inventory_file
 from bot.inventory_refresh import InventoryRefresher
 from bot.log import register_secret
+from bot.notify import Notifier
 from bot.ruleset import RuleSet, load_rules
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.operator import SlackOperator
@@ -115,8 +116,10 @@ async def _slack(settings: Settings, stack: AsyncExitStack) -> tuple[SqliteOutbo
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> AsyncIterator[Services]:
-    """Start the requested parts; on exit stop taking work, drain, and close in reverse order."""
+async def running(settings: Settings, *, with_web: bool, with_worker: bool,
+                  notifier: Notifier | None = None) -> AsyncIterator[Services]:
+    """Start the requested parts; on exit stop taking work, drain, and close in reverse order.
+    `notifier` replaces the configured one (Slack, else the log) for the executor's notices (tests)."""
     _register_secrets(settings)
     rules = load_rules(settings.rules_dir)              # fail fast on a bad rule file
     async with AsyncExitStack() as stack:
@@ -131,7 +134,8 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool) -> A
             )
             vendors = build_vendors(settings, session)
             dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
-            outbox, notifier = await _slack(settings, stack)
+            outbox, slack_notifier = await _slack(settings, stack)
+            notifier = notifier or slack_notifier
             executor = Executor(
                 store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
                 notifier=notifier,
