@@ -47,6 +47,7 @@ from bot.vendors.dryrun import DryRunVendor
 from bot.worker import Worker
 
 SECRET = "bench-smartlead-secret"
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 RETRY = (1.0, 5.0)
 
 
@@ -181,7 +182,7 @@ async def _wait_count(db: Path, count: int) -> None:
 
 async def main(quick: bool) -> None:
     # production logging (JSON at BOT_LOG_LEVEL, default info), written where it costs what a log pipe costs
-    configure_logging(json=True, level=os.environ.get("BOT_LOG_LEVEL", "info"), stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging(json=True, level=os.environ.get("BOT_LOG_LEVEL", "info"), stream=_DEVNULL)
     url = amqp_url()
     n_http, n_consume, latency_s = (600, 1000, 2.0) if quick else (3000, 5000, 5.0)
     run = uuid.uuid4().hex[:8]
@@ -227,8 +228,7 @@ async def main(quick: bool) -> None:
     finally:
         for prefix in prefixes:
             names = Names(prefix)
-            await delete_queues(url, [names.work, names.dead, *(f"{prefix}.retry.{int(d * 1000)}" for d in RETRY)],
-                                [names.events, names.dead])
+            await delete_queues(url, names.all_queues(RETRY), names.all_exchanges())
 
     intake_ratio = ours_http.rate / bare_http.rate
     worker_ratio = ours_worker / bare_consume
