@@ -40,8 +40,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def _has_lone_surrogate(payload: Any) -> bool:
-    """True when a string (or key) holds a lone surrogate: only a `\\ud800`-style escape can put one there,
-    and no event holding one can be serialized (pydantic refuses: a 500 at publish). Iterative: no depth limit."""
+    """True when a string (or key) holds a lone surrogate. Only a `\\ud800`-style escape can put one
+    there, and no event holding one can be serialized (pydantic refuses: a 500 at publish).
+    Iterative: any depth."""
     stack = [payload]
     while stack:
         node = stack.pop()

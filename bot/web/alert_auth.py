@@ -59,7 +59,8 @@ def grafana_signature(body: bytes, headers: Mapping[str, str], *, secret: str, t
     if not _equal(given.lower(), hmac_hex(signed, secret)):
         return f"invalid {GRAFANA_SIGNATURE_HEADER}"
     if timestamp and max_age > 0:
-        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):   # int("²"), 5000 digits
+        # ASCII and short: int() refuses "²" and 5000 digits (a 500) and reads Arabic-Indic digits
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
             return f"invalid {timestamp_header}: expected Unix seconds"
         if abs(now.timestamp() - int(timestamp)) > max_age:
             return f"stale {timestamp_header}: more than {max_age:g} s from now"
