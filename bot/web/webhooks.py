@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
 
 import structlog
 from aiohttp import web
@@ -23,31 +25,32 @@ from bot.errors import BrokerUnavailable, PayloadError
 from bot.events import Event
 from bot.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from bot.sources import WEBHOOK_SOURCES, normalize
-from bot.web.auth import authenticate
+from bot.web.auth import AuthResult, authenticate
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
 
-__all__ = ["RETRY_AFTER_SECONDS", "routes"]
+__all__ = ["RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "routes"]
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 RETRY_AFTER_SECONDS: Final = 5
+#: authenticate a request body at a time: (body, now) → verdict
+Check = Callable[[bytes, datetime], AuthResult]
+#: fields to add to a 202 answer, from the events about to be published
+Extras = Callable[[list[Event]], dict[str, Any]]
 _SOURCE_PATTERN: Final = "|".join(sorted(WEBHOOK_SOURCES))
 
 
 @routes.post(f"/webhooks/{{source:(?:{_SOURCE_PATTERN})}}")
 async def receive_webhook(request: web.Request) -> web.Response:
-    """Handle one webhook and record its answer in WEBHOOKS / WEBHOOK_SECONDS."""
+    """A vendor's or the user's own webhook."""
     source = request.match_info["source"]
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await _receive(request, source)
-        status = response.status
-        return response
-    finally:
-        WEBHOOKS.labels(source=source, status=str(status)).inc()
-        WEBHOOK_SECONDS.labels(source=source).observe(time.perf_counter() - started)
+
+    def check(body: bytes, _: datetime) -> AuthResult:
+        settings = request.app[SETTINGS]
+        return authenticate(source, headers=request.headers, query=request.query, body=body, settings=settings)
+
+    return await accept(request, source, check)
 
 
 def _refuse(source: str, status: int, reason: str, **extra: object) -> web.Response:
@@ -55,9 +58,24 @@ def _refuse(source: str, status: int, reason: str, **extra: object) -> web.Respo
     return web.json_response({"error": reason}, status=status)
 
 
-async def _receive(request: web.Request, source: str) -> web.Response:
-    settings = request.app[SETTINGS]
-    limit = settings.max_body_bytes
+async def accept(request: web.Request, source: str, check: Check, *, extras: Extras | None = None) -> web.Response:
+    """The intake pipeline every webhook shares, with its answer counted in WEBHOOKS / WEBHOOK_SECONDS.
+
+    `check(body, now)` authenticates; `extras(events)` adds fields to the 202 answer (and its log line).
+    """
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await _receive(request, source, check, extras)
+        status = response.status
+        return response
+    finally:
+        WEBHOOKS.labels(source=source, status=str(status)).inc()
+        WEBHOOK_SECONDS.labels(source=source).observe(time.perf_counter() - started)
+
+
+async def _receive(request: web.Request, source: str, check: Check, extras: Extras | None) -> web.Response:
+    limit = request.app[SETTINGS].max_body_bytes
     too_large = f"body larger than {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
         return _refuse(source, 413, too_large)
@@ -65,14 +83,16 @@ async def _receive(request: web.Request, source: str) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _refuse(source, 413, too_large)
-    auth = authenticate(source, headers=request.headers, query=request.query, body=body, settings=settings)
+    now = request.app[CLOCK]()
+    auth = check(body, now)
     if not auth.ok:
         return _refuse(source, 401, auth.reason)
     try:
-        events = normalize(source, body, received_at=request.app[CLOCK]())
+        events = normalize(source, body, received_at=now)
     except PayloadError as exc:
         return _refuse(source, 400, str(exc))
     ids = [event.id for event in events]
+    more = extras(events) if extras is not None else {}
     try:
         published = await _publish_all(request, events)
     except (BrokerUnavailable, TimeoutError) as exc:
@@ -83,8 +103,8 @@ async def _receive(request: web.Request, source: str) -> web.Response:
             {"error": f"{reason}; retry later"}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
         )
     log.debug("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
-             event_types=sorted({event.type for event in events}))
-    return web.json_response({"accepted": published, "ids": ids}, status=202)
+              event_types=sorted({event.type for event in events}), **more)
+    return web.json_response({"accepted": published, "ids": ids, **more}, status=202)
 
 
 async def _publish_all(request: web.Request, events: list[Event]) -> int:
