@@ -115,6 +115,46 @@ async def _slack(settings: Settings, stack: AsyncExitStack) -> tuple[SqliteOutbo
     return outbox, SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds)
 
 
+async def _start_worker(settings: Settings, services: Services, stack: AsyncExitStack,
+                        notifier: Notifier | None) -> None:
+    """State, vendors, executor, Slack operator, inventory; then consume, sweep and refresh in the background.
+    Everything started is registered on `stack` so it stops in reverse order."""
+    rules, broker = services.rules, services.broker
+    store = await stack.enter_async_context(SqliteStateStore.open(settings.state_path))
+    session = await stack.enter_async_context(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
+    )
+    vendors = build_vendors(settings, session)
+    dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
+    outbox, slack_notifier = await _slack(settings, stack)
+    notifier = notifier or slack_notifier
+    executor = Executor(
+        store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
+        notifier=notifier,
+        breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
+                        timedelta(seconds=settings.pending_ttl)),
+    )
+    operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
+                             dry_run_vendors=dry, settings=settings)
+    inventory = await _inventory(settings, store)
+    worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
+                    operator=operator, max_retries=len(settings.retry_delays),
+                    max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes))
+    services.store, services.worker, services.outbox = store, worker, outbox
+    recovered = await worker.recover()
+    await broker.consume(worker.handle)
+    stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
+    sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
+    stack.push_async_callback(_cancel, sweeper)
+    if settings.inventory_refresh > 0:      # first refresh at once, in the background
+        refresher = InventoryRefresher(inventory, store, vendors)
+        refreshing = asyncio.create_task(refresher.run(settings.inventory_refresh), name="inventory")
+        stack.push_async_callback(_cancel, refreshing)
+        services.inventory_refresher = refresher
+    log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
+             recovered=recovered, prefetch=settings.prefetch)
+
+
 @asynccontextmanager
 async def running(settings: Settings, *, with_web: bool, with_worker: bool,
                   notifier: Notifier | None = None) -> AsyncIterator[Services]:
@@ -128,39 +168,7 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool,
         stack.push_async_callback(broker.close)
         services = Services(settings, broker, rules)
         if with_worker:
-            store = await stack.enter_async_context(SqliteStateStore.open(settings.state_path))
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
-            )
-            vendors = build_vendors(settings, session)
-            dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
-            outbox, slack_notifier = await _slack(settings, stack)
-            notifier = notifier or slack_notifier
-            executor = Executor(
-                store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
-                notifier=notifier,
-                breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
-                                timedelta(seconds=settings.pending_ttl)),
-            )
-            operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
-                                     dry_run_vendors=dry, settings=settings)
-            inventory = await _inventory(settings, store)
-            worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
-                            operator=operator, max_retries=len(settings.retry_delays),
-                            max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes))
-            services.store, services.worker, services.outbox = store, worker, outbox
-            recovered = await worker.recover()
-            await broker.consume(worker.handle)
-            stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
-            sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
-            stack.push_async_callback(_cancel, sweeper)
-            if settings.inventory_refresh > 0:      # first refresh at once, in the background
-                refresher = InventoryRefresher(inventory, store, vendors)
-                refreshing = asyncio.create_task(refresher.run(settings.inventory_refresh), name="inventory")
-                stack.push_async_callback(_cancel, refreshing)
-                services.inventory_refresher = refresher
-            log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
-                     recovered=recovered, prefetch=settings.prefetch)
+            await _start_worker(settings, services, stack, notifier)
         if with_web:
             _warn_closed_sources(settings)
             runner = web.AppRunner(create_app(settings, broker), access_log=None, shutdown_timeout=5)
