@@ -23,6 +23,7 @@ import aio_pika
 import pytest
 
 import tests.integration.conftest as integration
+from bot.broker.amqp import AmqpBroker
 from bot.broker.base import Broker
 from bot.broker.topology import Names
 from bot.events import Event
@@ -150,6 +151,17 @@ async def publish_all(broker: Broker, events: list[Event], batch: int = 200) -> 
     for start in range(0, len(events), batch):
         await asyncio.gather(*(broker.publish(e.model_dump_json().encode(), message_id=e.id, routing_key=e.routing_key)
                                for e in events[start:start + batch]))
+
+
+async def publish_stream(url: str, prefix: str, events: list[Event], *, delivery_limit: int,
+                         retry_delays: tuple[float, ...]) -> None:
+    """Declare the prefix's topology (as the worker will) and publish `events` with confirms, then close."""
+    publisher = AmqpBroker(url, prefix=prefix, prefetch=1, delivery_limit=delivery_limit, retry_delays=retry_delays)
+    await publisher.start()
+    try:
+        await publish_all(publisher, events)
+    finally:
+        await publisher.close()
 
 
 # ---------------------------------------------------------------- simulator and worker process

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.broker.amqp import AmqpBroker
 from bot.broker.topology import Names
 from tests.faults.conftest import (
     Sim,
     db_count,
-    publish_all,
+    publish_stream,
     queue_state,
     queue_states,
     spike_stream,
@@ -56,13 +55,7 @@ async def test_sigterm_under_load_loses_nothing_and_leaves_nothing_unacked(
     state, names = tmp_path / "state.db", Names(prefix)
     cleanup_prefix(RETRY_DELAYS)
 
-    publisher = AmqpBroker(amqp_url, prefix=prefix, prefetch=1, delivery_limit=MAX_DELIVERIES,
-                           retry_delays=RETRY_DELAYS)
-    await publisher.start()
-    try:
-        await publish_all(publisher, stream)
-    finally:
-        await publisher.close()
+    await publish_stream(amqp_url, prefix, stream, delivery_limit=MAX_DELIVERIES, retry_delays=RETRY_DELAYS)
 
     workers = spawn(worker_env(
         url=amqp_url, prefix=prefix, state=state, sim=served_sim, BOT_RETRY_DELAYS="[0.2, 0.5]",

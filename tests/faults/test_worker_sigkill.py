@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from bot.broker.amqp import AmqpBroker
 from bot.broker.topology import Names
 from bot.testing import Fault
 from tests.faults.conftest import (
@@ -28,7 +27,7 @@ from tests.faults.conftest import (
     WorkerProcesses,
     db_count,
     db_rows,
-    publish_all,
+    publish_stream,
     queue_states,
     spike_stream,
     until,
@@ -83,13 +82,7 @@ async def test_sigkill_ten_times_mid_stream_loses_and_repeats_nothing(
     state, names = tmp_path / "state.db", Names(prefix)
     cleanup_prefix(RETRY_DELAYS)
 
-    publisher = AmqpBroker(amqp_url, prefix=prefix, prefetch=1, delivery_limit=MAX_DELIVERIES,
-                           retry_delays=RETRY_DELAYS)
-    await publisher.start()
-    try:
-        await publish_all(publisher, stream)
-    finally:
-        await publisher.close()
+    await publish_stream(amqp_url, prefix, stream, delivery_limit=MAX_DELIVERIES, retry_delays=RETRY_DELAYS)
 
     workers = spawn(worker_env(
         url=amqp_url, prefix=prefix, state=state, sim=served_sim, BOT_RETRY_DELAYS=json.dumps(RETRY_DELAYS),
