@@ -70,21 +70,29 @@ class Worker:
         self._max_retries = max_retries
         #: outcome label → count, for operators (/metrics has the same) and for tests to wait on
         self.handled: Counter[str] = Counter()
-        self._handled_changed = asyncio.Condition()
+        #: wait_handled's callers: (reached?, future); checked on each count, so a count costs nothing else
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     async def wait_handled(self, count: int, *, outcome: str | None = None) -> None:
         """Wait until `count` messages (of `outcome`, if given) were handled. Bound it with asyncio.timeout."""
         def reached() -> bool:
             return (self.handled[outcome] if outcome else self.handled.total()) >= count
 
-        async with self._handled_changed:
-            await self._handled_changed.wait_for(reached)
+        if reached():
+            return
+        waiter = (reached, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            await waiter[1]
+        finally:
+            self._waiters.remove(waiter)
 
     async def _count(self, label: str) -> None:
         EVENTS.labels(label).inc()
         self.handled[label] += 1
-        async with self._handled_changed:
-            self._handled_changed.notify_all()
+        for reached, future in self._waiters:
+            if not future.done() and reached():
+                future.set_result(None)
 
     async def recover(self) -> int:
         """Finish vendor actions left pending by a crash or an exhausted retry; returns how many."""
@@ -134,7 +142,7 @@ class Worker:
 
     async def _guarded(self, event: Event, delivery: Delivery) -> tuple[Outcome, str]:
         try:
-            new = await self._process(event)
+            new = await self._process(event, delivery.body)
         except VendorUnavailable as exc:
             log.warning("event.retry", error=str(exc))
             if self._max_retries is not None and delivery.retries >= self._max_retries and event.campaign:
@@ -149,7 +157,7 @@ class Worker:
             return Outcome.dead(f"{type(exc).__name__}: {exc}"), "dead"
         return Outcome.ack(), ("ack" if new else "duplicate")
 
-    async def _process(self, event: Event) -> bool:
+    async def _process(self, event: Event, body: bytes) -> bool:
         """Record, evaluate and act in one transaction, then reconcile every campaign it touched.
 
         Returns False for a duplicate. A duplicate's campaign is reconciled, which finishes a vendor action
@@ -160,7 +168,7 @@ class Worker:
         now = self._clock()
         touched: set[str] = set()
         async with self._store.transaction() as tx:
-            new = await tx.record_event(event, now)
+            new = await tx.record_event(event, now, body=body)
             if new:
                 learned = self._inventory.observe(event)
                 if learned is not None:

@@ -235,7 +235,9 @@ class AmqpBroker:
         into.add(task)
         task.add_done_callback(into.discard)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # A plain function, not a coroutine: aio-pika then calls it without a task of its own, and the
+        # one task per message is ours (tracked, so stop_consuming can drain or cancel it).
         if not self._accepting or self._handler is None:
             return  # delivered while our cancel was on its way: closing the channel returns it
         self._spawn(self._process(message, self._handler), self._tasks)
@@ -244,13 +246,17 @@ class AmqpBroker:
         # Cancelled (stop_consuming after the drain): the message stays unacked and goes back to the
         # queue when stop_consuming closes the channel.
         delivery = to_delivery(message)
-        with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
-            async with self._slots:
-                try:
-                    outcome = await handler(delivery)
-                except Exception as exc:  # a handler that raises is a bug: park the message
+        async with self._slots:
+            try:
+                outcome = await handler(delivery)
+            except Exception as exc:  # a handler that raises is a bug: park the message
+                with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
                     log.exception("message.handler_failed", retries=delivery.retries)
-                    outcome = Outcome.dead(exception_reason(exc))
+                outcome = Outcome.dead(exception_reason(exc))
+            if outcome.verdict is Verdict.ACK:
+                await settle_quietly(message.ack())
+                return
+            with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
                 await self._settle(message, delivery, outcome)
 
     async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:

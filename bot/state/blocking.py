@@ -64,6 +64,13 @@ class BlockingConnection:
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> _Executed:
         return _Executed(self._conn.executemany(sql, rows))
 
+    def execute_now(self, sql: str) -> None:
+        """A statement run synchronously (the store's transaction control)."""
+        self._conn.execute(sql)
+
+    def executemany_now(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
     async def executescript(self, script: str) -> None:
         self._conn.executescript(script)
 
