@@ -5,6 +5,7 @@ Not responsible for: knowing any vendor's vocabulary (that is one module per sou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -126,17 +127,33 @@ def campaign_ref(vendor: str, value: Any, *, field: str) -> CampaignRef:
         raise PayloadError(f"field {field}: invalid {vendor} campaign id {text[:80]!r}") from None
 
 
+@functools.cache
+def _split(path: str) -> tuple[str, ...]:
+    """A dotted path's keys (paths are literals in the source modules: the cache stays small)."""
+    return tuple(path.split("."))
+
+
+def _text(value: Any) -> str | None:
+    if type(value) is str:
+        return value.strip() or None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    return None
+
+
 class Fields:
     """Typed, forgiving reads from one JSON object; absent or mistyped values read as None."""
 
     def __init__(self, raw: Any) -> None:
-        self.raw: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        self.raw: Mapping[str, Any] = raw if isinstance(raw, dict) else {}     # parsed JSON: objects are dicts
 
     def get(self, *path: str) -> Any:
         """The value at a nested key path, or None."""
         node: Any = self.raw
         for key in path:
-            if not isinstance(node, Mapping):
+            if type(node) is not dict:
                 return None
             node = node.get(key)
         return node
@@ -147,21 +164,16 @@ class Fields:
 
     def text(self, *path: str) -> str | None:
         """A non-empty string (numbers are written out), else None."""
-        value = self.get(*path)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        return None
+        return _text(self.get(*path))
 
     def first_text(self, *paths: str) -> str | None:
         """The first non-empty string among dotted paths (`"email.message_id"`)."""
         for path in paths:
-            value = self.text(*path.split("."))
+            value = self.get(*_split(path)) if "." in path else self.raw.get(path)
             if value is not None:
-                return value
+                text = _text(value)
+                if text is not None:
+                    return text
         return None
 
     def integer(self, *path: str) -> int | None:
@@ -192,7 +204,7 @@ class Fields:
     def first_integer(self, *paths: str) -> int | None:
         """The first integer among dotted paths."""
         for path in paths:
-            value = self.integer(*path.split("."))
+            value = self.integer(*_split(path))
             if value is not None:
                 return value
         return None
@@ -200,7 +212,7 @@ class Fields:
     def first_number(self, *paths: str) -> float | int | None:
         """The first finite number (or percent string) among dotted paths."""
         for path in paths:
-            value = self.number(*path.split("."))
+            value = self.number(*_split(path))
             if value is not None:
                 return value
         return None
@@ -208,7 +220,7 @@ class Fields:
     def first_time(self, *paths: str) -> datetime | None:
         """The first parseable timestamp among dotted paths."""
         for path in paths:
-            parsed = parse_timestamp(self.get(*path.split(".")))
+            parsed = parse_timestamp(self.get(*_split(path)))
             if parsed is not None:
                 return parsed
         return None
