@@ -51,6 +51,9 @@ class Evaluation:
     decisions: tuple[Decision, ...] = ()
 
 
+_UNTOUCHED: Final = Evaluation(None)
+
+
 def field_value(event: Event, name: str) -> Any:
     """The value of a `when` field on an event, or a sentinel when absent."""
     if name in ("type", "source"):
@@ -87,7 +90,9 @@ def compare(comparison: Comparison, value: Any) -> bool:
 
 def matches(rule: Rule, event: Event) -> bool:
     """True when the rule listens for the event's type and every `when` clause holds."""
-    return event.type in rule.on and all(compare(c, field_value(event, n)) for n, c in rule.when.items())
+    if event.type not in rule.on:
+        return False
+    return not rule.when or all(compare(c, field_value(event, n)) for n, c in rule.when.items())
 
 
 def _text(event: Event, *names: str) -> str | None:
@@ -98,8 +103,17 @@ def _text(event: Event, *names: str) -> str | None:
     return None
 
 
-def key_value(kind: str, event: Event) -> str | None:
-    """The event's campaign, sender account, sender domain or vendor, when it has one."""
+def key_value(kind: str, event: Event, memo: dict[str, str | None] | None = None) -> str | None:
+    """The event's campaign, sender account, sender domain or vendor, when it has one. `memo`: the keys
+    found so far for this event (many rules ask for the same one)."""
+    if memo is None:
+        return _key_value(kind, event)
+    if kind not in memo:
+        memo[kind] = _key_value(kind, event)
+    return memo[kind]
+
+
+def _key_value(kind: str, event: Event) -> str | None:
     if kind == "campaign":
         return str(event.campaign) if event.campaign else None
     if kind == "vendor":
@@ -114,9 +128,9 @@ def key_value(kind: str, event: Event) -> str | None:
     return domain or (sender.rpartition("@")[2] or None if sender and "@" in sender else None)
 
 
-def _targets(rule: Rule, event: Event) -> tuple[Target, ...]:
+def _targets(rule: Rule, event: Event, memo: dict[str, str | None] | None) -> tuple[Target, ...]:
     if rule.scope != "labels":
-        value = key_value(rule.scope, event)
+        value = key_value(rule.scope, event, memo)
         return (Target(rule.scope, value),) if value else ()
     labels = field_value(event, "data.labels")
     if not isinstance(labels, dict):
@@ -143,10 +157,11 @@ def _format(template: str, **values: Any) -> str:
         return template
 
 
-def _event_rule(rule: Rule, event: Event, state: dict[str, Any], now: datetime) -> Evaluation:
+def _event_rule(rule: Rule, event: Event, state: dict[str, Any], now: datetime,
+                memo: dict[str, str | None] | None) -> Evaluation:
     assert rule.action is not None
     action = rule.action
-    targets = _targets(rule, event)
+    targets = _targets(rule, event, memo)
     if not targets and action.do != "notify":
         return Evaluation(None)
     if action.do in ("pause", "vendor_hold") and _cooling(rule, state, now):
@@ -227,14 +242,15 @@ def _ids(state: dict[str, Any], event: Event) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*state.get("ids", []), event.id]))
 
 
-def _explain(rule: Rule, event: Event, measured: tuple[float, int, int, int]) -> tuple[str, dict[str, Any]]:
+def _explain(rule: Rule, event: Event, measured: tuple[float, int, int, int],
+             memo: dict[str, str | None] | None) -> tuple[str, dict[str, Any]]:
     """The reason text and the inputs of a decision (built only when one is taken)."""
     assert rule.pause is not None and rule.measure is not None
     value, numerator, denominator, sample = measured
     inputs = {
         "value": round(value, 6), "numerator": numerator, "denominator": denominator, "sample": sample,
         "threshold": dict([rule.pause.when.operator]), "min_sample": rule.measure.min_sample,
-        "key": key_value(rule.key, event), "rule_digest": rule.digest,
+        "key": key_value(rule.key, event, memo), "rule_digest": rule.digest,
         "window": ({"last": rule.window.last, "of": rule.window.of} if rule.window and rule.window.last
                    else {"duration_s": rule.window.duration.total_seconds()} if rule.window and rule.window.duration
                    else None),
@@ -244,17 +260,19 @@ def _explain(rule: Rule, event: Event, measured: tuple[float, int, int, int]) ->
     return reason, inputs
 
 
-def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datetime) -> Evaluation:
+def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datetime, *,
+             memo: dict[str, str | None] | None = None) -> Evaluation:
     """Fold the event into the rule's window and decide: pause when `pause.when` holds, release when
-    `release.when` has held for `release.after` since the rule paused (hysteresis)."""
+    `release.when` has held for `release.after` since the rule paused (hysteresis). `memo`: see
+    `key_value` (one dict per event, shared by the rules it reaches)."""
     if not matches(rule, event):
-        return Evaluation(None)
+        return _UNTOUCHED
     state = window or _NO_STATE
     if rule.action is not None:
-        return _event_rule(rule, event, state, now)
+        return _event_rule(rule, event, state, now, memo)
     assert rule.pause is not None and rule.measure is not None
     new = _fold(rule, event, state, now)
-    targets = _targets(rule, event)
+    targets = _targets(rule, event, memo)
     if new is None or not targets:
         return Evaluation(new)
     measured = _measure(rule, event, new)
@@ -267,7 +285,7 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
             if _cooling(rule, new, now):
                 return Evaluation(new)
             new.update(active=True, fired_at=now.isoformat(), fires=int(new.get("fires", 0)) + 1)
-        reason, inputs = _explain(rule, event, measured)
+        reason, inputs = _explain(rule, event, measured, memo)
         pause = Decision(rule.name, rule.digest, "pause", targets, reason, rule.mode == "shadow", _ids(new, event),
                          inputs, f"rule:{rule.name}")
         return Evaluation(new, (pause,))
@@ -281,7 +299,7 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
         return Evaluation(new)
     new.pop("release_since", None)
     new["active"] = False
-    _, inputs = _explain(rule, event, measured)
+    _, inputs = _explain(rule, event, measured, memo)
     released_inputs = {**inputs, "release_threshold": dict([rule.release.when.operator]),
                        "held_below_s": (now - since).total_seconds()}
     release = Decision(rule.name, rule.digest, "release", targets,

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Final, Protocol
 
@@ -29,6 +30,7 @@ from bot.state.sqlite import SqliteStateStore, Tx
 __all__ = ["MAX_MESSAGE_BYTES", "EventOperator", "Worker"]
 
 log = structlog.get_logger(__name__)
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 #: Larger messages are dead-lettered unread: no intake makes one (BOT_MAX_BODY_BYTES bounds every request),
@@ -178,8 +180,9 @@ class Worker:
                 rules = self._rules.for_type(event.type)
                 if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
                     rules = ()                  # a late duplicate of a firing that already resolved
+                keys: dict[str, str | None] = {}
                 for rule in rules:
-                    touched |= await self._evaluate(tx, rule, event, now)
+                    touched |= await self._evaluate(tx, rule, event, now, keys)
         if event.campaign is not None and not new:
             touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
         for key in sorted(touched):
@@ -189,12 +192,15 @@ class Worker:
                     await self._executor.reconcile(ref)
         return new
 
-    async def _evaluate(self, tx: Tx, rule: Rule, event: Event, now: datetime) -> set[str]:
+    async def _evaluate(self, tx: Tx, rule: Rule, event: Event, now: datetime,
+                        keys: dict[str, str | None]) -> AbstractSet[str]:
         """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
-        key = key_value(rule.key, event)
-        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now)
+        key = key_value(rule.key, event, keys)
+        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now, memo=keys)
         if result.window is not None and key is not None:
             await tx.set_window(rule.name, key, result.window, now)
+        if not result.decisions:
+            return _NONE
         touched: set[str] = set()
         for decision in result.decisions:
             with bound_contextvars(rule=rule.name):

@@ -1,8 +1,8 @@
 """RabbitMQ broker: confirmed publishing, consuming with outcomes, delayed retry, dead letters, recovery.
 
-One robust connection: after a RabbitMQ restart aio-pika re-opens the channels, re-declares the
-topology and re-subscribes (`_on_reconnect` checks the subscription and renews it if missing).
-A publisher channel with confirms; a consumer channel with `prefetch` while consuming.
+One robust connection: after a RabbitMQ restart aio-pika re-opens the channels and re-declares the
+topology; `_on_reconnect` then subscribes again. A publisher channel with confirms; a consumer channel
+with `prefetch` while consuming, whose deliveries are taken at the aiormq layer (see `_subscribe`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractMessage,
-    AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
+from aio_pika.message import IncomingMessage
+from aiormq.abc import DeliveredMessage
 from structlog.contextvars import bound_contextvars
 
 from bot.broker.amqp_messages import (
@@ -31,10 +32,10 @@ from bot.broker.amqp_messages import (
     is_ack,
     new_message,
     peek_queue,
+    raw_delivery,
     retry_copy,
     safe_where,
     settle_quietly,
-    to_delivery,
 )
 from bot.broker.base import Delivery, Handler, Outcome, Verdict
 from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
@@ -74,7 +75,6 @@ class AmqpBroker:
         self._publisher: AbstractRobustChannel | None = None
         self._consumer: AbstractRobustChannel | None = None
         self._topology: Topology | None = None
-        self._work: AbstractQueue | None = None
         self._handler: Handler | None = None
         self._consumer_tag: str | None = None
         self._accepting = False  # set before basic.consume: deliveries can beat its consume-ok
@@ -145,17 +145,17 @@ class AmqpBroker:
             self._spawn(self._ensure_subscribed(), self._background)
 
     async def _ensure_subscribed(self) -> None:
-        """Re-subscribe if aio-pika's robust channel did not restore our consumer after a reconnect."""
-        consumer, work, tag = self._consumer, self._work, self._consumer_tag
-        if consumer is None or work is None or tag is None:
+        """Subscribe again on the channel the robust one re-opened after a reconnect (see `_subscribe`)."""
+        consumer, tag = self._consumer, self._consumer_tag
+        if consumer is None or tag is None:
             return
         try:
             async with asyncio.timeout(self._timeout):
                 underlay = await consumer.get_underlay_channel()
-            if tag in getattr(underlay, "consumers", {}):  # aiormq's Channel; absent from its abc
+            if tag in underlay.consumers:
                 return
-            self._consumer_tag = await work.consume(self._on_message, timeout=self._timeout)
-            log.warning("broker.resubscribed", where=self.where, queue=self.names.work)
+            self._consumer_tag = await self._subscribe(consumer)
+            log.info("broker.resubscribed", where=self.where, queue=self.names.work)
         except LINK_ERRORS as exc:
             log.warning("broker.resubscribe_failed", where=self.where, error=type(exc).__name__)
 
@@ -191,8 +191,8 @@ class AmqpBroker:
             async with asyncio.timeout(self._timeout * 3):  # robust channels wait while reconnecting
                 self._consumer = await self._connection.channel(publisher_confirms=False)
                 await self._consumer.set_qos(prefetch_count=self._prefetch, timeout=self._timeout)
-                self._work = (await self._declare(self._consumer)).work
-                self._consumer_tag = await self._work.consume(self._on_message, timeout=self._timeout)
+                await self._declare(self._consumer)
+                self._consumer_tag = await self._subscribe(self._consumer)
         except LINK_ERRORS as exc:
             self._accepting = False
             await self._close_consumer_channel()
@@ -205,11 +205,12 @@ class AmqpBroker:
         Closing the consumer channel at the end hands every unacked message back to the queue:
         those of cancelled handlers and those delivered while the cancel was on its way.
         """
-        tag, work, self._consumer_tag, self._accepting = self._consumer_tag, self._work, None, False
-        if tag is not None and work is not None:
+        tag, consumer, self._consumer_tag, self._accepting = self._consumer_tag, self._consumer, None, False
+        if tag is not None and consumer is not None:
             try:
                 async with asyncio.timeout(self._timeout):  # a robust channel waits while RabbitMQ is down
-                    await work.cancel(tag, timeout=self._timeout)
+                    underlay = await consumer.get_underlay_channel()
+                    await underlay.basic_cancel(tag, timeout=self._timeout)
             except LINK_ERRORS as exc:  # the channel is gone: RabbitMQ dropped the subscription with it
                 log.warning("broker.cancel_failed", error=type(exc).__name__)
         if self._tasks:
@@ -222,7 +223,7 @@ class AmqpBroker:
         await self._close_consumer_channel()
 
     async def _close_consumer_channel(self) -> None:
-        consumer, self._consumer, self._work = self._consumer, None, None
+        consumer, self._consumer = self._consumer, None
         if consumer is not None and not consumer.is_closed:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -235,17 +236,31 @@ class AmqpBroker:
         into.add(task)
         task.add_done_callback(into.discard)
 
-    def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # A plain function, not a coroutine: aio-pika then calls it without a task of its own, and the
-        # one task per message is ours (tracked, so stop_consuming can drain or cancel it).
-        if not self._accepting or self._handler is None:
-            return  # delivered while our cancel was on its way: closing the channel returns it
-        self._spawn(self._process(message, self._handler), self._tasks)
+    async def _subscribe(self, consumer: AbstractRobustChannel) -> str:
+        """basic.consume on aiormq's channel under the robust one: a delivery costs one task and no
+        aio-pika message object (an IncomingMessage is made only to retry or dead-letter one). The
+        robust channel does not restore this subscription after a reconnect: `_ensure_subscribed` does."""
+        underlay = await consumer.get_underlay_channel()
+        ok = await underlay.basic_consume(self.names.work, self._on_message, timeout=self._timeout)
+        return str(ok.consumer_tag)
 
-    async def _process(self, message: AbstractIncomingMessage, handler: Handler) -> None:
-        # Cancelled (stop_consuming after the drain): the message stays unacked and goes back to the
-        # queue when stop_consuming closes the channel.
-        delivery = to_delivery(message)
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        # Runs in the task aiormq starts for the delivery; tracked, so stop_consuming can drain or
+        # cancel it. Cancelled, the message stays unacked and goes back to the queue when
+        # stop_consuming closes the channel.
+        handler = self._handler
+        if not self._accepting or handler is None:
+            return  # delivered while our cancel was on its way: closing the channel returns it
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._process(message, handler)
+        finally:
+            self._tasks.discard(task)
+
+    async def _process(self, raw: DeliveredMessage, handler: Handler) -> None:
+        delivery = raw_delivery(raw)
         async with self._slots:
             try:
                 outcome = await handler(delivery)
@@ -254,10 +269,11 @@ class AmqpBroker:
                     log.exception("message.handler_failed", retries=delivery.retries)
                 outcome = Outcome.dead(exception_reason(exc))
             if outcome.verdict is Verdict.ACK:
-                await settle_quietly(message.ack())
+                # on the channel it came by: after a reconnect its tag means nothing on the new one
+                await settle_quietly(raw.channel.basic_ack(raw.delivery.delivery_tag))
                 return
             with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
-                await self._settle(message, delivery, outcome)
+                await self._settle(IncomingMessage(raw, no_ack=False), delivery, outcome)
 
     async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:
         try:

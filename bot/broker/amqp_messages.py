@@ -12,6 +12,7 @@ import structlog
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from yarl import URL
 
@@ -27,6 +28,7 @@ __all__ = [
     "is_ack",
     "new_message",
     "peek_queue",
+    "raw_delivery",
     "retry_copy",
     "safe_where",
     "settle_quietly",
@@ -66,13 +68,25 @@ def new_message(body: bytes, *, message_id: str | None, headers: Mapping[str, An
 
 def to_delivery(message: AbstractIncomingMessage) -> Delivery:
     """What the handler sees: the original routing key even after a trip through a retry tier."""
-    headers = message.headers or {}
+    return _delivery(message.body, message.headers, message.message_id, message.routing_key, message.redelivered)
+
+
+def raw_delivery(message: DeliveredMessage) -> Delivery:
+    """`to_delivery` for a message taken straight from aiormq (the worker's consume path)."""
+    properties = message.header.properties
+    return _delivery(message.body, properties.headers, properties.message_id, message.delivery.routing_key,
+                     message.delivery.redelivered)
+
+
+def _delivery(body: bytes, headers: Mapping[str, Any] | None, message_id: str | None, routing_key: str | None,
+              redelivered: bool | None) -> Delivery:
+    headers = headers or {}
     return Delivery(
-        body=message.body,
-        message_id=message.message_id,
-        routing_key=_text(headers.get(HEADER_ROUTING_KEY)) or message.routing_key or "",
+        body=body,
+        message_id=message_id,
+        routing_key=_text(headers.get(HEADER_ROUTING_KEY)) or routing_key or "",
         retries=_count(headers.get(HEADER_RETRIES)),
-        redelivered=bool(message.redelivered),
+        redelivered=bool(redelivered),
     )
 
 
