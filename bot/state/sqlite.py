@@ -208,7 +208,7 @@ class SqliteStateStore:
         #: window states of recent (rule, key) pairs: the worker is the only writer, so the cache is exact
         self._windows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._group: _Group | None = None
-        self._committer: asyncio.Task[None] | None = None
+        self._committers: set[asyncio.Task[None]] = set()
         #: groups committed (and rolled back) so far, for the benchmark and tests
         self.commits = 0
 
@@ -242,18 +242,20 @@ class SqliteStateStore:
             if group is None:
                 await self._begin()
                 group = self._group = _Group()
-                self._committer = asyncio.get_running_loop().create_task(self._commit_soon(group))
+                committer = asyncio.get_running_loop().create_task(self._commit_soon(group))
+                self._committers.add(committer)
+                committer.add_done_callback(self._committers.discard)
             tx = Tx(self._db, self._windows, group)
             await self._db.execute("SAVEPOINT tx")
             try:
                 yield tx
+                self._db.execute_now("RELEASE tx")
             except sqlite3.Error as exc:
                 self._undo(group)
                 raise StateError(f"state write failed: {exc}") from exc
             except BaseException:
                 self._undo(group)
                 raise
-            self._db.execute_now("RELEASE tx")
             group.join(tx)
             if group.size >= GROUP_LIMIT:
                 self._commit(group)
@@ -278,8 +280,8 @@ class SqliteStateStore:
         group.committed.exception()               # retrieved: a group nobody awaits any more is no error
 
     async def _commit_soon(self, group: _Group) -> None:
-        """Started with the group: the transactions already waiting for the lock join it first (the lock
-        is fair), then this commits it. A caller never waits for load to arrive."""
+        """Started with the group. Three turns of the loop (no timer: a caller never waits for load to
+        arrive) let the handlers of deliveries already read off the socket join it, then this commits it."""
         for _ in range(3):
             await asyncio.sleep(0)
         async with self._lock:
@@ -315,8 +317,8 @@ class SqliteStateStore:
         """Commit the open group now (closing the store)."""
         async with self._reading():
             pass
-        if self._committer is not None:
-            await self._committer              # finds nothing left to commit
+        # the committers left find nothing to commit; one cancelled by a shutting-down loop is no error
+        await asyncio.gather(*self._committers, return_exceptions=True)
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[None]:
