@@ -127,9 +127,9 @@ async def worker_rate(url: str, prefix: str, count: int, tmp: Path, *, on_sends:
     return count / elapsed, commits
 
 
-def bot_env(url: str, prefix: str, tmp: Path, port: int) -> dict[str, str]:
+def bot_env(url: str, prefix: str, tmp: Path, port: int, db: str = "latency.db") -> dict[str, str]:
     return {"BOT_BROKER_URL": url, "BOT_BROKER_PREFIX": prefix, "BOT_HTTP_PORT": str(port),
-            "BOT_STATE_URL": f"sqlite:///{tmp / 'latency.db'}", "BOT_RULES_DIR": str(tmp / "rules-100"),
+            "BOT_STATE_URL": f"sqlite:///{tmp / db}", "BOT_RULES_DIR": str(tmp / "rules-100"),
             "BOT_SMARTLEAD_WEBHOOK_SECRET": SECRET, "BOT_RETRY_DELAYS": json.dumps(list(RETRY))}
 
 
@@ -137,7 +137,8 @@ async def decision_latency(url: str, prefix: str, tmp: Path, *, rate: float, sec
                            campaigns_for_rss: int) -> tuple[list[float], dict[int, int], float]:
     """Webhook → decision at `rate`/s through a web and a worker process; then RSS with many campaigns."""
     port = free_port()
-    env = bot_env(url, prefix, tmp, port)
+    db = f"latency-{rate:.0f}.db"
+    env = bot_env(url, prefix, tmp, port, db)
     web_process = spawn(["-m", "bot", "web"], env)
     worker_process = spawn(["-m", "bot", "worker"], env)
     try:
@@ -148,11 +149,11 @@ async def decision_latency(url: str, prefix: str, tmp: Path, *, rate: float, sec
         for _, status, _ in results:
             statuses[status] = statuses.get(status, 0) + 1
         sent = {ids[0]: at for at, status, ids in results if status == 202 and ids}
-        recorded = await _wait_recorded(tmp / "latency.db", set(sent))
+        recorded = await _wait_recorded(tmp / db, set(sent))
         latencies = [recorded[i] - sent[i] for i in sent]
         await publish_events(url, prefix, [e.model_copy(update={"campaign": f"smartlead:{50_000 + n}"})
                                            for n, e in enumerate(events(campaigns_for_rss, 1))])
-        await _wait_count(tmp / "latency.db", len(sent) + campaigns_for_rss)
+        await _wait_count(tmp / db, len(sent) + campaigns_for_rss)
         return latencies, statuses, rss_mib(worker_process.pid)
     finally:
         stop(web_process)
@@ -188,7 +189,8 @@ async def main(quick: bool) -> None:
     n_http, n_consume, latency_s = (600, 1000, 2.0) if quick else (3000, 5000, 5.0)
     run = uuid.uuid4().hex[:8]
     prefixes = [f"bench.{run}.{part}" for part in ("bare-http", "ours-http", "bare-consume", "ours-worker",
-                                                   "bare-latency", "ours-latency", "ours-heavy", "bare-aiormq")]
+                                                   "bare-latency", "ours-latency", "ours-heavy", "bare-aiormq",
+                                                   "ours-latency-half")]
     try:
         with tempfile.TemporaryDirectory(prefix="campaign-guard-bench-") as name:
             tmp = Path(name)
@@ -226,6 +228,10 @@ async def main(quick: bool) -> None:
             bare_lat = await bare.latency(url, prefixes[4], rate=1000, seconds=latency_s)
             print(f"bare  publish → consume at 1000/s     p50 {percentile(bare_lat, 50) * 1000:6.1f} ms  "
                   f"p99 {percentile(bare_lat, 99) * 1000:6.1f} ms", flush=True)
+            half, half_statuses, _ = await decision_latency(url, prefixes[8], tmp, rate=500, seconds=latency_s,
+                                                            campaigns_for_rss=0)
+            print(f"ours  webhook → decision at 500/s     p50 {percentile(half, 50) * 1000:6.1f} ms  "
+                  f"p99 {percentile(half, 99) * 1000:6.1f} ms  {half_statuses}  (where the knee is)", flush=True)
             ours_lat, statuses, rss = await decision_latency(url, prefixes[5], tmp, rate=1000, seconds=latency_s,
                                                              campaigns_for_rss=2000 if quick else 10_000)
             print(f"ours  webhook → decision at 1000/s    p50 {percentile(ours_lat, 50) * 1000:6.1f} ms  "

@@ -8,7 +8,8 @@ with `prefetch` while consuming, whose deliveries are taken at the aiormq layer 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
@@ -23,14 +24,15 @@ from aio_pika.abc import (
 from aio_pika.exceptions import DeliveryError, PublishError
 from aio_pika.message import IncomingMessage
 from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 from structlog.contextvars import bound_contextvars
 
 from bot.broker.amqp_messages import (
+    CONTENT_TYPE,
     LINK_ERRORS,
     dead_copy,
     get_messages,
     is_ack,
-    new_message,
     peek_queue,
     raw_delivery,
     retry_copy,
@@ -160,17 +162,37 @@ class AmqpBroker:
             log.warning("broker.resubscribe_failed", where=self.where, error=type(exc).__name__)
 
     async def publish(self, body: bytes, *, message_id: str, routing_key: str) -> None:
-        """Return once RabbitMQ confirmed the message; BrokerUnavailable otherwise."""
-        exchange = self._topology.events if self._topology is not None else None
-        await self._publish(exchange, routing_key, new_message(body, message_id=message_id))
+        """Return once RabbitMQ confirmed the message; BrokerUnavailable otherwise.
+
+        Sent at the aiormq layer under the robust channel (no aio-pika Message per event: the intake
+        publishes one per webhook); retry and dead-letter copies go through `_publish`."""
+        publisher = self._publisher if self._topology is not None else None
+        properties = Basic.Properties(message_id=message_id, content_type=CONTENT_TYPE, delivery_mode=2, headers={})
+        async with self._publishing(routing_key):
+            assert publisher is not None
+            channel = await publisher.get_underlay_channel()
+            confirmation = await channel.basic_publish(body, exchange=self.names.events, routing_key=routing_key,
+                                                       properties=properties, mandatory=True)
+        if not is_ack(confirmation):
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message")
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, message: AbstractMessage) -> None:
+        async with self._publishing(routing_key, ready=exchange is not None):
+            assert exchange is not None
+            confirmation = await exchange.publish(message, routing_key, mandatory=True)
+        if not is_ack(confirmation):
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message")
+
+    @contextlib.asynccontextmanager
+    async def _publishing(self, routing_key: str, *, ready: bool = True) -> AsyncIterator[None]:
+        """Connected first, then bounded by the publish timeout; every failure becomes BrokerUnavailable."""
         connection = self._connection
-        if exchange is None or connection is None or not (self._link_up and connection.connected.is_set()):
+        if not ready or self._publisher is None or connection is None or \
+                not (self._link_up and connection.connected.is_set()):
             raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
         try:
             async with asyncio.timeout(self._timeout):
-                confirmation = await exchange.publish(message, routing_key, mandatory=True)
+                yield
         except PublishError:
             raise BrokerUnavailable(f"RabbitMQ returned the message as unroutable ({routing_key!r})") from None
         except DeliveryError:
@@ -179,8 +201,6 @@ class AmqpBroker:
             raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm within {self._timeout}s") from None
         except LINK_ERRORS as exc:
             raise BrokerUnavailable(f"RabbitMQ at {self.where} failed: {type(exc).__name__}") from None
-        if not is_ack(confirmation):
-            raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message")
 
     async def consume(self, handler: Handler) -> None:
         """Open the consumer channel, subscribe to the work queue and return; handlers run in tasks."""
