@@ -6,7 +6,9 @@ campaigns through the inventory, and hands decisions to the executor.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -71,21 +73,29 @@ def field_value(event: Event, name: str) -> Any:
     return value
 
 
+_ORDER: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}
+_EQUALITY: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "eq": operator.eq, "ne": operator.ne, "in": lambda v, o: v in o, "not_in": lambda v, o: v not in o,
+}
+
+
 def compare(comparison: Comparison, value: Any) -> bool:
     """Apply one operator; a missing value satisfies only `exists: false` and `ne`/`not_in`."""
     op, operand = comparison.operator
+    order = _ORDER.get(op)
+    if order is not None:
+        if value is _MISSING or isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return order(value, operand)
     if op == "exists":
         return (value is not _MISSING) == operand
     if value is _MISSING:
         return op in ("ne", "not_in")
-    if op in ("eq", "ne", "in", "not_in"):
-        return {"eq": lambda: value == operand, "ne": lambda: value != operand,
-                "in": lambda: value in operand, "not_in": lambda: value not in operand}[op]()
     if op == "matches":
         return isinstance(value, str) and re.search(operand, value) is not None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return {"gt": value > operand, "gte": value >= operand, "lt": value < operand, "lte": value <= operand}[op]
+    return _EQUALITY[op](value, operand)
 
 
 def matches(rule: Rule, event: Event) -> bool:

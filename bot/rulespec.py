@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
@@ -105,7 +106,7 @@ class Comparison(_Spec):
                 raise ValueError(f"matches: invalid regular expression: {exc}") from None
         return self
 
-    @property
+    @functools.cached_property
     def operator(self) -> tuple[str, Any]:
         name = next(iter(self.model_fields_set))
         return ("in" if name == "in_" else name), getattr(self, name)
