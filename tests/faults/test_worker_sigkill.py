@@ -121,7 +121,11 @@ async def test_sigkill_ten_times_mid_stream_loses_and_repeats_nothing(
         kinds[kind] += 1
         at.append(db_count(state))
 
+    index = len(workers.processes)
     await workers.start()
+    # consuming first: the stream may be done already, and a SIGTERM before the handlers are installed
+    # would end the process the default way, which says nothing about a graceful stop
+    await until(partial(_started, workers, index), timeout=30, every=0.01, what="worker started")
     await until(lambda: _finished(state, total, spiking, sim, amqp_url, names), timeout=60, every=0.1,
                 what="every event recorded, every pause done, queues empty")
     assert await workers.signal(signal.SIGTERM) == 0, workers.text()
