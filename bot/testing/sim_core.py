@@ -104,6 +104,9 @@ class CallRecord:
     body: Any
     status: int | None
     at: float               # simulator clock (time.monotonic by default) when the request arrived
+    #: what the vendor's own logic answered (200: applied; 429: refused by the rate limit), also when an
+    #: `after_apply` fault then held the answer back (`status` None) or replaced it; None if it never ran
+    decided: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

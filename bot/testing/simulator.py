@@ -236,21 +236,24 @@ class VendorSimulator(CallLog):
                 body = raw.decode("utf-8", errors="replace")
         logged = {k: v for k, v in body.items() if k != "api_key"} if isinstance(body, dict) else body
         status: int | None = None
+        decided: list[int] = []
         try:
             response = await self._respond(vendor, SimRequest(request.method, path, request.query,
-                                                              request.headers, body, now))
+                                                              request.headers, body, now), decided)
             status = response.status
             return response
         finally:
-            self._record(CallRecord(vendor, request.method, path, logged, status, now))
+            self._record(CallRecord(vendor, request.method, path, logged, status, now,
+                                    decided[0] if decided else None))
 
-    async def _respond(self, vendor: str, req: SimRequest) -> web.Response:
+    async def _respond(self, vendor: str, req: SimRequest, decided: list[int]) -> web.Response:
         fault = next((f for f in self._faults if f.matches(vendor, req.method, req.path, req.now)), None)
         if fault is not None:
             fault.hits += 1
             if not fault.after_apply and (early := await self._misbehave(fault, vendor, req.path)) is not None:
                 return early
         response = HANDLERS[vendor](self, req)
+        decided.append(response.status)
         if fault is not None and fault.after_apply and (late := await self._misbehave(fault, vendor, req.path)):
             return late
         return response

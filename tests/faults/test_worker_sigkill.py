@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 SEED = 20261123
 KILLS = 10
-CAMPAIGNS = 24                    # half of them spike
+CAMPAIGNS = 60                    # half of them spike
 RETRY_DELAYS = (0.1, 0.2)
 #: each kill hands the worker's in-flight messages back, and RabbitMQ counts that as a delivery
 MAX_DELIVERIES = 25
@@ -130,14 +130,16 @@ async def test_sigkill_ten_times_mid_stream_loses_and_repeats_nothing(
                 what="every event recorded, every pause done, queues empty")
     assert await workers.signal(signal.SIGTERM) == 0, workers.text()
 
+    assert all(n < total for n in at), f"kills must land mid-stream; events recorded at each kill: {at} of {total}"
     queues = await queue_states(amqp_url, names, RETRY_DELAYS)
     assert {name: (q.ready, q.consumers) for name, q in queues.items()} == {name: (0, 0) for name in queues}
     assert {row[0] for row in db_rows(state, "SELECT id FROM events")} == {e.id for e in stream}
     assert db_count(state) == total
 
     posts = [c for c in sim.calls if c.method == "POST"]
-    # status None: applied, but the worker died before the answer went out (the server's handler was cancelled)
-    applied = Counter(c.path for c in posts if c.status in (200, None))
+    # `decided`: what the vendor did, also when the worker died before the answer went out (status None);
+    # a pause held in flight may be one the rate limit refused
+    applied = Counter(c.path for c in posts if c.decided == 200)
     assert applied == Counter({f"/campaigns/{ref.partition(':')[2]}/status": 1 for ref in spiking})
     assert len([c for c in posts if c.status is None]) == kinds["while a pause is in flight"]
     assert all(c.body == {"status": "PAUSED"} for c in posts)

@@ -264,6 +264,10 @@ async def test_after_apply_and_race_faults(sim: VendorSimulator, client: TestCli
     sim.inject("smartlead", "error", status=503, after_apply=True)
     assert (await sl_status(client, "1", "PAUSED"))[0] == 503
     assert sim.status_of("smartlead:1") == "PAUSED"                 # done, but the answer was lost
+    assert (sim.calls[-1].status, sim.calls[-1].decided) == (503, 200)
+    sim.inject("smartlead", "error", status=503)
+    assert (await sl_status(client, "1", "ACTIVE"))[0] == 503
+    assert (sim.calls[-1].status, sim.calls[-1].decided) == (503, None)     # refused before the vendor's logic
     sim.inject("smartlead", "race", set_status="STOPPED")
     assert (await sl_status(client, "1", "START"))[0] == 422         # someone stopped it first
     with pytest.raises(ValueError, match="set_status"):
