@@ -1,6 +1,6 @@
 """Load benchmark: campaign-guard's figures next to the bare ceilings, measured in one run.
 
-    .venv/bin/python -m bench.load            # full run (~2-3 minutes)
+    .venv/bin/python -m bench.load            # full run (about a minute)
     .venv/bin/python -m bench.load --quick    # smaller counts, for a smoke run
 
 Broker: BOT_BENCH_AMQP_URL, else BOT_TEST_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/. Every queue
