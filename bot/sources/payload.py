@@ -166,10 +166,15 @@ class Fields:
         """A non-empty string (numbers are written out), else None."""
         return _text(self.get(*path))
 
+    def _at(self, path: str) -> Any:
+        """The value at a dotted path (a flat key is one dict lookup), or None."""
+        return self.get(*_split(path)) if "." in path else self.raw.get(path)
+
     def first_text(self, *paths: str) -> str | None:
         """The first non-empty string among dotted paths (`"email.message_id"`)."""
+        raw = self.raw
         for path in paths:
-            value = self.get(*_split(path)) if "." in path else self.raw.get(path)
+            value = self.get(*_split(path)) if "." in path else raw.get(path)    # `_at`, inlined: hot
             if value is not None:
                 text = _text(value)
                 if text is not None:
@@ -204,24 +209,22 @@ class Fields:
     def first_integer(self, *paths: str) -> int | None:
         """The first integer among dotted paths."""
         for path in paths:
-            value = self.integer(*_split(path))
-            if value is not None:
+            if self._at(path) is not None and (value := self.integer(*_split(path))) is not None:
                 return value
         return None
 
     def first_number(self, *paths: str) -> float | int | None:
         """The first finite number (or percent string) among dotted paths."""
         for path in paths:
-            value = self.number(*_split(path))
-            if value is not None:
+            if self._at(path) is not None and (value := self.number(*_split(path))) is not None:
                 return value
         return None
 
     def first_time(self, *paths: str) -> datetime | None:
         """The first parseable timestamp among dotted paths."""
         for path in paths:
-            parsed = parse_timestamp(self.get(*_split(path)))
-            if parsed is not None:
+            value = self._at(path)
+            if value is not None and (parsed := parse_timestamp(value)) is not None:
                 return parsed
         return None
 
