@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from typing import cast
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 QUORUM = {"x-queue-type": "quorum"}
 
@@ -101,7 +103,7 @@ async def consume_rate_aiormq(url: str, prefix: str, count: int, *, prefetch: in
 
         async def on_message(message: DeliveredMessage) -> None:
             nonlocal seen
-            await underlay.basic_ack(message.delivery.delivery_tag)
+            await underlay.basic_ack(cast(Basic.Deliver, message.delivery).delivery_tag)
             seen += 1
             if seen >= count:
                 done.set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import structlog
@@ -154,7 +154,7 @@ class AmqpBroker:
         try:
             async with asyncio.timeout(self._timeout):
                 underlay = await consumer.get_underlay_channel()
-            if tag in underlay.consumers:
+            if tag in getattr(underlay, "consumers", {}):  # aiormq's Channel; absent from its abc
                 return
             self._consumer_tag = await self._subscribe(consumer)
             log.info("broker.resubscribed", where=self.where, queue=self.names.work)
@@ -290,7 +290,8 @@ class AmqpBroker:
                 outcome = Outcome.dead(exception_reason(exc))
             if outcome.verdict is Verdict.ACK:
                 # on the channel it came by: after a reconnect its tag means nothing on the new one
-                await settle_quietly(raw.channel.basic_ack(raw.delivery.delivery_tag))
+                tag = cast(int, cast(Basic.Deliver, raw.delivery).delivery_tag)    # set on every Deliver
+                await settle_quietly(raw.channel.basic_ack(tag))
                 return
             with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
                 await self._settle(IncomingMessage(raw, no_ack=False), delivery, outcome)

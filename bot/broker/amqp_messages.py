@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import structlog
 from aio_pika import DeliveryMode, Message
@@ -73,9 +73,9 @@ def to_delivery(message: AbstractIncomingMessage) -> Delivery:
 
 def raw_delivery(message: DeliveredMessage) -> Delivery:
     """`to_delivery` for a message taken straight from aiormq (the worker's consume path)."""
-    properties = message.header.properties
-    return _delivery(message.body, properties.headers, properties.message_id, message.delivery.routing_key,
-                     message.delivery.redelivered)
+    properties, deliver = message.header.properties, cast(Basic.Deliver, message.delivery)
+    return _delivery(message.body, properties.headers, properties.message_id, deliver.routing_key,
+                     deliver.redelivered)
 
 
 def _delivery(body: bytes, headers: Mapping[str, Any] | None, message_id: str | None, routing_key: str | None,

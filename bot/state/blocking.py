@@ -10,7 +10,7 @@ A checkpoint can still block the loop for a few milliseconds; nothing else waits
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
 __all__ = ["BlockingConnection"]
@@ -61,14 +61,14 @@ class BlockingConnection:
     def execute(self, sql: str, args: Iterable[Any] = ()) -> _Executed:
         return _Executed(self._conn.execute(sql, tuple(args)))
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> _Executed:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> _Executed:
         return _Executed(self._conn.executemany(sql, rows))
 
     def execute_now(self, sql: str) -> None:
         """A statement run synchronously (the store's transaction control)."""
         self._conn.execute(sql)
 
-    def executemany_now(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def executemany_now(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
 
     async def executescript(self, script: str) -> None:

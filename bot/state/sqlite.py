@@ -44,7 +44,8 @@ def _dt(value: str | None) -> datetime | None:
 
 
 class Tx(DecisionQueries):
-    """Reads and writes inside one SQLite transaction. Obtain it from `SqliteStateStore.transaction()`."""
+    """Reads and writes inside one SAVEPOINT of a group's SQLite transaction (see the module docstring).
+    Obtain it from `SqliteStateStore.transaction()`."""
 
     def __init__(self, db: BlockingConnection, cache: OrderedDict[tuple[str, str], dict[str, Any]],
                  group: _Group) -> None:
@@ -200,7 +201,8 @@ class _Group:
 
 
 class SqliteStateStore:
-    """One connection, one writer at a time (an asyncio lock), WAL so readers (the CLI) never block it."""
+    """One connection, one writer at a time (an asyncio lock), WAL so readers (the CLI) never block it;
+    transactions share COMMITs (group commit)."""
 
     def __init__(self, db: BlockingConnection) -> None:
         self._db = db
