@@ -91,7 +91,7 @@ async def consume_rate(url: str, prefix: str, count: int, *, prefetch: int) -> f
 
 async def consume_rate_aiormq(url: str, prefix: str, count: int, *, prefetch: int) -> float:
     """`consume_rate` one layer down, as campaign-guard's worker consumes: basic.consume on aiormq's channel
-    under aio-pika's, no aio-pika message object, one task per delivery; messages per second."""
+    under aio-pika's, no aio-pika message object; messages per second."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()

@@ -257,27 +257,21 @@ class AmqpBroker:
         task.add_done_callback(into.discard)
 
     async def _subscribe(self, consumer: AbstractRobustChannel) -> str:
-        """basic.consume on aiormq's channel under the robust one: a delivery costs one task and no
-        aio-pika message object (an IncomingMessage is made only to retry or dead-letter one). The
+        """basic.consume on aiormq's channel under the robust one: a delivery costs no aio-pika message
+        object (an IncomingMessage is made only to retry or dead-letter one) and no aio-pika task. The
         robust channel does not restore this subscription after a reconnect: `_ensure_subscribed` does."""
         underlay = await consumer.get_underlay_channel()
         ok = await underlay.basic_consume(self.names.work, self._on_message, timeout=self._timeout)
         return str(ok.consumer_tag)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
-        # Runs in the task aiormq starts for the delivery; tracked, so stop_consuming can drain or
-        # cancel it. Cancelled, the message stays unacked and goes back to the queue when
-        # stop_consuming closes the channel.
-        handler = self._handler
-        if not self._accepting or handler is None:
+        # Returns at once: the handler runs in a task of ours, tracked so stop_consuming can drain or
+        # cancel it, and not in the task aiormq starts for this callback: aiormq throws into those when
+        # the channel closes (a RabbitMQ restart), which would cut a vendor action off midway.
+        # Cancelled, the message stays unacked and goes back to the queue when the channel closes.
+        if not self._accepting or self._handler is None:
             return  # delivered while our cancel was on its way: closing the channel returns it
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._process(message, handler)
-        finally:
-            self._tasks.discard(task)
+        self._spawn(self._process(message, self._handler), self._tasks)
 
     async def _process(self, raw: DeliveredMessage, handler: Handler) -> None:
         delivery = raw_delivery(raw)

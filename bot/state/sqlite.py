@@ -1,8 +1,8 @@
 """SQLite state store (WAL): recorded events, holds, campaign records, rule windows, audit.
 
-Group commit: transactions that are ready to run in the same turn of the event loop share one SQLite
-transaction, each inside its own SAVEPOINT (a failing one rolls back alone), and one COMMIT ends them
-all. `transaction()` returns only after that COMMIT, so a caller never acts on an uncommitted write;
+Group commit: transactions that are ready to run within the same few turns of the event loop share
+one SQLite transaction, each inside its own SAVEPOINT (a failing one rolls back alone), and one COMMIT
+ends them all. `transaction()` returns only after that COMMIT, so a caller never acts on an uncommitted write;
 under load the COMMIT, the costliest statement of an event, is paid once per group instead of per event.
 """
 

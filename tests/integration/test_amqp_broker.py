@@ -296,3 +296,20 @@ async def test_stop_consuming_after_drain_requeues_unfinished(raw: AbstractChann
     await broker.consume(handler)  # the same broker can subscribe again
     await handler.wait_for(1)
     assert (handler.seen[0].message_id, handler.seen[0].redelivered) == ("slow", True)
+
+
+async def test_a_closing_channel_does_not_cut_an_in_flight_handler_off(brokers: Brokers) -> None:
+    """A handler may be in the middle of a vendor action when the link drops: it finishes (its ack then
+    fails quietly and RabbitMQ redelivers), it is not interrupted at whatever await it was in."""
+    broker = brokers(prefetch=1)
+    await broker.start()
+    await broker.publish(b"{}", message_id="in-flight", routing_key="k")
+    gate = Gate()
+    await broker.consume(gate)
+    await gate.wait_until(lambda: gate.running == 1)
+    assert broker._consumer is not None
+    underlay = await broker._consumer.get_underlay_channel()
+    await underlay.close()               # what a dropped connection does to the consumer channel
+    gate.release.set()
+    await gate.wait_until(lambda: gate.finished == ["in-flight"])
+    await broker.close()
