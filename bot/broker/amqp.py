@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import aio_pika
 import structlog
 from aio_pika.abc import (
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
-from aio_pika.message import IncomingMessage
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from structlog.contextvars import bound_contextvars
@@ -168,7 +166,7 @@ class AmqpBroker:
         publishes one per webhook); retry and dead-letter copies go through `_publish`."""
         publisher = self._publisher if self._topology is not None else None
         properties = Basic.Properties(message_id=message_id, content_type=CONTENT_TYPE, delivery_mode=2, headers={})
-        async with self._publishing(routing_key):
+        async with self._publishing(routing_key, ready=publisher is not None):
             assert publisher is not None
             channel = await publisher.get_underlay_channel()
             confirmation = await channel.basic_publish(body, exchange=self.names.events, routing_key=routing_key,
@@ -184,11 +182,11 @@ class AmqpBroker:
             raise BrokerUnavailable(f"RabbitMQ at {self.where} did not confirm the message")
 
     @contextlib.asynccontextmanager
-    async def _publishing(self, routing_key: str, *, ready: bool = True) -> AsyncIterator[None]:
-        """Connected first, then bounded by the publish timeout; every failure becomes BrokerUnavailable."""
+    async def _publishing(self, routing_key: str, *, ready: bool) -> AsyncIterator[None]:
+        """Connected (and `ready`: the caller has its channel or exchange) first, then bounded by the
+        publish timeout; every failure becomes BrokerUnavailable."""
         connection = self._connection
-        if not ready or self._publisher is None or connection is None or \
-                not (self._link_up and connection.connected.is_set()):
+        if not ready or connection is None or not (self._link_up and connection.connected.is_set()):
             raise BrokerUnavailable(f"RabbitMQ at {self.where} is not connected")
         try:
             async with asyncio.timeout(self._timeout):
@@ -258,7 +256,7 @@ class AmqpBroker:
 
     async def _subscribe(self, consumer: AbstractRobustChannel) -> str:
         """basic.consume on aiormq's channel under the robust one: a delivery costs no aio-pika message
-        object (an IncomingMessage is made only to retry or dead-letter one) and no aio-pika task. The
+        object and no aio-pika task. The
         robust channel does not restore this subscription after a reconnect: `_ensure_subscribed` does."""
         underlay = await consumer.get_underlay_channel()
         ok = await underlay.basic_consume(self.names.work, self._on_message, timeout=self._timeout)
@@ -282,41 +280,41 @@ class AmqpBroker:
                 with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
                     log.exception("message.handler_failed", retries=delivery.retries)
                 outcome = Outcome.dead(exception_reason(exc))
-            if outcome.verdict is Verdict.ACK:
-                # on the channel it came by: after a reconnect its tag means nothing on the new one
-                tag = cast(int, cast(Basic.Deliver, raw.delivery).delivery_tag)    # set on every Deliver
-                await settle_quietly(raw.channel.basic_ack(tag))
-                return
+            await self._settle(raw, delivery, outcome)
+
+    async def _settle(self, raw: DeliveredMessage, delivery: Delivery, outcome: Outcome) -> None:
+        """Park a copy for a retry or a dead letter, then ack; nack (requeue) when the copy could not be
+        parked. On the channel the message came by: after a reconnect its tag means nothing on the new one."""
+        tag = cast(int, cast(Basic.Deliver, raw.delivery).delivery_tag)    # set on every Deliver
+        if outcome.verdict is not Verdict.ACK:
+            headers = raw.header.properties.headers
             with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
-                await self._settle(IncomingMessage(raw, no_ack=False), delivery, outcome)
+                try:
+                    if outcome.verdict is Verdict.RETRY:
+                        await self._retry(headers, delivery, outcome)
+                    else:
+                        await self._dead_letter(headers, delivery, short_reason(outcome.reason or "dead"))
+                except BrokerUnavailable as exc:
+                    # Could not park the copy: return the original; the delivery limit bounds the loop.
+                    log.warning("message.settle_failed", verdict=str(outcome.verdict), error=str(exc))
+                    await settle_quietly(raw.channel.basic_nack(tag, requeue=True))
+                    return
+        await settle_quietly(raw.channel.basic_ack(tag))
 
-    async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:
-        try:
-            if outcome.verdict is Verdict.RETRY:
-                await self._retry(message, delivery, outcome)
-            elif outcome.verdict is Verdict.DEAD:
-                await self._dead_letter(message, delivery, short_reason(outcome.reason or "dead"))
-        except BrokerUnavailable as exc:
-            # Could not park the copy: return the original; the delivery limit bounds the loop.
-            log.warning("message.settle_failed", verdict=str(outcome.verdict), error=str(exc))
-            await settle_quietly(message.nack(requeue=True))
-            return
-        await settle_quietly(message.ack())
-
-    async def _retry(self, message: AbstractIncomingMessage, delivery: Delivery, outcome: Outcome) -> None:
+    async def _retry(self, headers: Mapping[str, Any] | None, delivery: Delivery, outcome: Outcome) -> None:
         delay = choose_delay(delivery.retries, outcome.delay, self._delays)
         if delay is None or self._topology is None:
-            await self._dead_letter(message, delivery, exhausted_reason(outcome.reason or "retry"))
+            await self._dead_letter(headers, delivery, exhausted_reason(outcome.reason or "retry"))
             return
         ms = round(delay * 1000)
-        copy = retry_copy(message, delivery, short_reason(outcome.reason))
+        copy = retry_copy(headers, delivery, short_reason(outcome.reason))
         default = self._publisher.default_exchange if self._publisher is not None else None
         await self._publish(default, self.names.retry(ms), copy)
         log.warning("message.retry_scheduled", retries=delivery.retries + 1, delay_ms=ms, reason=outcome.reason)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(self, headers: Mapping[str, Any] | None, delivery: Delivery, reason: str) -> None:
         dead = self._topology.dead if self._topology is not None else None
-        await self._publish(dead, delivery.routing_key, dead_copy(message, delivery, reason))
+        await self._publish(dead, delivery.routing_key, dead_copy(headers, delivery, reason))
         log.error("message.dead_lettered", reason=reason, retries=delivery.retries)
 
     async def dead_letters(self, limit: int, *, peek: bool = False) -> list[tuple[Delivery, str]]:

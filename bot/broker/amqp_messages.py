@@ -10,7 +10,7 @@ from typing import Any, Final, cast
 
 import structlog
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractMessage, AbstractQueue
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
@@ -90,23 +90,24 @@ def _delivery(body: bytes, headers: Mapping[str, Any] | None, message_id: str | 
     )
 
 
-def _copy(message: AbstractMessage, delivery: Delivery, **headers: Any) -> Message:
-    """A copy for the retry or dead path: same body and id, our `x-cg-*` headers plus `headers`.
+def _copy(original: Mapping[str, Any] | None, delivery: Delivery, **headers: Any) -> Message:
+    """A copy for the retry or dead path: the delivery's body and id, the `original` message's headers
+    that are ours (`x-cg-*`) or the sender's, plus `headers`.
 
     RabbitMQ's own headers (`x-death`, `x-delivery-count`, ...) stay behind: the copy is a new message.
     """
-    kept = {k: v for k, v in (message.headers or {}).items() if k.startswith("x-cg-") or not k.startswith("x-")}
+    kept = {k: v for k, v in (original or {}).items() if k.startswith("x-cg-") or not k.startswith("x-")}
     kept[HEADER_ROUTING_KEY] = delivery.routing_key
     kept.update(headers)
-    return new_message(message.body, message_id=delivery.message_id, headers=kept)
+    return new_message(delivery.body, message_id=delivery.message_id, headers=kept)
 
 
-def retry_copy(message: AbstractMessage, delivery: Delivery, reason: str) -> Message:
-    return _copy(message, delivery, **{HEADER_RETRIES: delivery.retries + 1, HEADER_RETRY_REASON: reason})
+def retry_copy(original: Mapping[str, Any] | None, delivery: Delivery, reason: str) -> Message:
+    return _copy(original, delivery, **{HEADER_RETRIES: delivery.retries + 1, HEADER_RETRY_REASON: reason})
 
 
-def dead_copy(message: AbstractMessage, delivery: Delivery, reason: str) -> Message:
-    return _copy(message, delivery, **{HEADER_REASON: reason})
+def dead_copy(original: Mapping[str, Any] | None, delivery: Delivery, reason: str) -> Message:
+    return _copy(original, delivery, **{HEADER_REASON: reason})
 
 
 def dead_reason(headers: Mapping[str, Any] | None) -> str:
