@@ -10,10 +10,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
@@ -35,6 +35,7 @@ __all__ = [
     "vendor_id",
 ]
 
+_T = TypeVar("_T")
 MAX_ID_LENGTH: Final = 200
 # Epoch values above these are milliseconds / microseconds (1e11 s is the year 5138).
 _MS_THRESHOLD: Final = 1e11
@@ -134,12 +135,37 @@ def _split(path: str) -> tuple[str, ...]:
 
 
 def _text(value: Any) -> str | None:
+    """A non-empty string (numbers are written out), else None."""
     if type(value) is str:
         return value.strip() or None
     if isinstance(value, bool):
         return None
     if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        if _NUMERIC.match(text):
+            return float(text)
     return None
 
 
@@ -166,67 +192,37 @@ class Fields:
         """A non-empty string (numbers are written out), else None."""
         return _text(self.get(*path))
 
-    def _at(self, path: str) -> Any:
-        """The value at a dotted path (a flat key is one dict lookup), or None."""
-        return self.get(*_split(path)) if "." in path else self.raw.get(path)
-
-    def first_text(self, *paths: str) -> str | None:
-        """The first non-empty string among dotted paths (`"email.message_id"`)."""
-        raw = self.raw
-        for path in paths:
-            value = self.get(*_split(path)) if "." in path else raw.get(path)    # `_at`, inlined: hot
-            if value is not None:
-                text = _text(value)
-                if text is not None:
-                    return text
-        return None
-
     def integer(self, *path: str) -> int | None:
-        value = self.get(*path)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        return None
+        return _integer(self.get(*path))
 
     def number(self, *path: str) -> float | int | None:
         """A finite number; percent strings like "4.1%" read as 4.1."""
-        value = self.get(*path)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        if isinstance(value, str):
-            text = value.strip().removesuffix("%").strip()
-            if _NUMERIC.match(text):
-                return float(text)
+        return _number(self.get(*path))
+
+    def _first(self, paths: tuple[str, ...], read: Callable[[Any], _T | None]) -> _T | None:
+        """The first value among dotted paths that `read` accepts (a flat key is one dict lookup)."""
+        raw = self.raw
+        for path in paths:
+            value = self.get(*_split(path)) if "." in path else raw.get(path)
+            if value is not None and (accepted := read(value)) is not None:
+                return accepted
         return None
+
+    def first_text(self, *paths: str) -> str | None:
+        """The first non-empty string among dotted paths (`"email.message_id"`)."""
+        return self._first(paths, _text)
 
     def first_integer(self, *paths: str) -> int | None:
         """The first integer among dotted paths."""
-        for path in paths:
-            if self._at(path) is not None and (value := self.integer(*_split(path))) is not None:
-                return value
-        return None
+        return self._first(paths, _integer)
 
     def first_number(self, *paths: str) -> float | int | None:
         """The first finite number (or percent string) among dotted paths."""
-        for path in paths:
-            if self._at(path) is not None and (value := self.number(*_split(path))) is not None:
-                return value
-        return None
+        return self._first(paths, _number)
 
     def first_time(self, *paths: str) -> datetime | None:
         """The first parseable timestamp among dotted paths."""
-        for path in paths:
-            value = self._at(path)
-            if value is not None and (parsed := parse_timestamp(value)) is not None:
-                return parsed
-        return None
+        return self._first(paths, parse_timestamp)
 
 
 def require_object(payload: Any, *, what: str = "a JSON object") -> dict[str, Any]:
