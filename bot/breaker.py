@@ -1,8 +1,11 @@
 """Blast-radius breaker: past N automated pauses per vendor in a window, pauses wait for a person.
 
-A misconfigured alert or rule must not pause the whole workspace. Over the limit, an automated hold
-is parked as a pending decision (a passive `pending:` hold plus a row a person approves, rejects or
-lets expire); the first trip in a window is announced.
+A misconfigured alert or rule must not pause the whole workspace. The breaker is consulted by the
+reconciler at the moment of a real pause of a campaign it saw running (or, without a read endpoint,
+did not see paused), so it counts pauses that really stop sending: campaigns already paused, finished
+or gone, and dry-run pauses, never use up the budget. Over the limit, the automated holds are parked
+as pending decisions (a passive `pending:` hold plus a row a person approves, rejects or lets expire);
+the first trip in a window is announced.
 """
 
 from __future__ import annotations
@@ -12,18 +15,15 @@ from datetime import datetime, timedelta
 
 from bot.errors import ConfigError
 from bot.events import CampaignRef
-from bot.state.base import AuditRow, Hold, Pending, PendingDecision
+from bot.state.base import AUTOMATED_KINDS, AuditRow, Hold, HoldKind, Pending, PendingDecision
 from bot.state.sqlite import Tx
 
-__all__ = ["AUTOMATED_KINDS", "Breaker", "Trip"]
-
-#: Hold kinds the breaker counts and may park. People's pauses and vendor holds are never parked.
-AUTOMATED_KINDS = frozenset({"rule", "alert"})
+__all__ = ["Breaker", "Trip"]
 
 
 @dataclass(frozen=True, slots=True)
 class Trip:
-    """What happened when the breaker parked a hold."""
+    """What happened when the breaker parked a campaign's automated holds."""
 
     decision_id: int
     first_in_window: bool
@@ -36,39 +36,48 @@ class Breaker:
     window: timedelta = timedelta(minutes=10)
     ttl: timedelta = timedelta(hours=24)
 
-    async def admit(self, tx: Tx, hold: Hold) -> Trip | None:
-        """None: the automated pause may go ahead (and is counted). A Trip: it was parked instead."""
-        vendor = hold.campaign.partition(":")[0]
-        now = hold.created_at
+    @staticmethod
+    def applies(holds: list[Hold]) -> bool:
+        """Only automated holds are metered: a person's or the vendor's hold, or a pause a person approved,
+        goes ahead whatever the count."""
+        return bool(holds) and all(h.kind in AUTOMATED_KINDS and "approved_by" not in h.details for h in holds)
+
+    async def admit(self, tx: Tx, campaign: str, holds: list[Hold], now: datetime) -> Trip | None:
+        """Call right before pausing a running campaign for `holds` (all automated). None: go ahead (the
+        pause is counted). A Trip: the holds were parked instead, nothing is to be sent."""
+        vendor = campaign.partition(":")[0]
         recent = await tx.recent_pauses(vendor, now - self.window)
         if recent < self.limit:
-            await tx.log_pause(vendor, hold.campaign, now)
+            await tx.log_pause(vendor, campaign, now)
             return None
-        await tx.remove_hold(hold.campaign, hold.owner)
-        parked = Hold(hold.campaign, f"pending:{hold.owner}", "pending", hold.reason, now, hold.event_ids,
-                      hold.details)
-        await tx.add_hold(parked)
-        decision_id = await tx.add_pending(hold, expires_at=now + self.ttl)
+        decision_ids = []
+        for hold in holds:
+            await tx.remove_hold(campaign, hold.owner)
+            await tx.add_hold(Hold(campaign, f"pending:{hold.owner}", HoldKind.PENDING, hold.reason, now,
+                                   hold.event_ids, hold.details))
+            decision_id = await tx.add_pending(replace(hold, created_at=now), expires_at=now + self.ttl)
+            decision_ids.append(decision_id)
+            detail = (f"breaker open: {recent} automated pauses of {vendor} campaigns in the last {self.window}; "
+                      f"pause of {campaign} ({hold.reason}) waits for approval as decision #{decision_id}")
+            await tx.add_audit(AuditRow(now, "decision", campaign, hold.owner, "pause", "pending_approval", detail,
+                                        hold.event_ids, {"decision_id": decision_id, "recent": recent,
+                                                         **hold.details}))
         already = await tx.pending(status="pending")
         first = sum(1 for p in already if p.hold.campaign.startswith(f"{vendor}:")
-                    and now - p.hold.created_at < self.window) == 1
-        detail = (f"breaker open: {recent} automated pauses of {vendor} campaigns in the last {self.window}; "
-                  f"pause of {hold.campaign} ({hold.reason}) waits for approval as decision #{decision_id}")
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "pending_approval", detail,
-                                    hold.event_ids, {"decision_id": decision_id, "recent": recent, **hold.details}))
-        return Trip(decision_id, first, recent)
+                    and now - p.hold.created_at < self.window) == len(decision_ids)
+        return Trip(decision_ids[0], first, recent)
 
     async def approve(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """Place the parked hold for real, counted but past the breaker, and write the pause intent."""
         hold = (await self._pending(tx, decision_id)).hold
         await tx.decide_pending(decision_id, "approved", by=by, now=now)
         await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
-        await tx.add_hold(hold)
+        await tx.add_hold(replace(hold, details={**hold.details, "approved_by": by, "decision_id": decision_id}))
         await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
         await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "approved",
                                     f"decision #{decision_id} approved by {by}", hold.event_ids))
         record = await tx.campaign(hold.campaign)
-        if not (record.bot_paused or record.pending in (Pending.PAUSE, Pending.PAUSE_SENT)):
+        if record.pending is None and not record.bot_paused:
             await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
         return CampaignRef.parse(hold.campaign)
 

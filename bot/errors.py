@@ -9,6 +9,8 @@ BotError
 │   ├── VendorAuthError      401/403: the credential is wrong; do not loop
 │   ├── VendorNotFound       404: the campaign does not exist or is not ours
 │   └── VendorRejected       any other 4xx (400, 409, 422): retrying will not help
+├── WriteCancelled           a pause/resume no longer wanted, withdrawn before it was sent
+├── StaleRecord              a campaign record changed since it was read (compare-and-set lost)
 └── StateError               the state store failed                        (retryable)
 
 `RetryableError` is mixed into the classes marked retryable; the worker retries only those.
@@ -23,12 +25,14 @@ __all__ = [
     "ConfigError",
     "PayloadError",
     "RetryableError",
+    "StaleRecord",
     "StateError",
     "VendorAuthError",
     "VendorError",
     "VendorNotFound",
     "VendorRejected",
     "VendorUnavailable",
+    "WriteCancelled",
 ]
 
 
@@ -89,3 +93,19 @@ class VendorNotFound(VendorError):
 
 class VendorRejected(VendorError):
     """400/409/422 and other 4xx: the request will not succeed as it is."""
+
+
+class WriteCancelled(BotError):
+    """A vendor write's guard said it is no longer wanted (a hold arrived while a resume waited for the
+    rate limit, a release while a pause did): the attempt was not sent. `sent_before`: an earlier
+    attempt of the same write was sent and its answer lost, so the campaign's state is not known."""
+
+    def __init__(self, vendor: str, where: str, *, sent_before: bool) -> None:
+        super().__init__(f"{vendor}: {where} withdrawn before it was sent")
+        self.vendor = vendor
+        self.where = where
+        self.sent_before = sent_before
+
+
+class StaleRecord(BotError):
+    """A compare-and-set on a campaign record found a newer version: the write acted on a stale read."""

@@ -17,13 +17,13 @@ from functools import partial
 
 import structlog
 
-from bot.breaker import AUTOMATED_KINDS, Breaker, Trip
+from bot.breaker import Breaker
 from bot.engine import Decision
 from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier, deliver
-from bot.reconciler import PASSIVE_KINDS, PAUSE_INTENTS, Reconciler
-from bot.state.base import AuditRow, Hold, Pending
+from bot.reconciler import Reconciler, mark
+from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Pending, active
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
@@ -55,7 +55,7 @@ class Executor:
         self._override_for = override_for
         self._breaker = breaker or Breaker()
         self._reconciler = Reconciler(store, vendors, dry_run_vendors=dry_run_vendors, clock=clock,
-                                      notifier=self._notifier)
+                                      notifier=self._notifier, breaker=self._breaker)
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -111,20 +111,36 @@ class Executor:
         record = await tx.campaign(key)
         stale = record.updated_at is not None and event.occurred_at < record.updated_at
         if stale or not record.bot_paused or record.pending in (Pending.RESUME, Pending.RESUME_SENT):
-            return await tx.remove_hold(key, "vendor")        # the vendor lifted its own pause
-        holds = await tx.holds(key)
+            return await self._lift(tx, key, "vendor", now)        # the vendor lifted its own pause
+        await self.person_resumed(tx, event.campaign, now, how="resumed at the vendor")
+        return False
+
+    async def person_resumed(self, tx: Tx, ref: CampaignRef, now: datetime, *, how: str) -> None:
+        """A person resumed a campaign campaign-guard held: their call. The bot's holds give way, and no rule
+        pauses it again for the override period (as a Slack resume does); a notice says so."""
+        key = str(ref)
+        holds = active(await tx.holds(key))
         for hold in holds:
-            if hold.kind not in PASSIVE_KINDS:
+            if hold.kind != HoldKind.VENDOR:
                 await tx.remove_hold(key, hold.owner)
+        record = await tx.campaign(key)
+        await tx.set_campaign(replace(record, bot_paused=False, pending=None, vendor_status=CampaignStatus.ACTIVE,
+                                      vendor_marker=None, sent_at=None), now)
         until = now + self._override_for
-        await tx.set_campaign(replace(record, bot_paused=False, pending=None, vendor_status=CampaignStatus.ACTIVE),
-                              now)
-        await self.override(tx, event.campaign, by="a person (resumed at the vendor)", now=now, until=until)
-        detail = (f"resumed outside campaign-guard while it held the campaign ({', '.join(h.owner for h in holds)})"
+        await self.override(tx, ref, by=f"a person ({how})", now=now, until=until)
+        detail = (f"{how} outside campaign-guard while it held the campaign ({', '.join(h.owner for h in holds)})"
                   f": treated as a person's override until {until:%Y-%m-%d %H:%M} UTC")
         tx.on_commit(partial(deliver, self._notifier, Notice("override", key, detail, now)))
         log.warning("campaign.override_detected", holds=[h.owner for h in holds])
-        return False
+
+    async def check(self, ref: CampaignRef) -> None:
+        """The drift watch for one campaign (call holding `lock(ref)`): re-read it, record a person's
+        resume as an override, and carry out whatever the read made due."""
+        if await self._reconciler.check(ref):
+            now = self._clock()
+            async with self._store.transaction() as tx:
+                await self.person_resumed(tx, ref, now, how="resumed at the vendor (seen by the drift watch)")
+        await self._reconciler.reconcile(ref)
 
     async def place(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
         """Record a rule's pause decision as a hold on `campaign`; True when it now needs a vendor action."""
@@ -132,7 +148,7 @@ class Executor:
         overridden = None if decision.shadow else await tx.override(key, decision.rule, now)
         if overridden is not None:
             return await self._suppress(tx, decision, key, now, *overridden)
-        kind = "shadow" if decision.shadow else decision.owner.partition(":")[0]
+        kind = HoldKind.SHADOW if decision.shadow else HoldKind(decision.owner.partition(":")[0])
         owner = f"shadow:{decision.rule}" if decision.shadow else decision.owner
         hold = Hold(key, owner, kind, decision.reason, now, decision.event_ids,
                     {"digest": decision.digest, **decision.inputs})
@@ -154,7 +170,7 @@ class Executor:
     async def _suppress(self, tx: Tx, decision: Decision, key: str, now: datetime, by: str, until: datetime) -> bool:
         """A person overrode the bot on this campaign: record the would-be pause once, act on nothing."""
         detail = f"not paused: {by} overrode campaign-guard until {until:%Y-%m-%d %H:%M} UTC ({decision.reason})"
-        marker = Hold(key, f"suppressed:{decision.rule}", "suppressed", detail, now, decision.event_ids)
+        marker = Hold(key, f"suppressed:{decision.rule}", HoldKind.SUPPRESSED, detail, now, decision.event_ids)
         if await tx.add_hold(marker):
             await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, "suppressed", detail,
                                         decision.event_ids, {"digest": decision.digest, **decision.inputs}))
@@ -171,34 +187,19 @@ class Executor:
         return await self._engage(tx, hold)
 
     async def _engage(self, tx: Tx, hold: Hold) -> bool:
-        """After a hold was placed: write the pause intent unless the campaign is paused or being paused."""
+        """After a hold was placed: True when the campaign now needs reconciling."""
         if hold.kind in PASSIVE_KINDS:
             return False
-        if hold.kind in AUTOMATED_KINDS and (trip := await self._breaker.admit(tx, hold)) is not None:
-            self._announce_trip(tx, hold, trip)
-            return False
-        record = await tx.campaign(hold.campaign)
-        if record.bot_paused or record.pending in PAUSE_INTENTS:
-            return False
-        if record.pending is Pending.RESUME:   # a release not yet sent: cancel it, the campaign stays paused
-            await tx.set_campaign(replace(record, pending=None), hold.created_at)
-            return False
-        await tx.set_campaign(replace(record, pending=Pending.PAUSE), hold.created_at)
-        return True
+        return await self._mark(tx, hold.campaign, hold.created_at)
 
-    def _announce_trip(self, tx: Tx, hold: Hold, trip: Trip) -> None:
-        now = hold.created_at
-        text = (f"pause of {hold.campaign} parked as decision #{trip.decision_id}: {hold.reason} "
-                f"(approve with `campaign-guard decisions approve {trip.decision_id}`)")
-        notices = [Notice("pending_decision", hold.campaign, text, now, hold.owner,
-                          {"decision_id": trip.decision_id, **hold.details})]
-        if trip.first_in_window:
-            vendor = hold.campaign.partition(":")[0]
-            notices.insert(0, Notice("breaker_open", None, f"blast-radius breaker open for {vendor}: {trip.recent} "
-                                     "automated pauses in the window; further pauses wait for approval", now))
-        for notice in notices:
-            tx.on_commit(partial(deliver, self._notifier, notice))
-        log.error("breaker.tripped", decision_id=trip.decision_id, recent=trip.recent, target=hold.campaign)
+    async def _mark(self, tx: Tx, key: str, now: datetime) -> bool:
+        """The campaign's holds changed: write the intent they ask for (the breaker and the vendor's state
+        are weighed by the reconcile, at the moment of the write). True when there is one to carry out."""
+        record = await tx.campaign(key)
+        pending = mark(record, active(await tx.holds(key)))
+        if pending is not record.pending:
+            await tx.set_campaign(replace(record, pending=pending), now)
+        return pending is not None
 
     async def approve_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """A person approves a parked pause: the hold is placed for real (past the breaker). Reconcile after."""
@@ -220,9 +221,13 @@ class Executor:
                                     f"{by} overrode campaign-guard; rules will not pause it before {until:%Y-%m-%d %H:%M} UTC"))
 
     async def withdraw(self, tx: Tx, decision: Decision, now: datetime) -> list[CampaignRef]:
-        """For a release: withdraw parked pauses of its owners; return the campaigns those owners hold."""
+        """For a release: withdraw parked pauses of its owners; return the campaigns those owners hold.
+        Only an exact owner (an alert's fingerprint, a rule's key) reaches beyond the decision's targets:
+        a release of `rule:<name>` written in a rule file acts on the campaigns it targets."""
         held: set[str] = set()
         for owner in decision.releases:
+            if _every_key(owner):
+                continue
             held.update(await tx.held_by(owner))
             for parked in await tx.pending(status="pending"):
                 if parked.hold.owner == owner:
@@ -250,18 +255,33 @@ class Executor:
                       decision: Decision | None = None) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""
         key = str(ref)
-        if not await tx.remove_hold(key, owner):
+        if not await tx.remove_hold(key, owner, every_key=_every_key(owner)):
             return False
         await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, "release",
                                     "hold_removed", why, decision.event_ids if decision else (),
                                     {"owner": owner, **(decision.inputs if decision else {})}))
-        if any(h.kind not in PASSIVE_KINDS for h in await tx.holds(key)):
-            return False
+        return await self._mark(tx, key, now)
+
+    async def _lift(self, tx: Tx, key: str, owner: str, now: datetime) -> bool:
+        """Remove a hold without a decision behind it (the vendor lifted its own pause)."""
+        return await tx.remove_hold(key, owner) and await self._mark(tx, key, now)
+
+    async def go_live(self, tx: Tx, ref: CampaignRef, now: datetime) -> bool:
+        """The campaign's vendor was in dry run when a rule held it and is live now: what dry run only
+        recorded is carried out (paused, with an audit row and a notice). True to reconcile."""
+        key = str(ref)
         record = await tx.campaign(key)
-        if not (record.bot_paused or record.dry_paused or record.pending in PAUSE_INTENTS):
+        holds = active(await tx.holds(key))
+        record = await tx.set_campaign(replace(record, dry_paused=False), now)
+        if not holds:
             return False
-        await tx.set_campaign(replace(record, pending=Pending.RESUME), now)
-        return True
+        detail = (f"held while {ref.vendor} ran in dry run ({'; '.join(h.reason for h in holds)}); "
+                  f"{ref.vendor} is live now: pausing")
+        await tx.add_audit(AuditRow(now, "decision", key, None, "pause", "carried_live", detail, (),
+                                    {"holds": [h.owner for h in holds]}))
+        tx.on_commit(partial(deliver, self._notifier, Notice("carried_live", key, detail, now)))
+        log.warning("campaign.dry_run_carried_live", campaign=key, holds=[h.owner for h in holds])
+        return await self._mark(tx, key, now)
 
     async def reconcile(self, ref: CampaignRef) -> None:
         """Carry out the campaign's pending intent, if any. Call while holding `lock(ref)`."""
@@ -270,3 +290,8 @@ class Executor:
     async def gave_up(self, ref: CampaignRef, error: str, *, attempts: int) -> None:
         """The retry budget is spent while the vendor is down: record and announce it (see Reconciler)."""
         await self._reconciler.gave_up(ref, error, attempts=attempts)
+
+
+def _every_key(owner: str) -> bool:
+    """`rule:<name>` without a key: every per-key hold of that rule (`rule:<name>@<key>`)."""
+    return owner.startswith("rule:") and "@" not in owner

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Final, Protocol
@@ -96,18 +96,41 @@ class Worker:
             if not future.done() and reached():
                 future.set_result(None)
 
+    async def start(self, live_vendors: AbstractSet[str]) -> int:
+        """At start: carry into live mode what a dry run of a vendor that is live now held, then finish
+        vendor actions left pending; returns how many campaigns were reconciled."""
+        for key in await self._store.dry_paused_campaigns():
+            ref = CampaignRef.parse(key)
+            if ref.vendor in live_vendors:
+                async with self._executor.lock(ref), self._store.transaction() as tx:
+                    await self._executor.go_live(tx, ref, self._clock())
+        return await self.recover()
+
     async def recover(self) -> int:
         """Finish vendor actions left pending by a crash or an exhausted retry; returns how many."""
         keys = await self._store.pending_campaigns()
         for key in keys:
-            ref = CampaignRef.parse(key)
-            with bound_contextvars(campaign=key):
-                async with self._executor.lock(ref):
-                    try:
-                        await self._executor.reconcile(ref)
-                    except RetryableError as exc:
-                        log.warning("campaign.recovery_deferred", error=str(exc))
+            await self._each(key, self._executor.reconcile, "campaign.recovery_deferred")
         return len(keys)
+
+    async def watch(self) -> int:
+        """The drift watch: re-read every campaign held or paused by campaign-guard (in the background of
+        the rate budget) and act on what people changed at the vendor; returns how many were read."""
+        keys = await self._store.watched_campaigns()
+        for key in keys:
+            await self._each(key, self._executor.check, "campaign.check_deferred")
+        return len(keys)
+
+    async def _each(self, key: str, step: Callable[[CampaignRef], Awaitable[None]], deferred: str) -> None:
+        ref = CampaignRef.parse(key)
+        with bound_contextvars(campaign=key):
+            async with self._executor.lock(ref):
+                try:
+                    await step(ref)
+                except RetryableError as exc:
+                    log.warning(deferred, error=str(exc))
+                except BotError as exc:
+                    log.error(deferred, error=str(exc))
 
     async def sweep(self) -> None:
         """Expire parked decisions, then finish pending vendor actions (e.g. a pause approved from the CLI)."""

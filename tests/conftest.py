@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any
 import pytest
 import structlog
 
-from bot.errors import VendorUnavailable
+from bot.errors import VendorUnavailable, WriteCancelled
 from bot.log import configure_logging
 from bot.state.sqlite import SqliteStateStore
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.vendors.http import VendorRefused
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,33 +34,92 @@ class FrozenClock:
 
 
 class FakeVendor:
-    """Implements CampaignVendor in memory; records every call; can fail on demand."""
+    """Implements CampaignVendor in memory, with the vendors' semantics: a read vendor (Smartlead-like)
+    proves a write by reading before and after; a vendor without reads (`can_read_state=False`,
+    Leadterra-like) answers a no-op pause of a paused or draft campaign with its current state (not
+    proven) and LAUNCHES a draft on resume. Records every call; can fail on demand; `gate` (an
+    asyncio.Event) holds every write before it is sent, as a rate-limit wait does; `people` act in the UI."""
 
     def __init__(self, name: str = "smartlead", *, can_read_state: bool = True) -> None:
         self.name = name
         self.can_read_state = can_read_state
         self.statuses: dict[str, CampaignStatus] = {}
+        self.stamps: dict[str, int] = {}
         self.calls: list[tuple[str, str]] = []
         self.failures: list[Exception] = []
+        self.gate: asyncio.Event | None = None
+        self.launched_drafts: list[str] = []
 
     def _call(self, op: str, campaign_id: str) -> None:
         self.calls.append((op, campaign_id))
         if self.failures:
             raise self.failures.pop(0)
 
-    async def state(self, campaign_id: str) -> CampaignStatus:
+    def set(self, campaign_id: str, status: CampaignStatus) -> None:
+        """Change a status as a person in the vendor's UI does (the change stamp moves)."""
+        self.statuses[campaign_id] = status
+        self.stamps[campaign_id] = self.stamps.get(campaign_id, 0) + 1
+
+    def _stamp(self, campaign_id: str) -> str | None:
+        return f"t{self.stamps.get(campaign_id, 0)}" if self.can_read_state else None
+
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        if not self.can_read_state:
+            return Observation(CampaignStatus.UNKNOWN)
         self._call("state", campaign_id)
-        return self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
+        return Observation(self.statuses.get(campaign_id, CampaignStatus.UNKNOWN), self._stamp(campaign_id))
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        self._call("pause", campaign_id)
-        self.statuses[campaign_id] = CampaignStatus.PAUSED
-        return CampaignStatus.PAUSED
+    async def state(self, campaign_id: str) -> CampaignStatus:
+        return (await self.observe(campaign_id)).status
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        self._call("resume", campaign_id)
-        self.statuses[campaign_id] = CampaignStatus.ACTIVE
-        return CampaignStatus.ACTIVE
+    async def _send(self, op: str, campaign_id: str, guard: Guard | None) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if guard is not None and not await guard():
+            raise WriteCancelled(self.name, f"POST {op} {campaign_id}", sent_before=False)
+        self._call(op, campaign_id)
+
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        if self.can_read_state:
+            status = (current or await self.observe(campaign_id)).status
+            if status is CampaignStatus.UNKNOWN:
+                raise VendorRefused(self.name, f"pause of campaign {campaign_id}", "status unknown")
+            if status is not CampaignStatus.ACTIVE:
+                return WriteResult(status, sent=False, proven=False, detail=f"campaign is {status}")
+            await self._send("pause", campaign_id, guard)
+            self.set(campaign_id, CampaignStatus.PAUSED)
+            after = await self.observe(campaign_id)
+            return WriteResult(after.status, sent=True, proven=after.status is CampaignStatus.PAUSED,
+                               changed_at=after.changed_at)
+        await self._send("pause", campaign_id, guard)
+        status = self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
+        if status is CampaignStatus.ACTIVE:
+            self.set(campaign_id, CampaignStatus.PAUSED)
+            return WriteResult(CampaignStatus.PAUSED, sent=True, proven=True)
+        return WriteResult(status, sent=True, proven=False, detail=f"answer: {status}, pausedAt earlier")
+
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        if self.can_read_state:
+            status = (current or await self.observe(campaign_id)).status
+            if status is CampaignStatus.ACTIVE:
+                return WriteResult(status, sent=False, proven=False, detail="already active")
+            if status is not CampaignStatus.PAUSED:
+                raise VendorRefused(self.name, f"resume of campaign {campaign_id}", f"campaign is {status}")
+            await self._send("resume", campaign_id, guard)
+            self.set(campaign_id, CampaignStatus.ACTIVE)
+            after = await self.observe(campaign_id)
+            return WriteResult(after.status, sent=True, proven=after.status is CampaignStatus.ACTIVE,
+                               changed_at=after.changed_at)
+        await self._send("resume", campaign_id, guard)
+        status = self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
+        if status is CampaignStatus.DRAFT:
+            self.launched_drafts.append(campaign_id)
+        if status in (CampaignStatus.PAUSED, CampaignStatus.DRAFT):
+            self.set(campaign_id, CampaignStatus.ACTIVE)
+            return WriteResult(CampaignStatus.ACTIVE, sent=True, proven=True)
+        return WriteResult(status, sent=True, proven=False)
 
     def writes(self) -> list[tuple[str, str]]:
         return [c for c in self.calls if c[0] != "state"]

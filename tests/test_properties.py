@@ -24,7 +24,7 @@ from bot.ruleset import RuleSet
 from bot.rulespec import Rule
 from bot.state.base import Hold
 from bot.state.sqlite import SqliteStateStore
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, WriteResult
 from bot.worker import Worker
 from tests.conftest import FakeVendor
 
@@ -52,12 +52,12 @@ class CheckingVendor(FakeVendor):
         self.by_bot: set[str] = set()
         self.violations: list[str] = []
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+    async def pause(self, campaign_id: str, **kwargs: Any) -> WriteResult:
         if self.statuses.get(campaign_id) is CampaignStatus.ACTIVE:
             self.by_bot.add(campaign_id)
-        return await super().pause(campaign_id, current=current)
+        return await super().pause(campaign_id, **kwargs)
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
+    async def resume(self, campaign_id: str, **kwargs: Any) -> WriteResult:
         if self.statuses.get(campaign_id) is not CampaignStatus.PAUSED:
             self.violations.append(f"resume of {campaign_id} while {self.statuses.get(campaign_id)}")
         if campaign_id not in self.by_bot:
@@ -68,13 +68,13 @@ class CheckingVendor(FakeVendor):
         if holds:
             self.violations.append(f"resume of {campaign_id} while held by {holds}")
         self.by_bot.discard(campaign_id)
-        return await super().resume(campaign_id, current=current)
+        return await super().resume(campaign_id, **kwargs)
 
     def external(self, campaign_id: str, status: CampaignStatus) -> bool:
         """A person (or the vendor) changes the status outside campaign-guard; True if it changed."""
         if self.statuses.get(campaign_id) is status:
             return False
-        self.statuses[campaign_id] = status
+        self.set(campaign_id, status)
         self.by_bot.discard(campaign_id)
         return True
 
@@ -124,7 +124,7 @@ async def _run(steps: list[tuple[str, str, Any]]) -> tuple[CheckingVendor, int, 
                     if kind == "person_hold":
                         await executor.hold(tx, Hold(str(ref), "user:U1", "person", "manual", clock[0]))
                     else:
-                        owners = ["user:U1"] if kind == "person_release" else ["rule:bounce", "rule:floor"]
+                        owners = ["user:U1"] if kind == "person_release" else ["rule:bounce", "rule:floor"]   # every key of each rule
                         for owner in owners:
                             await executor.release(tx, ref, owner, clock[0], why="test")
                 async with executor.lock(ref):

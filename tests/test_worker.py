@@ -166,6 +166,7 @@ async def test_dry_run_records_without_vendor_calls(store, vendors, clock) -> No
 
 async def test_vendor_without_read_endpoint_is_paused_and_resumed_from_own_state(store, vendors, clock) -> None:
     worker, executor = _worker(store, vendors, clock)
+    vendors["leadterra"].statuses["camp_7"] = CampaignStatus.ACTIVE
     await _play(worker, _spike(campaign="leadterra:camp_7"))
     assert vendors["leadterra"].writes() == [("pause", "camp_7")]
     async with store.transaction() as tx:

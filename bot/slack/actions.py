@@ -12,15 +12,15 @@ from bot.errors import ConfigError
 from bot.events import CampaignRef
 from bot.executor import Executor
 from bot.slack.blocks import esc
-from bot.slack.views import PASSIVE_KINDS, VendorView, vendor_name
-from bot.state.base import Hold
+from bot.slack.views import VendorView, vendor_name
+from bot.state.base import PASSIVE_KINDS, Hold, HoldKind
 from bot.state.sqlite import Tx
 from bot.vendors.base import CampaignStatus
 
 __all__ = ["REMOVABLE_KINDS", "Step", "decide", "keep_paused", "pause", "resume"]
 
 #: Holds a person with the resume permission may remove. Never `vendor`: the vendor paused it itself.
-REMOVABLE_KINDS = frozenset({"person", "rule", "alert"})
+REMOVABLE_KINDS = frozenset({HoldKind.PERSON, HoldKind.RULE, HoldKind.ALERT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ async def pause(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, reas
     if mine is not None:
         return Step(ref, f"`{ref}` — already paused by you since {_at(mine.created_at)}; nothing changed")
     why = f"paused from Slack by <@{user}>" + (f": {reason}" if reason else "")
-    hold = Hold(key, owner, "person", why, now, (event_id,), {"via": "slack", "slack_user": user})
+    hold = Hold(key, owner, HoldKind.PERSON, why, now, (event_id,), {"via": "slack", "slack_user": user})
     needs = await executor.hold(tx, hold)
     text = f"`{ref}` — hold placed by <@{user}>"
     if view.status is CampaignStatus.PAUSED and not (await tx.campaign(key)).bot_paused:
@@ -64,7 +64,7 @@ async def resume(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, now
     key, name = str(ref), vendor_name(ref)
     holds = await tx.holds(key)
     removable = [h for h in holds if h.kind in REMOVABLE_KINDS]
-    vendor_held = any(h.kind == "vendor" for h in holds)
+    vendor_held = any(h.kind == HoldKind.VENDOR for h in holds)
     record = await tx.campaign(key)
     outside = view.status is CampaignStatus.PAUSED and not (record.bot_paused or record.dry_paused)
     if not removable:
@@ -109,7 +109,7 @@ async def keep_paused(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str
                          f"to pause it: `pause {ref}`")
     if any(h.owner == owner for h in holds):
         return Step(ref, f"`{ref}` — already kept paused by you; nothing changed")
-    hold = Hold(key, owner, "person", f"kept paused from Slack by <@{user}>", now, (event_id,),
+    hold = Hold(key, owner, HoldKind.PERSON, f"kept paused from Slack by <@{user}>", now, (event_id,),
                 {"via": "slack", "slack_user": user})
     needs = await executor.hold(tx, hold)
     return Step(ref, f"`{ref}` stays paused: <@{user}> holds it now, even after the rule clears "

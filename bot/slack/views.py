@@ -11,7 +11,7 @@ from typing import Final
 from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorUnavailable
 from bot.events import CampaignRef
 from bot.slack.blocks import esc
-from bot.state.base import AuditRow, CampaignRecord, Hold
+from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
 __all__ = [
@@ -24,8 +24,6 @@ __all__ = [
     "vendor_name",
 ]
 
-#: Holds that are records only (shadow decisions, suppressed pauses, parked decisions).
-PASSIVE_KINDS: Final = frozenset({"shadow", "suppressed", "pending"})
 _NAMES: Final = {"smartlead": "Smartlead", "leadterra": "Leadterra", "inbox": "Inbox"}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["SCHEMA", "db_time"]
+__all__ = ["MIGRATIONS", "SCHEMA", "db_time"]
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS holds (
     PRIMARY KEY (campaign, owner));
 CREATE TABLE IF NOT EXISTS campaigns (
     campaign TEXT PRIMARY KEY, bot_paused INTEGER NOT NULL DEFAULT 0, pending TEXT,
-    dry_paused INTEGER NOT NULL DEFAULT 0, vendor_status TEXT, updated_at TEXT);
+    dry_paused INTEGER NOT NULL DEFAULT 0, vendor_status TEXT, updated_at TEXT,
+    version INTEGER NOT NULL DEFAULT 0, vendor_marker TEXT, sent_at TEXT, checked_at TEXT);
 CREATE INDEX IF NOT EXISTS campaigns_pending ON campaigns (pending) WHERE pending IS NOT NULL;
 CREATE TABLE IF NOT EXISTS windows (
     rule TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL,
@@ -43,6 +44,14 @@ CREATE TABLE IF NOT EXISTS overrides (
     campaign TEXT NOT NULL, rule TEXT NOT NULL, by TEXT NOT NULL, created_at TEXT NOT NULL,
     until TEXT NOT NULL, PRIMARY KEY (campaign, rule));
 """
+
+#: Columns added since the first release: (table, column, definition), added to an older database at open.
+MIGRATIONS: Final = (
+    ("campaigns", "version", "INTEGER NOT NULL DEFAULT 0"),
+    ("campaigns", "vendor_marker", "TEXT"),
+    ("campaigns", "sent_at", "TEXT"),
+    ("campaigns", "checked_at", "TEXT"),
+)
 
 
 def db_time(value: datetime) -> str:

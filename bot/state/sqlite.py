@@ -16,18 +16,19 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-from bot.errors import StateError
+from bot.errors import StaleRecord, StateError
 from bot.events import Event
-from bot.state.base import AuditRow, CampaignRecord, Hold, Pending
+from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold, Pending
 from bot.state.blocking import BlockingConnection
 from bot.state.decisions import DecisionQueries
-from bot.state.schema import SCHEMA, db_time
+from bot.state.schema import MIGRATIONS, SCHEMA, db_time
 
 __all__ = ["SqliteStateStore", "Tx"]
 
@@ -41,6 +42,15 @@ _ts = db_time   # the storage format, shared with the breaker queries
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+_RECORD_COLUMNS: Final = ("campaign, bot_paused, pending, dry_paused, vendor_status, updated_at, version,"
+                          " vendor_marker, sent_at, checked_at")
+
+
+def _record(row: Any) -> CampaignRecord:
+    return CampaignRecord(row[0], bool(row[1]), Pending(row[2]) if row[2] else None, bool(row[3]), row[4],
+                          _dt(row[5]), row[6], row[7], _dt(row[8]), _dt(row[9]))
 
 
 class Tx(DecisionQueries):
@@ -128,29 +138,39 @@ class Tx(DecisionQueries):
         )
         return cursor.rowcount == 1
 
-    async def remove_hold(self, campaign: str, owner: str) -> bool:
+    async def remove_hold(self, campaign: str, owner: str, *, every_key: bool = False) -> bool:
+        """Remove `owner`'s hold; `every_key`: also the per-key holds `owner@<key>` of the same rule."""
+        if every_key:
+            cursor = await self._db.execute(
+                "DELETE FROM holds WHERE campaign = ? AND (owner = ? OR substr(owner, 1, ?) = ?)",
+                (campaign, owner, len(owner) + 1, owner + "@"))
+            return cursor.rowcount > 0
         cursor = await self._db.execute("DELETE FROM holds WHERE campaign = ? AND owner = ?", (campaign, owner))
         return cursor.rowcount == 1
 
     async def campaign(self, campaign: str) -> CampaignRecord:
-        row = await self._one(
-            "SELECT campaign, bot_paused, pending, dry_paused, vendor_status, updated_at FROM campaigns"
-            " WHERE campaign = ?", (campaign,),
-        )
-        if row is None:
-            return CampaignRecord(campaign)
-        return CampaignRecord(
-            row[0], bool(row[1]), Pending(row[2]) if row[2] else None, bool(row[3]), row[4], _dt(row[5])
-        )
+        row = await self._one(f"SELECT {_RECORD_COLUMNS} FROM campaigns WHERE campaign = ?", (campaign,))
+        return _record(row) if row is not None else CampaignRecord(campaign)
 
-    async def set_campaign(self, record: CampaignRecord, now: datetime) -> None:
-        await self._db.execute(
-            "INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign) DO UPDATE SET"
+    async def set_campaign(self, record: CampaignRecord, now: datetime) -> CampaignRecord:
+        """Store `record` if the stored version is still `record.version` (compare-and-set); returns it as
+        stored (next version). StaleRecord when someone wrote the campaign since it was read."""
+        cursor = await self._db.execute(
+            f"INSERT INTO campaigns ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+            " ON CONFLICT (campaign) DO UPDATE SET"
             " bot_paused = excluded.bot_paused, pending = excluded.pending, dry_paused = excluded.dry_paused,"
-            " vendor_status = excluded.vendor_status, updated_at = excluded.updated_at",
+            " vendor_status = excluded.vendor_status, updated_at = excluded.updated_at,"
+            " version = campaigns.version + 1, vendor_marker = excluded.vendor_marker,"
+            " sent_at = excluded.sent_at, checked_at = excluded.checked_at"
+            " WHERE campaigns.version = ?",
             (record.campaign, int(record.bot_paused), record.pending.value if record.pending else None,
-             int(record.dry_paused), record.vendor_status, _ts(now)),
+             int(record.dry_paused), record.vendor_status, _ts(now), record.vendor_marker,
+             _ts(record.sent_at) if record.sent_at else None, _ts(record.checked_at) if record.checked_at else None,
+             record.version),
         )
+        if cursor.rowcount != 1:
+            raise StaleRecord(f"campaign {record.campaign} changed since version {record.version} was read")
+        return replace(record, version=record.version + 1, updated_at=now)
 
     async def add_override(self, campaign: str, *, by: str, now: datetime, until: datetime, rule: str = "*") -> None:
         """A person overrode the bot on this campaign: `rule` (or every rule: `*`) may not pause it before `until`."""
@@ -179,6 +199,15 @@ class Tx(DecisionQueries):
             (_ts(row.at), row.kind, row.campaign, row.rule, row.action, row.outcome, row.detail,
              json.dumps(list(row.event_ids)), json.dumps(row.inputs, default=str)),
         )
+
+
+async def _migrate(db: BlockingConnection) -> None:
+    """Add the columns a database created by an older release lacks (schema.MIGRATIONS)."""
+    for table, column, definition in MIGRATIONS:
+        async with db.execute(f"PRAGMA table_info({table})") as cursor:
+            present = {row[1] for row in await cursor.fetchall()}
+        if column not in present:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 class _Group:
@@ -226,6 +255,7 @@ class SqliteStateStore:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=0")   # never block the loop: `_begin` waits instead
             await db.executescript(SCHEMA)
+            await _migrate(db)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
         try:
@@ -351,6 +381,29 @@ class SqliteStateStore:
         """Every (campaign, sender) pair learned from events."""
         async with self._reading(), self._db.execute("SELECT campaign, sender FROM inventory") as cursor:
             return [(r[0], r[1]) for r in await cursor.fetchall()]
+
+    async def dry_paused_campaigns(self) -> list[str]:
+        """Campaigns a dry run recorded as paused (carried into live mode at start)."""
+        async with self._reading(), self._db.execute(
+            "SELECT campaign FROM campaigns WHERE dry_paused = 1 ORDER BY campaign"
+        ) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
+
+    async def watched_campaigns(self) -> list[str]:
+        """Campaigns holding an active hold or paused by campaign-guard: their vendor state is re-read."""
+        passive = ", ".join(f"'{kind}'" for kind in sorted(PASSIVE_KINDS))
+        async with self._reading(), self._db.execute(
+            f"SELECT campaign FROM holds WHERE kind NOT IN ({passive})"
+            " UNION SELECT campaign FROM campaigns WHERE bot_paused = 1 ORDER BY campaign"
+        ) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
+
+    async def windows_where(self, rule: str, flag: str) -> list[tuple[str, dict[str, Any]]]:
+        """(key, state) of `rule`'s windows whose state has a true `flag` (e.g. `active`), committed ones."""
+        async with self._reading(), self._db.execute(
+            "SELECT key, state FROM windows WHERE rule = ? AND json_extract(state, ?)", (rule, f"$.{flag}")
+        ) as cursor:
+            return [(r[0], orjson.loads(r[1])) for r in await cursor.fetchall()]
 
     async def pending_campaigns(self) -> list[str]:
         """Campaigns with an unfinished vendor action (reconciled at worker start)."""

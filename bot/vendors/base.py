@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CampaignStatus", "CampaignVendor", "InventorySource"]
+__all__ = ["CampaignStatus", "CampaignVendor", "Guard", "InventorySource", "Observation", "WriteResult"]
 
 
 class CampaignStatus(StrEnum):
@@ -20,6 +23,35 @@ class CampaignStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One read of a campaign at the vendor."""
+
+    status: CampaignStatus
+    #: the vendor's own last-change stamp of the campaign (Smartlead `updated_at`, ...) when its answer
+    #: carries one, verbatim. A stamp that moved since campaign-guard's pause means someone touched it.
+    changed_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one pause or resume did, with the evidence for it (ownership needs positive evidence)."""
+
+    status: CampaignStatus              # the status after the call (UNKNOWN when nothing said it)
+    sent: bool                          # a write request went out (False: decided a no-op client-side)
+    #: positive evidence that THIS call moved the campaign: it was seen running (paused, for a resume)
+    #: before the write and paused (running) after it; for a vendor without reads, the answer's own
+    #: status and time stamp (`pausedAt` not earlier than `sent_at`).
+    proven: bool
+    changed_at: str | None = None       # the last-change stamp read right after the write, if any
+    detail: str = ""                    # why it is not proven, in words for the audit row and notice
+
+
+#: "Is this write still wanted?" Called right before each attempt is sent (after the rate-limit slot
+#: was granted); False withdraws the write (bot.errors.WriteCancelled) instead of sending it.
+Guard = Callable[[], Awaitable[bool]]
+
+
 class CampaignVendor(Protocol):
     """What the executor needs from an outreach vendor.
 
@@ -32,15 +64,26 @@ class CampaignVendor(Protocol):
     #: False when the vendor has no read endpoint (Leadterra): `state` then returns UNKNOWN.
     can_read_state: bool
 
-    async def state(self, campaign_id: str) -> CampaignStatus: ...
-
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        """Pause an active campaign. `current`: a status the caller read just now, so the client need
-        not read it again (a client without a read endpoint ignores it)."""
+    async def state(self, campaign_id: str) -> CampaignStatus:
+        """`(await observe(campaign_id)).status`."""
         ...
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        """Resume a paused campaign (never a draft); `current` as for `pause`."""
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        """Read the campaign (UNKNOWN, no call, without a read endpoint). `background`: a drift check,
+        served by the rate limiter only after every waiting pause, resume and foreground read."""
+        ...
+
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        """Pause an active campaign and prove it. `current`: a read made just now (so the client need not
+        read again). `guard`: see `Guard`. `sent_at`: when this intent was first sent (a retry after a
+        crash): evidence must not predate it. A draft, stopped, completed or archived campaign is never
+        written; an unknown status is refused (VendorRefused)."""
+        ...
+
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        """Resume a paused campaign (never a draft, never an unknown status); arguments as for `pause`."""
         ...
 
 
