@@ -69,7 +69,12 @@ class Inventory:
         return None
 
     def resolve(self, targets: Iterable[Target]) -> list[CampaignRef]:
-        """Every known campaign a set of targets designates, sorted, without duplicates."""
+        """Every known campaign a set of targets designates, sorted, without duplicates.
+
+        A sender account or domain designates the campaigns of the target's vendor only (a Smartlead
+        account's trouble says nothing of a Leadterra campaign that sends from the same address); with no
+        vendor known (an alert naming a sender but no `vendor` label), those of every vendor.
+        """
         found: set[str] = set()
         for target in targets:
             if target.scope == "campaign":
@@ -79,11 +84,15 @@ class Inventory:
                     continue
             elif target.scope == "vendor":
                 found.update(c for c in self._senders if c.startswith(f"{target.value}:"))
-            elif target.scope == "sender_account":
-                found.update(c for c, senders in self._senders.items() if target.value in senders)
-            elif target.scope == "sender_domain":
-                found.update(c for c, senders in self._senders.items()
-                             if any(s.rpartition("@")[2] == target.value for s in senders))
+            elif target.scope in ("sender_account", "sender_domain"):
+                prefix = f"{target.vendor}:" if target.vendor else ""
+                if target.scope == "sender_account":
+                    found.update(c for c, senders in self._senders.items()
+                                 if c.startswith(prefix) and target.value in senders)
+                else:
+                    found.update(c for c, senders in self._senders.items()
+                                 if c.startswith(prefix) and any(s.rpartition("@")[2] == target.value
+                                                                 for s in senders))
         return [CampaignRef.parse(c) for c in sorted(found)]
 
     def senders(self, campaign: str) -> frozenset[str]:

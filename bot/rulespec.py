@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -137,7 +138,8 @@ class Measure(_Spec):
     ratio: tuple[EventType, EventType] | None = None
     count: EventType | None = None
     value: FieldName | None = None
-    #: ratio: denominators in the window; value: the `sample` field's value; count: events in the window.
+    #: ratio: denominators in the window; value: the `sample` field's value; count: the count. Below it the
+    #: rule does not pause; a ratio or a value below it does not count as recovered either.
     min_sample: int = Field(1, ge=1)
     sample: FieldName | None = None
 
@@ -168,7 +170,7 @@ class Pause(_Spec):
 
 
 class Release(_Spec):
-    """Hysteresis: release this rule's hold once `when` has held continuously for `after`."""
+    """Hysteresis: release this rule's hold (for one key) once `when` has held continuously for `after`."""
 
     when: Comparison
     after: Duration = timedelta(0)
@@ -178,9 +180,10 @@ class Action(_Spec):
     """What an event rule does when its event arrives and `when` holds."""
 
     do: Literal["pause", "release", "notify", "vendor_hold"]
-    #: release: hold owners to remove: `rule:<name>`, `alert` (this alert's hold), `vendor`.
+    #: release: hold owners to remove: `rule:<name>` (every key of that rule on the campaigns targeted),
+    #: `alert` (this alert's hold), `vendor`.
     holds: tuple[str, ...] = ()
-    #: pause: who owns the hold: this rule, or the alert in the event (`alert:<fingerprint>`).
+    #: pause: who owns the hold: this rule (`rule:<name>@<key>`), or the alert in the event (`alert:<fingerprint>`).
     owner: Literal["rule", "alert"] = "rule"
     reason: str = "{rule}: {type}"
 
@@ -209,7 +212,8 @@ class Rule(_Spec):
     release: Release | None = None
     action: Action | None = None
     scope: Literal["campaign", "sender_account", "sender_domain", "vendor", "labels"] = "campaign"
-    #: minimum time between two pause decisions per key; a list escalates: [24h, 72h, 7d]
+    #: minimum hold before this rule's own `release` per key, escalating over re-trips: [24h, 72h, 7d]
+    #: (the Nth trip of a chain is held at least cooldown[min(N, len) - 1]); never delays a pause
     cooldown: tuple[Duration, ...] = ()
     mode: Literal["enforce", "shadow"] = "enforce"
     digest: str = ""
@@ -218,6 +222,23 @@ class Rule(_Spec):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str | int | float) else value
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown_needs_release(cls, value: tuple[timedelta, ...], info: ValidationInfo) -> tuple[timedelta, ...]:
+        if not value:
+            return value
+        if any(step <= timedelta(0) for step in value):
+            raise ValueError("every cooldown step must be positive, e.g. [24h, 72h, 7d]")
+        if info.data.get("action") is not None:
+            raise ValueError("an event rule has no `release`: its holds end only by a person or a release rule, "
+                             "so a cooldown (the minimum hold before the rule's own release) means nothing here; "
+                             "remove `cooldown`")
+        if "release" in info.data and info.data["release"] is None:
+            raise ValueError("a cooldown is the minimum hold before this rule's own `release`, and this rule has "
+                             "none: its holds end only by a person. Remove `cooldown`, or add `release` (e.g. "
+                             "`release: {when: ..., after: 24h}`)")
+        return value
 
     @field_validator("when")
     @classmethod
@@ -251,5 +272,10 @@ class Rule(_Spec):
 
     @property
     def key(self) -> str:
-        """What windows and cooldowns are kept per."""
-        return self.window.per if self.window else "campaign"
+        """What windows and holds are kept per: a measured rule's `window.per` (campaign without a window),
+        an event rule's scope (campaign for `labels`)."""
+        if self.window is not None:
+            return self.window.per
+        if self.action is not None and self.scope != "labels":
+            return self.scope
+        return "campaign"

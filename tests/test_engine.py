@@ -6,8 +6,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from bot.engine import Target, compare, evaluate, field_value, matches
+from bot.engine import (
+    Evaluation,
+    Target,
+    compare,
+    evaluate,
+    field_value,
+    matches,
+    owner_rule,
+    rule_owner,
+    tick,
+    ticking,
+)
 from bot.events import Event
 from bot.rulespec import Comparison, Rule
 
@@ -88,7 +100,8 @@ def test_decision_when_ratio_reaches_threshold_with_inputs() -> None:
     _, decisions = _feed(_rule(), ["email.sent"] * 10 + ["email.bounced"])
     assert len(decisions) == 1
     decision = decisions[0]
-    assert decision.action == "pause" and decision.targets == (Target("campaign", "smartlead:1"),)
+    assert decision.action == "pause" and decision.targets == (Target("campaign", "smartlead:1", "smartlead"),)
+    assert decision.owner == "rule:bounce@smartlead:1" and decision.releases == ()
     assert decision.inputs["numerator"] == 1 and decision.inputs["denominator"] == 10
     assert decision.inputs["value"] == 0.1 and decision.inputs["threshold"] == {"gte": 0.1}
     assert decision.inputs["rule_digest"] == "abc"
@@ -157,8 +170,8 @@ def test_windows_per_sender_domain_and_scope_targets() -> None:
     event = _event("email.bounced", 2, from_email="bo@mail.example")
     window = {"seq": "d" * 10, "ids": []}
     (decision,) = evaluate(rule, event, window, T0).decisions
-    assert decision.targets == (Target("sender_domain", "mail.example"),)
-    assert decision.inputs["key"] == "mail.example"
+    assert decision.targets == (Target("sender_domain", "mail.example", "smartlead"),)
+    assert decision.inputs["key"] == "mail.example" and decision.owner == "rule:bounce@mail.example"
 
 
 def test_event_rule_actions_and_label_scopes() -> None:
@@ -169,8 +182,8 @@ def test_event_rule_actions_and_label_scopes() -> None:
                         "labels": {"campaign": "smartlead:1, inbox:abc", "sender_domain": "Mail.Example"}})
     (decision,) = evaluate(pause, alert, None, T0).decisions
     assert decision.owner == "alert:f00d" and decision.reason == "Blacklisted"
-    assert decision.targets == (Target("campaign", "smartlead:1"), Target("campaign", "inbox:abc"),
-                                Target("sender_domain", "mail.example"))
+    assert decision.targets == (Target("campaign", "smartlead:1", "smartlead"), Target("campaign", "inbox:abc", "inbox"),
+                                Target("sender_domain", "mail.example", None))     # no vendor label: any vendor
     release = _rule(on=["alert.resolved"], window=None, measure=None, pause=None, scope="labels",
                     action={"do": "release", "holds": ["alert", "rule:bounce"]})
     resolved = alert.model_copy(update={"type": "alert.resolved", "id": "a2"})
@@ -181,14 +194,19 @@ def test_event_rule_actions_and_label_scopes() -> None:
     assert decision.action == "notify" and decision.reason == "email.bounced on smartlead:1"
 
 
-def test_event_rule_cooldown_per_key() -> None:
-    rule = _rule(window=None, measure=None, pause=None, action={"do": "pause"}, cooldown=["1h", "1d"])
-    first = evaluate(rule, _event("email.bounced", 1), None, T0)
-    assert len(first.decisions) == 1 and first.window is not None
-    assert evaluate(rule, _event("email.bounced", 2), first.window, T0 + timedelta(minutes=30)).decisions == ()
-    second = evaluate(rule, _event("email.bounced", 3), first.window, T0 + timedelta(minutes=61))
-    assert len(second.decisions) == 1 and second.window is not None
-    assert evaluate(rule, _event("email.bounced", 4), second.window, T0 + timedelta(hours=20)).decisions == ()
+def test_event_rules_have_no_cooldown_and_pause_under_a_hold_per_key() -> None:
+    with pytest.raises(ValidationError, match="an event rule has no `release`"):
+        _rule(window=None, measure=None, pause=None, action={"do": "pause"}, cooldown=["1h", "1d"])
+    rule = _rule(window=None, measure=None, pause=None, action={"do": "pause"})
+    for n in range(3):                                # every matching event pauses: nothing is dropped
+        result = evaluate(rule, _event("email.bounced", n), None, T0)
+        assert result.window is None and [d.owner for d in result.decisions] == ["rule:bounce@smartlead:1"]
+    sender = _rule(on=["account.disconnected"], window=None, measure=None, pause=None, scope="sender_account",
+                   action={"do": "pause"})
+    event = _event("account.disconnected", 1, campaign=None, email="Ann@Acme.com")
+    (decision,) = evaluate(sender, event, None, T0).decisions
+    assert decision.owner == "rule:bounce@ann@acme.com" and owner_rule(decision.owner) == "bounce"
+    assert decision.targets == (Target("sender_account", "ann@acme.com", "smartlead"),)
 
 
 def test_release_is_only_for_rules_that_paused_and_after_the_hold_time() -> None:
@@ -205,4 +223,306 @@ def test_release_is_only_for_rules_that_paused_and_after_the_hold_time() -> None
     later = evaluate(rule, metric(4, 0.6), dip.window, T0 + timedelta(minutes=70))
     assert later.decisions == ()
     done = evaluate(rule, metric(5, 0.7), later.window, T0 + timedelta(minutes=131))
-    assert [d.action for d in done.decisions] == ["release"] and done.decisions[0].releases == ("rule:bounce",)
+    assert [d.action for d in done.decisions] == ["release"]
+    assert done.decisions[0].releases == ("rule:bounce@smartlead:1",) == (done.decisions[0].owner,)
+
+
+# Owners per rule and key ---------------------------------------------------------------------------------
+
+
+def test_rule_owner_and_owner_rule() -> None:
+    assert rule_owner("reply-rate-floor", "smartlead:42") == "rule:reply-rate-floor@smartlead:42"
+    assert rule_owner("x", "ann@acme.com") == "rule:x@ann@acme.com"
+    assert rule_owner("x", None) == "rule:x"
+    assert owner_rule("rule:x@ann@acme.com") == "x" and owner_rule("rule:x") == "x"
+    assert owner_rule("alert:f00d") is None and owner_rule("vendor") is None and owner_rule("user:U1") is None
+
+
+def _floor(**overrides: Any) -> Rule:
+    """A value-measured rule with hysteresis (reply-rate-floor's shape), 1h release hold."""
+    spec: dict[str, Any] = {"on": ["campaign.metrics"], "window": None, "measure": {"value": "data.rate"},
+                            "pause": {"when": {"lt": 0.2}}, "release": {"when": {"gte": 0.5}, "after": "1h"}}
+    spec.update(overrides)
+    return _rule(**spec)
+
+
+def _metric(n: int, rate: float, campaign: str = "smartlead:1") -> Event:
+    return _event("campaign.metrics", n, campaign=campaign, rate=rate)
+
+
+def test_a_release_frees_only_its_own_key_with_its_own_numbers() -> None:
+    rule = _floor()
+    windows: dict[str, dict[str, Any] | None] = {"smartlead:1": None, "smartlead:2": None}
+    for n, ref in enumerate(windows):
+        (pause,) = (result := evaluate(rule, _metric(n, 0.001, ref), None, T0)).decisions
+        windows[ref] = result.window
+        assert pause.owner == f"rule:bounce@{ref}"
+    evaluate(rule, _metric(5, 0.9, "smartlead:1"), windows["smartlead:1"], T0)     # 1 recovers, 2 does not
+    first = evaluate(rule, _metric(6, 0.9, "smartlead:1"), windows["smartlead:1"], T0 + timedelta(minutes=1))
+    first = evaluate(rule, _metric(7, 0.8, "smartlead:1"), first.window, T0 + timedelta(minutes=62))
+    (release,) = first.decisions
+    assert release.releases == ("rule:bounce@smartlead:1",) and release.owner == "rule:bounce@smartlead:1"
+    assert release.targets == (Target("campaign", "smartlead:1", "smartlead"),)
+    assert release.inputs["key"] == "smartlead:1" and release.inputs["value"] == 0.8
+    assert release.event_ids == ("campaign.metrics-7",)
+
+
+# count measures honour `of` ------------------------------------------------------------------------------
+
+
+def _complaints(min_sample: int = 1) -> Rule:
+    return _rule(on=["email.sent", "email.complained"], window={"last": 100, "of": "email.sent"},
+                 measure={"count": "email.complained", "min_sample": min_sample}, pause={"when": {"gte": 3}})
+
+
+def test_count_counts_only_among_the_last_n_of_events() -> None:
+    kinds = []
+    for _ in range(3):                                     # 3 complaints spread over 10,000 sends
+        kinds += ["email.sent"] * 3333 + ["email.complained"]
+    window, decisions = _feed(_complaints(), kinds)
+    assert decisions == []
+    assert window is not None and window["seq"].count("n") == 1 and window["seq"].count("d") == 100
+
+
+def test_count_pauses_on_three_within_the_last_n_of_events() -> None:
+    kinds = ["email.sent"] * 500 + ["email.complained"] + ["email.sent"] * 40 + ["email.complained"] \
+        + ["email.sent"] * 40 + ["email.complained"]
+    _, decisions = _feed(_complaints(), kinds)
+    (decision,) = decisions
+    assert decision.inputs["value"] == 3.0 and decision.inputs["numerator"] == 3
+    assert decision.inputs["denominator"] == 100 and decision.inputs["window"] == {"last": 100, "of": "email.sent"}
+    # the first of the three slides out 100 sends after it: under the threshold again
+    more, later = _feed(_complaints(), [*kinds, *["email.sent"] * 20])
+    assert [d.inputs["value"] for d in later] == [3.0] * 20                # 19 more sends keep it in the window
+    assert more is not None and more["seq"].count("n") == 2 and more["seq"].count("d") == 100
+
+
+# Cooldowns, hysteresis and the clock -----------------------------------------------------------------------
+
+
+def _cooling() -> Rule:
+    return _floor(cooldown=["24h", "72h", "7d"])
+
+
+class Run:
+    """One key's window driven by events and ticks on a virtual clock."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule, self.n = rule, 0
+        self.window: dict[str, Any] | None = None
+        self.now = T0
+
+    def at(self, **delta: float) -> Run:
+        self.now = T0 + timedelta(**delta)
+        return self
+
+    def _take(self, result: Evaluation) -> Evaluation:
+        if result.window is not None:
+            self.window = result.window
+        return result
+
+    def metric(self, rate: float) -> Evaluation:
+        self.n += 1
+        return self._take(evaluate(self.rule, _metric(self.n, rate), self.window, self.now))
+
+    def tick(self) -> Evaluation:
+        assert self.window is not None
+        before = dict(self.window)
+        result = tick(self.rule, "smartlead:1", self.window, self.now)
+        assert self.window == before                        # never modifies the stored state
+        return self._take(result)
+
+
+def _actions(result: Evaluation) -> list[str]:
+    return [d.action for d in result.decisions]
+
+
+def test_ticking_names_rules_with_release() -> None:
+    assert ticking(_floor()) and ticking(_cooling())
+    assert not ticking(_rule()) and not ticking(_rule(window=None, measure=None, pause=None,
+                                                      action={"do": "pause"}))
+
+
+def test_tick_releases_after_the_hold_time_with_no_event() -> None:
+    run = Run(_floor())
+    assert _actions(run.metric(0.1)) == ["pause"]
+    assert run.window is not None and run.window["active"] and run.window["targets"] == [
+        ["campaign", "smartlead:1", "smartlead"]]
+    assert run.at(minutes=10).metric(0.6).decisions == ()                  # recovered: the 1h clock starts
+    assert run.at(minutes=30).tick() == Evaluation(None)                   # nothing changes yet
+    (release,) = run.at(minutes=70).tick().decisions
+    assert release.action == "release" and release.owner == "rule:bounce@smartlead:1"
+    assert release.releases == ("rule:bounce@smartlead:1",)
+    assert release.targets == (Target("campaign", "smartlead:1", "smartlead"),)
+    assert release.inputs["trigger"] == "clock" and release.inputs["held_below_s"] == 3600
+    assert release.event_ids == ("campaign.metrics-2",) and release.inputs["value"] == 0.6
+    assert run.window is not None and not run.window["active"]
+    assert run.at(minutes=80).tick() == Evaluation(None)                   # inactive: nothing to do
+
+
+def test_tick_does_not_release_a_value_that_never_recovered() -> None:
+    run = Run(_floor())
+    run.metric(0.1)
+    run.at(minutes=10).metric(0.3)                                          # better, not at the release threshold
+    assert run.at(days=3).tick() == Evaluation(None)
+
+
+def test_a_cooldown_holds_the_release_back_and_says_so_once() -> None:
+    run = Run(_cooling())
+    run.metric(0.1)
+    assert run.window is not None and run.window["held_until"] == (T0 + timedelta(hours=24)).isoformat()
+    run.at(minutes=1).metric(0.9)
+    declined = run.at(hours=2).tick()
+    assert declined.decisions == () and [d.action for d in declined.declined] == ["release"]
+    (note,) = declined.declined
+    assert note.declined.startswith("cooldown: trip 1 of this chain is held at least 1 day")
+    assert note.owner == "rule:bounce@smartlead:1" and note.inputs["held_until"] == run.window["held_until"]
+    assert run.at(hours=3).tick() == Evaluation(None)                      # reported once, not every sweep
+    assert run.at(hours=23, minutes=59).metric(0.9).declined == ()
+    assert _actions(run.at(hours=24).tick()) == ["release"]
+
+
+def test_a_cooldown_never_drops_or_delays_a_pause() -> None:
+    run = Run(_cooling())
+    run.metric(0.1)
+    run.at(minutes=1).metric(0.9)
+    assert _actions(run.at(hours=24).tick()) == ["release"]
+    assert _actions(run.at(hours=24, minutes=1).metric(0.1)) == ["pause"]   # right after: paused at once
+    assert _actions(run.at(hours=24, minutes=2).metric(0.1)) == ["pause"]   # level-triggered, as always
+    assert run.window is not None and run.window["fires"] == 2
+
+
+def _trip_and_release(run: Run, start: timedelta) -> timedelta:
+    """Trip at `start`, recover a minute later; return how long after the trip the clock released it."""
+    run.now = T0 + start
+    assert _actions(run.metric(0.1)) == ["pause"]
+    run.now = T0 + start + timedelta(minutes=1)
+    run.metric(0.9)
+    for hours in range(1, 1000):
+        run.now = T0 + start + timedelta(hours=hours)
+        result = run.tick()
+        if result.decisions:
+            assert _actions(result) == ["release"]
+            return run.now - (T0 + start)
+    raise AssertionError("never released")
+
+
+def test_cooldown_escalates_over_re_trips_and_resets_after_the_last_step() -> None:
+    run = Run(_cooling())
+    held = []
+    start = timedelta(0)
+    for _ in range(4):
+        held.append(_trip_and_release(run, start))
+        start += held[-1] + timedelta(hours=1)                              # re-trips an hour after each release
+    assert held == [timedelta(hours=24), timedelta(hours=72), timedelta(days=7), timedelta(days=7)]
+    assert run.window is not None and run.window["fires"] == 4
+    # 7 days released without a new trip: the chain starts over
+    restart = start - timedelta(hours=1) + timedelta(days=7)
+    assert _trip_and_release(run, restart) == timedelta(hours=24)
+    assert run.window is not None and run.window["fires"] == 1
+    # just under 7 days would have escalated
+    run2 = Run(_cooling())
+    first = _trip_and_release(run2, timedelta(0))
+    assert _trip_and_release(run2, first + timedelta(days=7) - timedelta(hours=1)) == timedelta(hours=72)
+
+
+def test_tick_ages_a_duration_window_out_and_releases_a_count() -> None:
+    rule = _rule(on=["email.bounced"], window={"duration": "1h"}, measure={"count": "email.bounced"},
+                 pause={"when": {"gte": 3}}, release={"when": {"lte": 0}, "after": "30m"})
+    window: dict[str, Any] | None = None
+    for minute in range(3):
+        result = evaluate(rule, _event("email.bounced", minute), window, T0 + timedelta(minutes=minute))
+        window = result.window
+    assert window is not None and window["active"] and _actions(result) == ["pause"]
+    assert tick(rule, "smartlead:1", window, T0 + timedelta(minutes=30)) == Evaluation(None)
+    aged = tick(rule, "smartlead:1", window, T0 + timedelta(minutes=65))     # all three left the window
+    assert aged.decisions == () and aged.window is not None and aged.window["ts"] == []
+    assert aged.window["release_since"] == (T0 + timedelta(minutes=65)).isoformat()
+    (release,) = tick(rule, "smartlead:1", aged.window, T0 + timedelta(minutes=95)).decisions
+    assert release.inputs["value"] == 0 and release.releases == ("rule:bounce@smartlead:1",)
+
+
+def test_a_ratio_below_its_minimum_sample_is_not_a_recovery() -> None:
+    rule = _rule(window={"duration": "1h"}, release={"when": {"lt": 0.05}, "after": "10m"})
+    window: dict[str, Any] | None = None
+    for n, kind in enumerate(["email.sent"] * 10 + ["email.bounced"]):
+        window = evaluate(rule, _event(kind, n), window, T0).window
+    assert window is not None and window["active"]
+    # the paused campaign sends nothing: its sends age out, leaving no sample to call it recovered
+    for hours in (2, 3, 30):
+        result = tick(rule, "smartlead:1", window, T0 + timedelta(hours=hours))
+        assert result.decisions == () and result.declined == ()
+        window = result.window or window
+    assert window["active"] and "release_since" not in window
+
+
+def test_tick_ignores_rules_without_release_and_inactive_windows() -> None:
+    assert tick(_rule(), "smartlead:1", {"seq": "d" * 20, "active": True}, T0) == Evaluation(None)
+    assert tick(_floor(), "smartlead:1", {"active": False, "value": 0.9, "sample": 1}, T0) == Evaluation(None)
+    assert tick(_floor(), "smartlead:1", {}, T0) == Evaluation(None)
+
+
+def test_a_window_stored_before_targets_were_releases_its_key() -> None:
+    legacy = {"active": True, "fired_at": T0.isoformat(), "fires": 1, "value": 0.9, "sample": 1,
+              "release_since": T0.isoformat()}
+    (release,) = tick(_floor(), "smartlead:1", legacy, T0 + timedelta(hours=2)).decisions
+    assert release.targets == (Target("campaign", "smartlead:1", "smartlead"),)
+
+
+# Declined decisions are visible ------------------------------------------------------------------------------
+
+
+def test_declined_event_rule_decisions_say_why() -> None:
+    pause = _rule(on=["alert.firing"], window=None, measure=None, pause=None, scope="labels",
+                  action={"do": "pause", "owner": "alert"})
+    bare = Event(id="a1", type="alert.firing", source="grafana", occurred_at=T0,
+                 data={"fingerprint": "f", "labels": {"severity": "page"}})
+    result = evaluate(pause, bare, None, T0)
+    assert result.decisions == () and "names no campaign, sender_email" in result.declined[0].declined
+    no_fingerprint = bare.model_copy(update={"data": {"labels": {"campaign": "smartlead:1"}}})
+    (declined,) = evaluate(pause, no_fingerprint, None, T0).declined
+    assert declined.action == "pause" and "no fingerprint" in declined.declined
+    sender = _rule(on=["account.disconnected"], window=None, measure=None, pause=None, scope="sender_account",
+                   action={"do": "pause"})
+    (declined,) = evaluate(sender, _event("account.disconnected", 1, campaign=None), None, T0).declined
+    assert declined.declined == "the event names no sender account: nothing to pause"
+
+
+def test_a_measured_pause_without_a_target_is_declined() -> None:
+    rule = _rule(scope="sender_domain")
+    result = evaluate(rule, _event("email.bounced", 1), {"seq": "d" * 10}, T0)
+    assert result.decisions == () and result.window is not None and not result.window.get("active")
+    (declined,) = result.declined
+    assert declined.action == "pause" and declined.declined == "the event names no sender domain: nothing to pause"
+
+
+def test_evaluate_never_modifies_the_stored_window() -> None:
+    rule = _cooling()
+    paused = evaluate(rule, _metric(1, 0.1), None, T0).window
+    assert paused is not None
+    stored = {k: (list(v) if isinstance(v, list) else v) for k, v in paused.items()}
+    evaluate(rule, _metric(2, 0.9), paused, T0 + timedelta(hours=30))
+    evaluate(rule, _metric(3, 0.9), paused, T0 + timedelta(hours=40))
+    assert paused == stored
+
+
+# Targets carry the event's vendor ---------------------------------------------------------------------------
+
+
+def test_sender_targets_carry_the_events_vendor() -> None:
+    rule = _rule(on=["account.disconnected"], window=None, measure=None, pause=None, scope="sender_domain",
+                 action={"do": "pause"})
+    leadterra = Event(id="x", type="account.disconnected", source="leadterra", occurred_at=T0,
+                      data={"email": "ann@acme.com"})
+    assert evaluate(rule, leadterra, None, T0).decisions[0].targets == (Target("sender_domain", "acme.com",
+                                                                               "leadterra"),)
+    labelled = Event(id="y", type="account.disconnected", source="events", occurred_at=T0,
+                     data={"email": "ann@acme.com", "labels": {"vendor": "Inbox"}})
+    assert evaluate(rule, labelled, None, T0).decisions[0].targets[0].vendor == "inbox"
+    unknown = labelled.model_copy(update={"data": {"email": "ann@acme.com"}})
+    assert evaluate(rule, unknown, None, T0).decisions[0].targets[0].vendor is None
+
+
+def test_tick_waits_for_an_event_when_no_value_was_kept() -> None:
+    legacy = {"active": True, "fired_at": T0.isoformat(), "fires": 1, "release_since": T0.isoformat()}
+    assert tick(_floor(), "smartlead:1", legacy, T0 + timedelta(hours=2)) == Evaluation(None)

@@ -74,28 +74,66 @@ async def test_unsubscribe_spike_guard(bot: Bot) -> None:
 
 async def test_reply_rate_floor_with_hysteresis_hold_time_and_escalating_cooldown(bot: Bot) -> None:
     bot.active("inbox:abc")
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.001, sent=200)   # too early
+
+    async def rate(value: float, sent: int) -> None:
+        await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=value, sent=sent)
+
+    await rate(0.001, 200)                                            # too early: under 300 sends
     assert bot.writes("inbox") == []
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.004, sent=400)
+    await rate(0.004, 400)
     assert bot.writes("inbox") == [("pause", "abc")]
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.008, sent=450)  # between
+    assert [h.owner for h in await _holds(bot, "inbox:abc")] == ["rule:reply-rate-floor@inbox:abc"]
+    await rate(0.008, 450)                                            # between the thresholds
     bot.clock.advance(hours=7)
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.009, sent=460)
+    await rate(0.009, 460)
     assert bot.writes("inbox") == [("pause", "abc")]                  # never released under 1 %
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.012, sent=470)
+    await rate(0.012, 470)
     bot.clock.advance(hours=5)
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.011, sent=480)
+    await rate(0.011, 480)
     assert bot.writes("inbox") == [("pause", "abc")]                  # above 1 % for 5 h only
     bot.clock.advance(hours=1)
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.011, sent=490)
+    await rate(0.011, 490)                                            # 6 h above 1 %, but 13 h after the trip:
+    assert bot.writes("inbox") == [("pause", "abc")]                  # the first trip is held at least 24 h
+    bot.clock.advance(hours=11)
+    await rate(0.011, 495)
     assert bot.writes("inbox") == [("pause", "abc"), ("resume", "abc")]
-    # Bad again 13 h after the first pause: inside the 24 h cooldown, nothing happens ...
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.003, sent=500)
-    assert len(bot.writes("inbox")) == 2
-    # ... after it, the second episode pauses, and the next cooldown is 72 h.
-    bot.clock.advance(hours=12)
-    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.003, sent=510)
+    # Bad again an hour later: the cooldown never delays a pause ...
+    bot.clock.advance(hours=1)
+    await rate(0.003, 500)
     assert bot.writes("inbox")[-1] == ("pause", "abc")
+    # ... it holds the second trip at least 72 h, however soon it recovers.
+    await rate(0.02, 510)
+    bot.clock.advance(hours=71)
+    await rate(0.02, 520)
+    assert bot.writes("inbox")[-1] == ("pause", "abc")
+    bot.clock.advance(hours=1)
+    await rate(0.02, 530)
+    assert bot.writes("inbox")[-1] == ("resume", "abc") and len(bot.writes("inbox")) == 4
+
+
+async def test_reply_rate_floor_releases_only_the_campaign_that_recovered(bot: Bot) -> None:
+    bot.active("inbox:abc", "inbox:xyz")
+    for ref in ("inbox:abc", "inbox:xyz"):
+        await bot.send("campaign.metrics", ref, source="events", reply_rate=0.001, sent=400)
+    assert sorted(bot.writes("inbox")) == [("pause", "abc"), ("pause", "xyz")]
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.03, sent=500)
+    bot.clock.advance(hours=24)
+    await bot.send("campaign.metrics", "inbox:abc", source="events", reply_rate=0.03, sent=510)
+    assert bot.writes("inbox")[-1] == ("resume", "abc")
+    assert [h.owner for h in await _holds(bot, "inbox:xyz")] == ["rule:reply-rate-floor@inbox:xyz"]
+    assert ("resume", "xyz") not in bot.writes("inbox")
+    released = [r for r in await bot.store.audit() if r.kind == "decision" and r.action == "release"]
+    assert [(r.campaign, r.inputs["key"], r.inputs["value"]) for r in released] == [("inbox:abc", "inbox:abc", 0.03)]
+
+
+async def test_sender_disconnected_stays_within_the_accounts_vendor(bot: Bot) -> None:
+    bot.active("smartlead:1", "leadterra:camp_9")
+    await bot.send("email.sent", "smartlead:1", from_email="ana@sales.example")
+    await bot.send("email.sent", "leadterra:camp_9", from_email="ana@sales.example")
+    await bot.send("account.disconnected", None, source="smartlead", email="ana@sales.example", reason="SMTP auth")
+    assert bot.writes() == [("pause", "1")]
+    assert bot.writes("leadterra") == []
+    assert [h.owner for h in await _holds(bot, "smartlead:1")] == ["rule:sender-disconnected@ana@sales.example"]
 
 
 async def test_sender_disconnected_pauses_every_campaign_using_the_account(bot: Bot) -> None:

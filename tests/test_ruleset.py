@@ -131,3 +131,47 @@ def test_every_complete_example_in_the_rule_reference_is_valid(tmp_path: Path) -
     assert len(complete) >= 2
     for n, block in enumerate(complete):
         load_rule(_write(tmp_path, block, f"example-{n}.yaml"))
+
+
+def test_a_cooldown_without_release_names_its_line_and_what_to_change(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD + "cooldown: [24h, 72h]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_rule(path)
+    message = str(caught.value)
+    assert f"{path}:6: cooldown: a cooldown is the minimum hold before this rule's own `release`" in message
+    assert "its holds end only by a person. Remove `cooldown`, or add `release`" in message
+    load_rule(_write(tmp_path, GOOD + "release: {when: {lt: 0.05}, after: 1h}\ncooldown: [24h, 72h]\n"))
+
+
+def test_an_event_rule_cannot_have_a_cooldown(tmp_path: Path) -> None:
+    text = "description: d\non: account.disconnected\nscope: sender_account\naction: {do: pause}\ncooldown: 1h\n"
+    with pytest.raises(ConfigError, match=r":5: cooldown: an event rule has no `release`.*remove `cooldown`"):
+        load_rule(_write(tmp_path, text))
+
+
+def test_cooldown_steps_must_be_positive(tmp_path: Path) -> None:
+    text = GOOD + "release: {when: {lt: 0.05}}\ncooldown: [24h, 0s]\n"
+    with pytest.raises(ConfigError, match=r":7: cooldown: every cooldown step must be positive"):
+        load_rule(_write(tmp_path, text))
+
+
+def test_shipped_cooldowns_belong_to_rules_that_release() -> None:
+    rules = {rule.name: rule for rule in load_rules(REPO / "rules").rules}
+    assert [name for name, rule in rules.items() if rule.cooldown] == ["reply-rate-floor"]
+    floor = rules["reply-rate-floor"]
+    assert floor.release is not None and [c.total_seconds() / 3600 for c in floor.cooldown] == [24, 72, 168]
+    for name in ("spam-complaint-guard", "unsubscribe-spike-guard"):
+        assert rules[name].release is None and "No release, so no cooldown" in (REPO / "rules" / f"{name}.yaml").read_text()
+
+
+def test_an_event_rules_key_is_its_scope() -> None:
+    rules = {rule.name: rule for rule in load_rules(REPO / "rules").rules}
+    assert rules["sender-disconnected"].key == "sender_account"
+    assert rules["alert-pause"].key == "campaign" and rules["bounce-guard"].key == "campaign"
+
+
+def test_rule_files_cite_documents_under_docs() -> None:
+    for path in [*(REPO / "rules").glob("*.yaml"), REPO / "rules" / "README.md"]:
+        text = path.read_text()
+        for doc in ("guardrails.md", "vendors.md"):
+            assert text.count(doc) == text.count(f"docs/{doc}"), f"{path.name} cites {doc} outside docs/"
