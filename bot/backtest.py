@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.broker.base import Delivery, Verdict
-from bot.errors import PayloadError
+from bot.errors import PayloadError, WriteCancelled
 from bot.events import EVENT_TYPES, VENDORS, Event
 from bot.executor import Executor
 from bot.inventory import Inventory
@@ -29,8 +29,8 @@ from bot.notify import Notice
 from bot.ruleset import load_rules
 from bot.state.base import AuditRow
 from bot.state.sqlite import SqliteStateStore
-from bot.vendors import InboxClient, LeadterraClient, SmartleadClient
-from bot.vendors.base import CampaignStatus
+from bot.vendors import InboxClient, LeadterraClient, SmartleadClient, VendorRefused
+from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 from bot.worker import Worker
 
 __all__ = [
@@ -64,34 +64,70 @@ class VirtualClock:
 
 
 class BacktestVendor:
-    """In-memory vendor: campaigns are `active` until an event or the bot says otherwise; no network."""
+    """In-memory vendor: campaigns are `active` until an event or the bot says otherwise; no network.
+
+    It follows the `CampaignVendor` protocol as the real clients do: with reads (`can_read_state`), a
+    pause is sent only to an active campaign and proven, a paused one is left alone (not proven), a
+    draft/stopped/completed one too, and a resume goes only to a paused campaign (anything else but
+    active: `VendorRefused`). Without reads (Leadterra), every pause/resume is sent and proven only
+    when it moved the campaign. Each status change moves the campaign's change stamp (`changed_at`).
+    """
 
     def __init__(self, name: str, *, can_read_state: bool = True) -> None:
         self.name = name
         self.can_read_state = can_read_state
         self.statuses: dict[str, CampaignStatus] = {}
         self.writes: list[tuple[str, str]] = []
+        self._stamps: dict[str, int] = {}
 
-    def observe(self, event: Event) -> None:
+    def apply(self, event: Event) -> None:
         """A vendor-reported status change (`campaign.paused|started|completed`) happened at the vendor."""
         status = _STATUS_EVENTS.get(event.type)
         if status is not None and event.campaign is not None and event.campaign.vendor == self.name:
-            self.statuses[event.campaign.id] = status
+            self._set(event.campaign.id, status)
+
+    def _set(self, campaign_id: str, status: CampaignStatus) -> None:
+        if self.statuses.get(campaign_id, CampaignStatus.ACTIVE) is not status:
+            self._stamps[campaign_id] = self._stamps.get(campaign_id, 0) + 1
+        self.statuses[campaign_id] = status
+
+    def _stamp(self, campaign_id: str) -> str:
+        return f"v{self._stamps.get(campaign_id, 0)}"
+
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        if not self.can_read_state:
+            return Observation(CampaignStatus.UNKNOWN)
+        return Observation(self.statuses.get(campaign_id, CampaignStatus.ACTIVE), self._stamp(campaign_id))
 
     async def state(self, campaign_id: str) -> CampaignStatus:
-        if not self.can_read_state:
-            return CampaignStatus.UNKNOWN
-        return self.statuses.get(campaign_id, CampaignStatus.ACTIVE)
+        return (await self.observe(campaign_id)).status
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        self.writes.append(("pause", campaign_id))
-        self.statuses[campaign_id] = CampaignStatus.PAUSED
-        return CampaignStatus.PAUSED
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        return await self._change(campaign_id, "pause", CampaignStatus.ACTIVE, CampaignStatus.PAUSED, guard)
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        self.writes.append(("resume", campaign_id))
-        self.statuses[campaign_id] = CampaignStatus.ACTIVE
-        return CampaignStatus.ACTIVE
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        return await self._change(campaign_id, "resume", CampaignStatus.PAUSED, CampaignStatus.ACTIVE, guard)
+
+    async def _change(self, campaign_id: str, action: str, source: CampaignStatus, target: CampaignStatus,
+                      guard: Guard | None) -> WriteResult:
+        before = self.statuses.get(campaign_id, CampaignStatus.ACTIVE)
+        if self.can_read_state and before is not source:
+            if action == "resume" and before is not CampaignStatus.ACTIVE:
+                raise VendorRefused(self.name, f"resume of campaign {campaign_id}",
+                                    f"campaign is {before}; only a paused campaign is resumed")
+            return WriteResult(before, sent=False, proven=False, changed_at=self._stamp(campaign_id),
+                               detail=f"campaign is {before}; nothing sent")
+        if guard is not None and not await guard():
+            raise WriteCancelled(self.name, f"{action} of campaign {campaign_id}", sent_before=False)
+        self.writes.append((action, campaign_id))
+        moves = before is source or (action == "resume" and before is CampaignStatus.DRAFT)   # start launches
+        if not moves:
+            return WriteResult(before, sent=True, proven=False, changed_at=self._stamp(campaign_id),
+                               detail=f"campaign was {before}; the vendor left it as it was")
+        self._set(campaign_id, target)
+        return WriteResult(target, sent=True, proven=True, changed_at=self._stamp(campaign_id))
 
 
 class _Notices:
@@ -231,7 +267,7 @@ async def backtest(
         for event in ordered:
             clock.now = event.occurred_at
             if event.id not in seen and event.campaign is not None:   # a redelivery changes nothing at the vendor
-                vendors[event.campaign.vendor].observe(event)
+                vendors[event.campaign.vendor].apply(event)
             seen.add(event.id)
             delivery = Delivery(event.model_dump_json().encode(), event.id, event.routing_key, 0, False)
             outcome = await worker.handle(delivery)

@@ -8,10 +8,17 @@
     PUT    /_sim/campaigns/{ref}      {"status"?: "PAUSED" (native or common; "raw": true allows anything),
                                        "accounts"?: [...]}: at least one of the two
     DELETE /_sim/campaigns/{ref}
+    POST   /_sim/campaigns/{ref}/ui   {"action": "pause" | "resume"}: a person acting in the vendor's UI
+                                      (not an API call: not logged, not rate limited); 409 if the campaign
+                                      is not active (pause) or paused (resume)
     GET    /_sim/faults               active faults
     POST   /_sim/faults               {"vendor", "kind"?, "status"?, "times"?, "seconds"?, "forever"?, "method"?,
                                        "path"?, "delay"?, "retry_after"?, "after_apply"?, "set_status"?}
+                                      kinds: error, timeout, rate_limit, slow, race, hold (keep matching
+                                      requests unanswered until /_sim/release), empty (200, no body)
     DELETE /_sim/faults               clear every fault
+    GET    /_sim/held                 requests held in flight right now (hold/slow/timeout faults)
+    POST   /_sim/release              answer every held request now
     GET    /_sim/calls?vendor=&method=&since=N   the call log (entries from index N on)
     DELETE /_sim/calls                clear the call log
     PUT    /_sim/limits               {"smartlead": [10, 2], "leadterra": null, ...}
@@ -64,7 +71,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
         return web.json_response({
             "vendors": PREFIXES, "limits": sim.limits, "strict_same_state": sim.strict_same_state,
             "smartlead_get_shape": sim.smartlead_get_shape, "campaigns": len(sim.campaigns),
-            "calls": len(sim.calls), "faults": len(sim.faults),
+            "calls": len(sim.calls), "faults": len(sim.faults), "held": len(sim.held),
         })
 
     async def list_campaigns(_: web.Request) -> web.Response:
@@ -106,6 +113,27 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
     async def delete_campaign(request: web.Request) -> web.Response:
         if sim.campaigns.pop(request.match_info["ref"], None) is None:
             return _bad("no such campaign", 404)
+        return web.Response(status=204)
+
+    async def ui_action(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        if ref not in sim.campaigns:
+            return _bad("no such campaign", 404)
+        body = await _json_object(request)
+        action = body.get("action")
+        if action not in ("pause", "resume"):
+            return _bad('invalid UI action: give {"action": "pause" | "resume"}')
+        try:
+            campaign = sim.ui(ref, action)
+        except ValueError as exc:
+            return _bad(str(exc), 409)
+        return web.json_response(campaign.to_dict())
+
+    async def list_held(_: web.Request) -> web.Response:
+        return web.json_response([c.to_dict() for c in sim.held])
+
+    async def release(_: web.Request) -> web.Response:
+        sim.release_hangs()
         return web.Response(status=204)
 
     async def list_faults(_: web.Request) -> web.Response:
@@ -159,6 +187,9 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
     app.router.add_get("/_sim/campaigns/{ref}", get_campaign)
     app.router.add_put("/_sim/campaigns/{ref}", update_campaign)
     app.router.add_delete("/_sim/campaigns/{ref}", delete_campaign)
+    app.router.add_post("/_sim/campaigns/{ref}/ui", ui_action)
+    app.router.add_get("/_sim/held", list_held)
+    app.router.add_post("/_sim/release", release)
     app.router.add_get("/_sim/faults", list_faults)
     app.router.add_post("/_sim/faults", add_fault)
     app.router.add_delete("/_sim/faults", clear_faults)

@@ -63,8 +63,8 @@ COMMON_TO_NATIVE: Final = {
 #: Every fake SMTP/IMAP password the simulator serves contains this, so tests can prove none is kept.
 ACCOUNT_SECRET: Final = "SIM-ACCOUNT-PASSWORD"
 
-FaultKind = Literal["error", "timeout", "rate_limit", "slow", "race"]
-FAULT_KINDS: Final = ("error", "timeout", "rate_limit", "slow", "race")
+FaultKind = Literal["error", "timeout", "rate_limit", "slow", "race", "hold", "empty"]
+FAULT_KINDS: Final = ("error", "timeout", "rate_limit", "slow", "race", "hold", "empty")
 
 
 @dataclass
@@ -118,7 +118,10 @@ class Fault:
 
     kind: `error` answers `status` (500/503/...); `timeout` hangs `delay` seconds then answers 504;
     `rate_limit` answers 429 with `Retry-After: retry_after`; `slow` waits `delay` then answers
-    normally; `race` sets the campaign to `set_status` before handling (someone else acted).
+    normally; `race` sets the campaign to `set_status` before handling (someone else acted); `hold`
+    keeps the request unanswered until `VendorSimulator.release_hangs()`, then answers normally (a
+    write held in flight; `delay` > 0 caps the wait); `empty` answers 200 with an empty body (with
+    `after_apply`: the vendor did the work but said nothing).
     `times` matching requests are affected (None: unlimited), and only until `until` when set.
     `after_apply` runs the real handler first (the state changes) and then misbehaves: the
     vendor did the work but the answer was lost.

@@ -3,7 +3,8 @@
 Faithful to vendors.md where it is documented; where it is silent the simulator chooses, and says so:
 
 Smartlead (`?api_key=`, or `api_key` in a POST body):
-  GET /campaigns/{id} (envelope `{"success": true, "data": {...}}`, or flat with shape "flat"),
+  GET /campaigns/{id} (envelope `{"success": true, "data": {...}}`, or flat with shape "flat"; its
+  `updated_at` moves on every status change),
   GET /campaigns (bare array, newest first), GET /campaigns/{id}/email-accounts (the campaign's
   `accounts`, as account objects with fake `password`/`imap_password` values containing ACCOUNT_SECRET),
   POST /campaigns/{id}/status with START|PAUSED|STOPPED.
@@ -13,7 +14,8 @@ Smartlead (`?api_key=`, or `api_key` in a POST body):
   INVALID_STATUS_TRANSITION; a same-state request → 422 when `strict_same_state`, else a 200 no-op.
   Any other status value (ACTIVE, PAUSE, STOP, lowercase) → 422 VALIDATION_ERROR.
 Leadterra (Bearer): POST /campaigns/{id}/pause|start, GET /campaigns/{id}/stats; no read endpoint.
-  Pause on paused/draft and start on running are no-ops returning the current state (documented);
+  Pause on paused/draft and start on running are no-ops returning the current state (documented):
+  the ORIGINAL pausedAt/startedAt (null for a draft), status `draft` for a draft;
   start on draft launches; start without leads/steps → 400 no_leads_enrolled / no_sequence_steps;
   a non-empty body → 400 invalid_request. Error body (undocumented) `{"error": {"code", "message"}}`.
 Inbox (Bearer): GET /campaigns/{id}; POST /campaigns/v2/{id}/enable|disable with a JSON object body;
@@ -29,7 +31,6 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
@@ -59,10 +60,6 @@ class SimRequest:
     headers: Mapping[str, str]
     body: Any                  # decoded JSON, the raw text when not JSON, None when empty
     now: float
-
-
-def _iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def error_response(vendor: str, status: int, code: str | None = None, message: str = "",
@@ -179,12 +176,9 @@ def _sl_transition(sim: VendorSimulator, c: SimCampaign, value: str) -> tuple[st
             return invalid
         if c.leads < 1 or c.sequence_steps < 1:
             return "VALIDATION_ERROR", "Campaign needs leads and at least one sequence before it can start"
-        c.started_at = _iso()
-    elif value == "PAUSED":
-        if c.status != "ACTIVE":
-            return invalid
-        c.paused_at = _iso()
-    sim.set_status(c.ref, target)
+    elif value == "PAUSED" and c.status != "ACTIVE":
+        return invalid
+    sim.set_status(c.ref, target)            # moves updated_at (and paused_at/started_at)
     return None
 
 
@@ -211,8 +205,7 @@ def leadterra(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return error_response("leadterra", 400, "invalid_request", "This endpoint accepts no request body.")
     if m[2] == "pause":
         if c.status == "running":
-            c.paused_at = _iso()
-            sim.set_status(c.ref, "paused")
+            sim.set_status(c.ref, "paused")  # stamps pausedAt; on paused/draft: the original one, unchanged
         return web.json_response({"id": c.id, "status": c.status, "pausedAt": c.paused_at})
     if c.status != "running":
         if c.leads < 1:
@@ -220,7 +213,6 @@ def leadterra(sim: VendorSimulator, req: SimRequest) -> web.Response:
                                   "The campaign has no enrolled leads and cannot be started.")
         if c.sequence_steps < 1:
             return error_response("leadterra", 400, "no_sequence_steps", "The campaign has no sequence steps defined.")
-        c.started_at = _iso()
         sim.set_status(c.ref, "running")
     return web.json_response({"id": c.id, "status": c.status, "startedAt": c.started_at})
 
@@ -278,12 +270,8 @@ def _in_transition(sim: VendorSimulator, c: SimCampaign, action: str) -> tuple[i
     target = "active" if action == "enable" else "paused"
     if c.status == target:
         return conflict if sim.strict_same_state else None
-    if action == "enable":
-        if c.leads < 1 or c.sequence_steps < 1:
-            return 422, "VALIDATION_ERROR", "Campaign needs at least one lead, one linked account and a valid sequence"
-        c.started_at = _iso()
-    else:
-        c.paused_at = _iso()
+    if action == "enable" and (c.leads < 1 or c.sequence_steps < 1):
+        return 422, "VALIDATION_ERROR", "Campaign needs at least one lead, one linked account and a valid sequence"
     sim.set_status(c.ref, target)
     return None
 

@@ -10,6 +10,17 @@
 Vendors live under `PREFIXES` (`/smartlead/api/v1`, `/leadterra/v1`, `/inbox/api/v1`); the contracts
 are in `bot.testing.sim_vendors`, the JSON control API under `/_sim/` in `bot.testing.sim_control`.
 Every request is logged (`calls`) without its credential; tests wait on the log, never sleep.
+
+Acting as a person in the vendor's UI (no API call, nothing logged): `sim.ui(ref, "pause")` /
+`sim.ui(ref, "resume")` (vendor rules: pause an active campaign, resume a paused one), or
+`sim.set_status(ref, status)` for any status. Every status change, however made, moves the campaign's
+change stamps like the vendor would: `updated_at` (Smartlead `updated_at`, Inbox `updatedAt`; strictly
+increasing, milliseconds) and `paused_at`/`started_at`/`completed_at` (Leadterra: whole seconds).
+Stamps follow `wall` (a UTC clock, injectable).
+
+Holding a request in flight: `sim.inject(vendor, "hold", method="POST")` keeps matching requests
+unanswered (before the vendor's logic runs; with `after_apply=True` after it) until `sim.release_hangs()`;
+`sim.held` lists the requests being held, so a test can `await sim.wait_until(lambda: sim.held)`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -48,6 +60,19 @@ __all__ = ["VendorSimulator", "run_simulator"]
 
 _CAMPAIGN_IN_PATH = re.compile(r"/campaigns/(?:v2/)?([^/]+)")
 _DEFAULT_DELAY = {"timeout": 30.0, "slow": 1.0}
+#: The native status of each vendor that each stamp follows.
+_PAUSED = {"smartlead": "PAUSED", "leadterra": "paused", "inbox": "paused"}
+_RUNNING = {"smartlead": "ACTIVE", "leadterra": "running", "inbox": "active"}
+_COMPLETED = {"smartlead": "COMPLETED", "inbox": "completed"}
+#: What a person can do in each vendor's UI: action → (from statuses, to status), in native terms.
+_UI_ACTIONS = {
+    vendor: {"pause": ((_RUNNING[vendor],), _PAUSED[vendor]), "resume": ((_PAUSED[vendor],), _RUNNING[vendor])}
+    for vendor in PREFIXES
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class VendorSimulator(CallLog):
@@ -61,6 +86,7 @@ class VendorSimulator(CallLog):
         strict_same_state: bool = True,
         smartlead_get_shape: Literal["data", "flat"] = "data",
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.keys: dict[str, set[str]] = {vendor: {key} for vendor, key in DEFAULT_KEYS.items()}
         for vendor, given in (keys or {}).items():
@@ -69,12 +95,16 @@ class VendorSimulator(CallLog):
         self.strict_same_state = strict_same_state
         self.smartlead_get_shape = smartlead_get_shape
         self.clock = clock
+        self.wall = wall
+        self._last_stamp: datetime | None = None
         self.campaigns: dict[str, SimCampaign] = {}
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
         self._faults: list[Fault] = []
         self._fault_ids = itertools.count(1)
         super().__init__()
         self._release = asyncio.Event()
+        self._held: dict[int, CallRecord] = {}
+        self._held_ids = itertools.count(1)
         self._closing = False
         self._app: web.Application | None = None
 
@@ -101,20 +131,32 @@ class VendorSimulator(CallLog):
         self.release_hangs()
 
     def release_hangs(self) -> None:
-        """End every hanging `timeout`/`slow` fault now."""
+        """End every hanging `timeout`/`slow`/`hold` fault now."""
         event, self._release = self._release, asyncio.Event()
         event.set()
+
+    @property
+    def held(self) -> list[CallRecord]:
+        """Requests being held in flight right now by a `hold`/`slow`/`timeout` fault (`status` None)."""
+        return list(self._held.values())
 
     # ------------------------------------------------------------ campaigns
 
     def add_campaign(self, ref: str, status: str | None = None, *, leads: int = 1, sequence_steps: int = 1,
                      name: str = "Simulated campaign", accounts: Iterable[str] = ()) -> SimCampaign:
         """Add (or replace) a campaign; `status` native (`DRAFTED`, `running`) or common (`active`);
-        `accounts`: sender emails (served by Smartlead's `GET /campaigns/{id}/email-accounts`)."""
+        `accounts`: sender emails (served by Smartlead's `GET /campaigns/{id}/email-accounts`).
+        A campaign added paused (running) was paused (started) at its `created_at`, long ago."""
         parsed = CampaignRef.parse(ref)
         native = self._native(parsed.vendor, status) if status is not None else COMMON_TO_NATIVE[parsed.vendor]["active"]
         campaign = SimCampaign(parsed.vendor, parsed.id, native, name=name, leads=leads, sequence_steps=sequence_steps,
                                accounts=list(accounts))
+        if native == _PAUSED[parsed.vendor]:
+            campaign.paused_at = campaign.created_at
+        elif native == _RUNNING[parsed.vendor]:
+            campaign.started_at = campaign.created_at
+        elif native == _COMPLETED.get(parsed.vendor):
+            campaign.completed_at = campaign.created_at
         self.campaigns[str(parsed)] = campaign
         self._notify()
         return campaign
@@ -130,10 +172,45 @@ class VendorSimulator(CallLog):
         return self.campaign(ref).status
 
     def set_status(self, ref: str, status: str, *, raw: bool = False) -> None:
-        """Change a campaign's status as if someone used the vendor's UI. `raw` allows any string."""
+        """Change a campaign's status as if someone used the vendor's UI. `raw` allows any string.
+        A change moves `updated_at` and the stamp of the new status (`paused_at`, `started_at`, ...)."""
         campaign = self.campaign(ref)
-        campaign.status = status if raw else self._native(campaign.vendor, status)
+        new = status if raw else self._native(campaign.vendor, status)
+        if new != campaign.status:
+            self._stamp(campaign, new)
+        campaign.status = new
         self._notify()
+
+    def ui(self, ref: str, action: str) -> SimCampaign:
+        """A person pauses (`"pause"`) or resumes (`"resume"`) the campaign in the vendor's UI, not through
+        the API: nothing is logged or rate limited. Only an active campaign can be paused and a paused one
+        resumed (ValueError otherwise); the change stamps move as for any status change."""
+        campaign = self.campaign(ref)
+        allowed = _UI_ACTIONS[campaign.vendor].get(action)
+        if allowed is None:
+            raise ValueError(f"unknown UI action {action!r}; use pause or resume")
+        sources, target = allowed
+        if campaign.status not in sources:
+            raise ValueError(f"cannot {action} a {campaign.status} campaign in the {campaign.vendor} UI")
+        self.set_status(ref, target)
+        return campaign
+
+    def _stamp(self, campaign: SimCampaign, new: str) -> None:
+        """Move the change stamps of a campaign about to become `new`."""
+        moment = self.wall().astimezone(UTC)
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)     # the stamps' resolution
+        if self._last_stamp is not None and moment <= self._last_stamp:
+            moment = self._last_stamp + timedelta(milliseconds=1)    # every change gets a new stamp
+        self._last_stamp = moment
+        precise = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ") if campaign.vendor == "leadterra" else precise
+        campaign.updated_at = precise
+        if new == _PAUSED[campaign.vendor]:
+            campaign.paused_at = stamp
+        elif new == _RUNNING[campaign.vendor]:
+            campaign.started_at = stamp
+        elif new == _COMPLETED.get(campaign.vendor):
+            campaign.completed_at = stamp
 
     @staticmethod
     def _native(vendor: str, status: str) -> str:
@@ -250,35 +327,46 @@ class VendorSimulator(CallLog):
         fault = next((f for f in self._faults if f.matches(vendor, req.method, req.path, req.now)), None)
         if fault is not None:
             fault.hits += 1
-            if not fault.after_apply and (early := await self._misbehave(fault, vendor, req.path)) is not None:
+            if not fault.after_apply and (early := await self._misbehave(fault, vendor, req)) is not None:
                 return early
         response = HANDLERS[vendor](self, req)
         decided.append(response.status)
-        if fault is not None and fault.after_apply and (late := await self._misbehave(fault, vendor, req.path)):
+        if fault is not None and fault.after_apply and (late := await self._misbehave(fault, vendor, req)):
             return late
         return response
 
-    async def _misbehave(self, fault: Fault, vendor: str, path: str) -> web.Response | None:
-        if fault.kind in ("slow", "timeout"):
-            await self._hang(fault.delay)
+    async def _misbehave(self, fault: Fault, vendor: str, req: SimRequest) -> web.Response | None:
+        if fault.kind in ("slow", "timeout", "hold"):
+            await self._hang(fault.delay if fault.kind != "hold" or fault.delay > 0 else None,
+                             CallRecord(vendor, req.method, req.path, None, None, req.now))
             return error_response(vendor, 504, "GATEWAY_TIMEOUT") if fault.kind == "timeout" else None
         if fault.kind == "race":
-            match = _CAMPAIGN_IN_PATH.match(path)
+            match = _CAMPAIGN_IN_PATH.match(req.path)
             if match and f"{vendor}:{match[1]}" in self.campaigns and fault.set_status:
                 self.set_status(f"{vendor}:{match[1]}", fault.set_status)
             return None
         if fault.kind == "rate_limit":
             return rate_limited(vendor, format_retry_after(fault.retry_after, whole=False))
+        if fault.kind == "empty":
+            return web.Response(status=200)
         return error_response(vendor, fault.status)
 
-    async def _hang(self, seconds: float) -> None:
-        if self._closing or seconds <= 0:
+    async def _hang(self, seconds: float | None, call: CallRecord) -> None:
+        """Wait `seconds` (None: until released) or until `release_hangs()`; `call` is listed in `held`."""
+        if self._closing or (seconds is not None and seconds <= 0):
             return
+        key = next(self._held_ids)
+        self._held[key] = call
+        release = self._release
+        self._notify()
         try:
             async with asyncio.timeout(seconds):
-                await self._release.wait()
+                await release.wait()
         except TimeoutError:
             pass
+        finally:
+            del self._held[key]
+            self._notify()
 
 
 async def run_simulator(host: str = "127.0.0.1", port: int = 8090, *, sim: VendorSimulator | None = None,

@@ -6,7 +6,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.log import register_secret
-from bot.vendors.base import CampaignStatus, CampaignVendor, InventorySource
+from bot.vendors.base import CampaignStatus, CampaignVendor, Guard, InventorySource, Observation, WriteResult
 from bot.vendors.dryrun import DryRunVendor
 from bot.vendors.http import RetryPolicy, VendorRefused
 from bot.vendors.inbox import InboxClient
@@ -18,13 +18,16 @@ __all__ = [
     "CampaignStatus",
     "CampaignVendor",
     "DryRunVendor",
+    "Guard",
     "InboxClient",
     "InventorySource",
     "LeadterraClient",
+    "Observation",
     "RetryPolicy",
     "SlidingWindowLimiter",
     "SmartleadClient",
     "VendorRefused",
+    "WriteResult",
     "build_vendors",
     "register_vendor_secrets",
 ]

@@ -43,7 +43,9 @@ class WriteResult:
     #: before the write and paused (running) after it; for a vendor without reads, the answer's own
     #: status and time stamp (`pausedAt` not earlier than `sent_at`).
     proven: bool
-    changed_at: str | None = None       # the last-change stamp read right after the write, if any
+    #: the last-change stamp read right after the write, if any; when nothing was sent, the stamp of the
+    #: read that decided so; Leadterra (no reads): the answer's `pausedAt`/`startedAt`, verbatim
+    changed_at: str | None = None
     detail: str = ""                    # why it is not proven, in words for the audit row and notice
 
 

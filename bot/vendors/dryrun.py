@@ -1,15 +1,18 @@
 """Dry-run vendor: logs what would have been done and makes no HTTP call at all.
 
-Used for a vendor without an API key, or for every vendor when `BOT_DRY_RUN` is set. It answers
-with the status the real call would have produced: pause → PAUSED, resume → ACTIVE, and state →
-UNKNOWN (it cannot read anything, so `can_read_state` is False).
+Used for a vendor without an API key, or for every vendor when `BOT_DRY_RUN` is set. It answers with
+the status the real call would have produced, marked as not sent and not proven: pause →
+`WriteResult(PAUSED, sent=False, proven=False, detail="dry run")`, resume → the same with ACTIVE, and
+observe/state → UNKNOWN (it cannot read anything, so `can_read_state` is False).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
 
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 
 __all__ = ["DryRunVendor"]
 
@@ -28,14 +31,21 @@ class DryRunVendor:
     def __repr__(self) -> str:
         return f"DryRunVendor({self.name!r}, reason={self.reason!r})"
 
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        return Observation(self._log("state", campaign_id, CampaignStatus.UNKNOWN))
+
     async def state(self, campaign_id: str) -> CampaignStatus:
-        return self._log("state", campaign_id, CampaignStatus.UNKNOWN)
+        return (await self.observe(campaign_id)).status
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        return self._log("pause", campaign_id, CampaignStatus.PAUSED)
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        status = self._log("pause", campaign_id, CampaignStatus.PAUSED)
+        return WriteResult(status, sent=False, proven=False, detail="dry run")
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        return self._log("resume", campaign_id, CampaignStatus.ACTIVE)
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        status = self._log("resume", campaign_id, CampaignStatus.ACTIVE)
+        return WriteResult(status, sent=False, proven=False, detail="dry run")
 
     async def inventory(self) -> dict[str, set[str]]:
         """Dry-run calls no vendor, reads included: nothing is learned."""

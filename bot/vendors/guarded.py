@@ -1,28 +1,35 @@
-"""Pause/resume logic shared by vendors with a read endpoint (Smartlead, Inbox): read, act, confirm.
+"""Pause/resume logic shared by vendors with a read endpoint (Smartlead, Inbox): read, act, read again.
 
-The rules (vendors.md §7, §8.4, §8.7):
+Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (vendors.md §7, §8.4, §8.7):
 
-* `pause` reads the state first (unless the caller passes the status it just read as `current`). ACTIVE → send the pause. PAUSED → no call (idempotent).
-  DRAFT/STOPPED/COMPLETED/ARCHIVED → no call: nothing is sending, and a "pause" could turn a draft
-  into a paused campaign that a later resume would launch. UNKNOWN → `VendorRefused` (take no
+* `pause` reads the campaign first (unless the caller passes the read it just made as `current`).
+  ACTIVE → send the pause. PAUSED → no call, not proven ("already paused": someone else did it).
+  DRAFT/STOPPED/COMPLETED/ARCHIVED → no call, not proven: nothing is sending, and a "pause" could turn
+  a draft into a paused campaign that a later resume would launch. UNKNOWN → `VendorRefused` (take no
   automatic action on a status we do not understand).
-* `resume` reads the state first. PAUSED → send the resume. ACTIVE → no call. Anything else
-  (notably DRAFT: resuming would *launch* it) → `VendorRefused`, no call.
+* `resume` reads first. PAUSED → send the resume. ACTIVE → no call, not proven. Anything else
+  (notably DRAFT: resuming would *launch* it, or UNKNOWN) → `VendorRefused`, no call.
+* After a 2xx write the campaign is ALWAYS read again: the write is proven when that read shows the
+  target (the campaign was seen at the source status right before). The result carries that read's
+  change stamp (`changed_at`, e.g. Smartlead `updated_at`). If that read fails, the write is not proven.
 * Before retrying a write that failed with 429/5xx/timeout, the state is read again; the loop stops
-  if the campaign is already at the target (the first attempt went through but its answer was lost).
-* A 400/409/422 answer to a write: read again and succeed if the campaign is already at the target.
-* After a 2xx write the status in the answer is trusted when it is the target; otherwise the state
-  is read again and returned as it is.
+  if the campaign is already at the target (the first attempt went through but its answer was lost):
+  that counts as proven, since the campaign was seen at the source status before our first attempt.
+* A 400/409/422 answer to a write: read again; if the campaign is already at the target, someone else
+  moved it between our read and our write: not proven, nothing raised. Otherwise the error is raised.
+* `guard` is handed to the HTTP layer, which awaits it right before each write attempt is sent.
+* `sent_at` is not needed here: the evidence (read before, read after) is made within the call.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final, Literal
 
 import structlog
 
-from bot.errors import VendorRejected, VendorUnavailable
-from bot.vendors.base import CampaignStatus
+from bot.errors import VendorError, VendorRejected, VendorUnavailable
+from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.http import Reply, VendorHttp, VendorRefused
 
 __all__ = ["Action", "GuardedVendor", "Settled"]
@@ -38,6 +45,11 @@ _NOT_SENDING: Final = frozenset(
 _SAME_STATE_ERRORS: Final = frozenset({400, 409, 422})
 
 
+def _as_observation(current: Observation | CampaignStatus | None) -> Observation | None:
+    """Accept a bare status from callers of the former API (no change stamp then)."""
+    return Observation(current) if isinstance(current, CampaignStatus) else current
+
+
 class GuardedVendor:
     """Base for clients that can read campaign state. Subclasses implement `_read` and `_write`."""
 
@@ -45,59 +57,91 @@ class GuardedVendor:
     can_read_state = True
     _http: VendorHttp
 
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None) -> CampaignStatus:
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
+                    background: bool = False) -> Observation:
         raise NotImplementedError
 
-    async def _write(self, campaign_id: str, action: Action, settled: Settled) -> Reply | None:
+    async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
         raise NotImplementedError
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         raise NotImplementedError
 
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        return await self._read(campaign_id, operation="state", background=background)
+
     async def state(self, campaign_id: str) -> CampaignStatus:
-        return await self._read(campaign_id, operation="state")
+        return (await self.observe(campaign_id)).status
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        if current is None:
-            current = await self._read(campaign_id, operation="pause")
-        if current is CampaignStatus.PAUSED or current in _NOT_SENDING:
-            log.info("vendor.pause_skipped", vendor=self.name, campaign_id=campaign_id, status=str(current))
-            return current
-        if current is not CampaignStatus.ACTIVE:
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        before = _as_observation(current) or await self._read(campaign_id, operation="pause")
+        status = before.status
+        if status is CampaignStatus.PAUSED or status in _NOT_SENDING:
+            detail = ("already paused before campaign-guard acted; nothing sent" if status is CampaignStatus.PAUSED
+                      else f"campaign is {status}: nothing is sending; nothing sent")
+            log.info("vendor.pause_skipped", vendor=self.name, campaign_id=campaign_id, status=str(status))
+            return WriteResult(status, sent=False, proven=False, changed_at=before.changed_at, detail=detail)
+        if status is not CampaignStatus.ACTIVE:
             raise VendorRefused(self.name, f"pause of campaign {campaign_id}",
-                                f"campaign status is {current}; no automatic action")
-        return await self._change(campaign_id, "pause", CampaignStatus.PAUSED)
+                                f"campaign status is {status}; no automatic action")
+        return await self._change(campaign_id, "pause", CampaignStatus.PAUSED, guard)
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        if current is None:
-            current = await self._read(campaign_id, operation="resume")
-        if current is CampaignStatus.ACTIVE:
-            log.info("vendor.resume_skipped", vendor=self.name, campaign_id=campaign_id, status=str(current))
-            return current
-        if current is not CampaignStatus.PAUSED:
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        before = _as_observation(current) or await self._read(campaign_id, operation="resume")
+        status = before.status
+        if status is CampaignStatus.ACTIVE:
+            log.info("vendor.resume_skipped", vendor=self.name, campaign_id=campaign_id, status=str(status))
+            return WriteResult(status, sent=False, proven=False, changed_at=before.changed_at,
+                               detail="already active before campaign-guard acted; nothing sent")
+        if status is not CampaignStatus.PAUSED:
             raise VendorRefused(self.name, f"resume of campaign {campaign_id}",
-                                f"campaign is {current}; only a paused campaign is resumed")
-        return await self._change(campaign_id, "resume", CampaignStatus.ACTIVE)
+                                f"campaign is {status}; only a paused campaign is resumed")
+        return await self._change(campaign_id, "resume", CampaignStatus.ACTIVE, guard)
 
-    async def _change(self, campaign_id: str, action: Action, target: CampaignStatus) -> CampaignStatus:
+    async def _change(self, campaign_id: str, action: Action, target: CampaignStatus,
+                      guard: Guard | None) -> WriteResult:
+        """Send the write (the campaign was just seen at the source status) and prove it by reading again."""
         settled = Settled(self, campaign_id, action, target)
         try:
-            reply = await self._write(campaign_id, action, settled)
+            reply = await self._write(campaign_id, action, settled, guard)
         except VendorRejected as exc:
             if isinstance(exc, VendorRefused) or exc.status not in _SAME_STATE_ERRORS:
                 raise
             rejected = exc
         else:
-            if reply is None:           # settled before a retry: nothing more to send
-                return settled.final
-            status = self._reply_status(reply, campaign_id)
-            return status if status is target else await self._read(campaign_id, operation=action)
-        now = await self._read(campaign_id, operation=action)
-        if now is target:
+            if reply is None:           # settled before a retry: an earlier attempt went through
+                seen = settled.seen
+                changed_at = seen.changed_at if seen else None
+                if settled.final is target:
+                    return WriteResult(target, sent=True, proven=True, changed_at=changed_at)
+                return WriteResult(settled.final, sent=True, proven=False, changed_at=changed_at,
+                                   detail=f"campaign became {settled.final} while the {action} was retried")
+            return await self._prove(campaign_id, action, target, reply)
+        after = await self._read(campaign_id, operation=action)
+        if after.status is target:
             log.info("vendor.already_at_target", vendor=self.name, campaign_id=campaign_id,
                      status=rejected.status, detail=rejected.detail)
-            return now
+            return WriteResult(target, sent=True, proven=False, changed_at=after.changed_at,
+                               detail=f"the vendor refused the {action} ({rejected.status}) and the campaign was "
+                                      f"already {target}: someone else changed it first")
         raise rejected
+
+    async def _prove(self, campaign_id: str, action: Action, target: CampaignStatus, reply: Reply) -> WriteResult:
+        """The read after a 2xx write: proven when it shows the target."""
+        try:
+            after = await self._read(campaign_id, operation=action)
+        except VendorError as exc:
+            answered = self._reply_status(reply, campaign_id)
+            log.warning("vendor.read_after_write_failed", vendor=self.name, campaign_id=campaign_id,
+                        action=action, error=str(exc))
+            return WriteResult(answered, sent=True, proven=False,
+                               detail=f"the {action} was accepted but the read after it failed: {exc}")
+        if after.status is target:
+            return WriteResult(target, sent=True, proven=True, changed_at=after.changed_at)
+        return WriteResult(after.status, sent=True, proven=False, changed_at=after.changed_at,
+                           detail=f"the {action} was accepted but the campaign reads {after.status} after it")
 
 
 class Settled:
@@ -109,14 +153,16 @@ class Settled:
         self._action = action
         self._target = target
         self.final = target
+        self.seen: Observation | None = None       # the last re-read
 
     async def __call__(self) -> bool:
         try:
-            now = await self._vendor._read(self._campaign_id, operation=self._action, attempts=1)
+            self.seen = await self._vendor._read(self._campaign_id, operation=self._action, attempts=1)
         except VendorUnavailable:
             if self._action == "pause":
                 return False            # pausing again is harmless: keep retrying the write
             raise                       # never repeat a resume without knowing the state
+        now = self.seen.status
         if now is self._target:
             return True
         if self._action == "resume" and now is not CampaignStatus.PAUSED:

@@ -9,7 +9,10 @@ Every vendor call goes through `VendorHttp.request()`:
   `Retry-After` header or a body `retry_after`, at most `RetryPolicy.max_attempts` attempts;
 * before each retry a `settled` callback (e.g. "re-GET: is the campaign already paused?") may end
   the loop, so a state-changing POST whose answer was lost is not blindly repeated;
-* every attempt waits for a slot of the credential's `SlidingWindowLimiter`.
+* every attempt waits for a slot of the credential's `SlidingWindowLimiter` (`background` reads wait
+  behind every foreground request);
+* a write's `guard` is awaited right before each attempt is sent, once the slot was granted: False
+  withdraws the write (`WriteCancelled`, nothing sent). GETs never call it.
 
 Keys never reach an exception, a log line or a repr: `where` is `"POST /campaigns/123/status"` (no
 host, no query), aiohttp exceptions (whose text holds the URL, and Smartlead's key rides in the
@@ -34,7 +37,14 @@ import structlog
 from pydantic import SecretStr
 from yarl import URL
 
-from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorRejected, VendorUnavailable
+from bot.errors import (
+    VendorAuthError,
+    VendorError,
+    VendorNotFound,
+    VendorRejected,
+    VendorUnavailable,
+    WriteCancelled,
+)
 from bot.events import CAMPAIGN_ID_PATTERNS
 from bot.log import scrub
 from bot.metrics import VENDOR_CALLS
@@ -47,6 +57,8 @@ __all__ = [
     "VendorRefused",
     "check_campaign_id",
     "error_detail",
+    "find_field",
+    "find_stamp",
     "find_status",
     "parse_retry_after",
 ]
@@ -101,24 +113,37 @@ def check_campaign_id(vendor: str, campaign_id: str, where: str) -> None:
         raise VendorRefused(vendor, where, f"invalid {vendor} campaign id {campaign_id[:80]!r}")
 
 
-def find_status(body: Any, campaign_id: str) -> str | None:
-    """The campaign's `status` string from any envelope: top-level fields, `{"data": {...}}`,
-    `{"campaign": {...}}`, a bare array or `{"data": [...]}` (the entry whose `id` matches)."""
+def find_field(body: Any, campaign_id: str, key: str, kinds: tuple[type, ...] = (str,)) -> Any:
+    """The campaign's `key` field, if it is one of `kinds`, from any envelope: top-level fields,
+    `{"data": {...}}`, `{"campaign": {...}}`, a bare array or `{"data": [...]}` (the entry whose `id`
+    matches); None if absent."""
     if isinstance(body, list):
         items = [item for item in body if isinstance(item, dict)]
         matches = [item for item in items if str(item.get("id")) == campaign_id]
         if not matches and len(items) == 1:
             matches = items
-        return find_status(matches[0], campaign_id) if matches else None
+        return find_field(matches[0], campaign_id, key, kinds) if matches else None
     if not isinstance(body, dict):
         return None
-    for key in ("data", "campaign"):
-        if key in body:
-            found = find_status(body[key], campaign_id)
+    for wrapper in ("data", "campaign"):
+        if wrapper in body:
+            found = find_field(body[wrapper], campaign_id, key, kinds)
             if found is not None:
                 return found
-    status = body.get("status")
-    return status if isinstance(status, str) else None
+    value = body.get(key)
+    return value if isinstance(value, kinds) and not isinstance(value, bool) else None
+
+
+def find_status(body: Any, campaign_id: str) -> str | None:
+    """The campaign's `status` string from any envelope (see `find_field`)."""
+    status: str | None = find_field(body, campaign_id, "status")
+    return status
+
+
+def find_stamp(body: Any, campaign_id: str, key: str) -> str | None:
+    """A time stamp field (`updated_at`, `pausedAt`, ...) verbatim, as a string; None if absent."""
+    value = find_field(body, campaign_id, key, (str, int, float))
+    return None if value is None else str(value)
 
 
 def error_detail(body: Any, text: str, secret: str = "") -> str:
@@ -200,19 +225,30 @@ class VendorHttp:
         operation: str,
         json_body: Mapping[str, Any] | None = None,
         settled: Callable[[], Awaitable[bool]] | None = None,
+        guard: Callable[[], Awaitable[bool]] | None = None,
         max_attempts: int | None = None,
+        background: bool = False,
     ) -> Reply | None:
-        """One logical call with retries. Returns None only when `settled()` said the goal is reached."""
+        """One logical call with retries. Returns None only when `settled()` said the goal is reached.
+
+        `guard` (writes only): awaited right before each attempt is sent, after its rate-limit slot was
+        granted; False raises `WriteCancelled` and sends nothing. `background`: the rate limiter serves
+        this call only when no foreground call is waiting (drift reads).
+        """
         where = f"{method} {path}"
         limit = max_attempts or self.retry.max_attempts
         attempt = 0
+        sent_before = False             # an earlier attempt reached the vendor and its outcome is unknown
         while True:
             attempt += 1
             failure: VendorUnavailable | None = None
             try:
-                return await self._attempt(method, path, where, operation, json_body, attempt)
+                return await self._attempt(method, path, where, operation, json_body, attempt,
+                                           guard=None if method == "GET" else guard, sent_before=sent_before,
+                                           background=background)
             except VendorUnavailable as exc:
                 failure = exc
+            sent_before = sent_before or _maybe_applied(failure)
             delay = self.retry.delay(attempt, failure.retry_after) if attempt < limit else None
             if delay is None:
                 log.warning("vendor.gave_up", vendor=self.vendor, where=where, attempts=attempt,
@@ -226,7 +262,8 @@ class VendorHttp:
                 return None
 
     async def _attempt(
-        self, method: str, path: str, where: str, operation: str, json_body: Mapping[str, Any] | None, attempt: int
+        self, method: str, path: str, where: str, operation: str, json_body: Mapping[str, Any] | None, attempt: int,
+        *, guard: Callable[[], Awaitable[bool]] | None = None, sent_before: bool = False, background: bool = False,
     ) -> Reply:
         params: dict[str, str] = {}
         headers = {"Accept": "application/json", "User-Agent": "campaign-guard/0.1"}
@@ -235,13 +272,21 @@ class VendorHttp:
         else:
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
         limiter = self._read_limiter if method == "GET" else self._write_limiter
-        started = time.perf_counter()
         failure: VendorUnavailable | None = None
         status = 0
         text = ""
         retry_after_header: str | None = None
         extra: dict[str, Any] = {"timeout": self._timeout} if self._timeout else {}
-        async with limiter.slot():
+        await limiter.acquire(background=background)
+        sent = False
+        try:
+            if guard is not None and not await guard():
+                log.info("vendor.write_withdrawn", vendor=self.vendor, where=where, attempt=attempt,
+                         sent_before=sent_before)
+                VENDOR_CALLS.labels(self.vendor, operation, "withdrawn").inc()
+                raise WriteCancelled(self.vendor, where, sent_before=sent_before)
+            sent = True
+            started = time.perf_counter()
             try:
                 async with self._session.request(
                     method, URL(self._base + path), params=params or None, headers=headers,
@@ -253,6 +298,8 @@ class VendorHttp:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # str(exc) may hold the URL, and with it the key: keep only the type name.
                 failure = VendorUnavailable(self.vendor, None, where, type(exc).__name__)
+        finally:
+            limiter.release(used=sent)
         duration_ms = round((time.perf_counter() - started) * 1000)
         if failure is not None:
             VENDOR_CALLS.labels(self.vendor, operation, "timeout" if "Timeout" in failure.detail else "error").inc()
@@ -280,6 +327,12 @@ class VendorHttp:
         if status < 400:
             return VendorRejected(self.vendor, status, where, "unexpected redirect (not followed)")
         return VendorRejected(self.vendor, status, where, detail)
+
+
+def _maybe_applied(failure: VendorUnavailable) -> bool:
+    """Whether a failed attempt may have reached the vendor and done its work: anything but a 429 (the
+    vendor's rate limit refused it) or a failure to connect at all (nothing was sent)."""
+    return failure.status != 429 and not failure.detail.startswith("ClientConnector")
 
 
 def _decode(text: str) -> Any:

@@ -1,6 +1,7 @@
 """Inbox (inboxapp.com) client: read, disable (pause) and enable (resume) a campaign with a Bearer token.
 
-Contract (vendors.md §3, seed 003): `GET /campaigns/{id}` reads `status` (draft|active|paused|completed);
+Contract (vendors.md §3, seed 003): `GET /campaigns/{id}` reads `status` (draft|active|paused|completed)
+and `updatedAt` (the campaign's last-change stamp, kept verbatim as `Observation.changed_at`);
 `POST /campaigns/v2/{id}/enable` with body `{}` resumes (and would launch a draft);
 `POST /campaigns/v2/{id}/disable` pauses — that path is a guess [G], so all three paths come from
 settings. Limits are per token: 100 reads/min and 30 writes/min, hence two limiters.
@@ -17,12 +18,12 @@ import structlog
 from pydantic import SecretStr
 
 from bot.config import REAL_BASE_URLS
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
-from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id, find_status
+from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
 from bot.vendors.ratelimit import SlidingWindowLimiter
 
-__all__ = ["InboxClient", "parse_status"]
+__all__ = ["InboxClient", "parse_observation", "parse_status"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,11 @@ def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | Non
     """(common status, raw vendor value); unknown values → UNKNOWN."""
     raw = find_status(body, campaign_id)
     return _TO_COMMON.get(raw.lower() if raw else "", CampaignStatus.UNKNOWN), raw
+
+
+def parse_observation(body: Any, campaign_id: str) -> Observation:
+    """Status and `updatedAt` (verbatim) of a campaign read."""
+    return Observation(parse_status(body, campaign_id)[0], find_stamp(body, campaign_id, "updatedAt"))
 
 
 class InboxClient(GuardedVendor):
@@ -57,6 +63,8 @@ class InboxClient(GuardedVendor):
         pause_path: str = "/campaigns/v2/{id}/disable",
         resume_path: str = "/campaigns/v2/{id}/enable",
         state_path: str = "/campaigns/{id}",
+        read_limiter: SlidingWindowLimiter | None = None,
+        write_limiter: SlidingWindowLimiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
@@ -67,7 +75,8 @@ class InboxClient(GuardedVendor):
         self._http = VendorHttp(
             self.name, session, base_url=base_url,
             api_key=api_key, auth="bearer",
-            limiter=SlidingWindowLimiter(*read_rate_limit), write_limiter=SlidingWindowLimiter(*write_rate_limit),
+            limiter=read_limiter or SlidingWindowLimiter(*read_rate_limit),
+            write_limiter=write_limiter or SlidingWindowLimiter(*write_rate_limit),
             retry=retry, timeout=timeout,
         )
 
@@ -77,20 +86,23 @@ class InboxClient(GuardedVendor):
     def _path(self, which: str, campaign_id: str) -> str:
         return self._paths[which].replace("{id}", campaign_id)
 
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None) -> CampaignStatus:
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
+                    background: bool = False) -> Observation:
         path = self._path("state", campaign_id)
         check_campaign_id(self.name, campaign_id, f"GET {path}")
-        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts)
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
+                                         background=background)
         assert reply is not None        # only a `settled` callback can make request() return None
-        status, raw = parse_status(reply.body, campaign_id)
-        if status is CampaignStatus.UNKNOWN:
+        seen = parse_observation(reply.body, campaign_id)
+        if seen.status is CampaignStatus.UNKNOWN:
+            raw = find_status(reply.body, campaign_id)
             log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
-        return status
+        return seen
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         return parse_status(reply.body, campaign_id)[0]
 
-    async def _write(self, campaign_id: str, action: Action, settled: Settled) -> Reply | None:
+    async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
         path = self._path(action, campaign_id)
         check_campaign_id(self.name, campaign_id, f"POST {path}")
-        return await self._http.request("POST", path, operation=action, json_body={}, settled=settled)
+        return await self._http.request("POST", path, operation=action, json_body={}, settled=settled, guard=guard)

@@ -3,41 +3,103 @@
 Contract (vendors.md §2, seeds 001 and 004): `POST /campaigns/{id}/pause` and `POST /campaigns/{id}/start`,
 no request body; answers `{"id", "status": "paused", "pausedAt"}` / `{"id", "status": "running", "startedAt"}`.
 Pause on a paused or draft campaign and start on a running one are documented no-ops returning the
-current state, so both writes are retried on 429/5xx/timeouts without a re-read (there is none).
+current state (with its ORIGINAL `pausedAt`/`startedAt`), so both writes are retried on
+429/5xx/timeouts without a re-read (there is none).
 
-There is no `GET /campaigns/{id}`: `can_read_state` is False and `state()` returns UNKNOWN without a
-call. The client therefore cannot see a draft: start on a draft LAUNCHES it, and only the caller's
-own record ("campaign-guard paused this campaign") makes `resume()` safe. Errors carry the vendor
-code first in `detail` (`no_leads_enrolled: ...`), read from `error.code`, `code` or `error`.
+Evidence (ownership needs it): without a read, the answer is all there is. A pause is proven only when
+the answer says `paused` AND its `pausedAt` is not earlier than the request time (`sent_at` when the
+caller gives it, a write resent after a crash; else the moment the first attempt was about to be sent),
+compared at the stamp's own precision (a stamp without fractions: whole seconds). An older `pausedAt`
+(it was paused already: the no-op answer), a `draft` answer, an answer without a status (an empty 200)
+or without a parsable stamp: not proven, `detail` says why. A resume (`/start`) likewise, with
+`running` and `startedAt`. A vendor clock running behind ours can only make a real pause unproven,
+never the reverse.
+
+There is no `GET /campaigns/{id}`: `can_read_state` is False and `observe()`/`state()` answer UNKNOWN
+without a call. The client therefore cannot see a draft: start on a draft LAUNCHES it (and that
+answer would even look proven), so only the caller's own record ("campaign-guard proved it paused
+this campaign") makes `resume()` safe. Errors carry the vendor code first in `detail`
+(`no_leads_enrolled: ...`), read from `error.code`, `code` or `error`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import aiohttp
 from pydantic import SecretStr
 
 from bot.config import REAL_BASE_URLS
-from bot.vendors.base import CampaignStatus
-from bot.vendors.http import RetryPolicy, VendorHttp, check_campaign_id, find_status
+from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.vendors.http import RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
 from bot.vendors.ratelimit import SlidingWindowLimiter
 
-__all__ = ["LeadterraClient", "parse_status"]
+__all__ = ["LeadterraClient", "evidence", "parse_stamp", "parse_status"]
 
 _TO_COMMON: Final = {
     "draft": CampaignStatus.DRAFT,
     "running": CampaignStatus.ACTIVE,
     "paused": CampaignStatus.PAUSED,
 }
+#: verb → (operation, target, the answer's time stamp of that transition)
+_VERBS: Final = {
+    "pause": ("pause", CampaignStatus.PAUSED, "pausedAt"),
+    "start": ("resume", CampaignStatus.ACTIVE, "startedAt"),
+}
+_FRACTION: Final = re.compile(r"[T ]\d{2}:?\d{2}:?\d{2}[.,](\d+)")
 
 
-def parse_status(body: Any, campaign_id: str, default: CampaignStatus) -> CampaignStatus:
-    """Common status from a pause/start answer; `default` when the answer carries none."""
+def parse_status(body: Any, campaign_id: str) -> CampaignStatus:
+    """Common status from a pause/start answer; UNKNOWN when it carries none (an empty 200 says nothing)."""
     raw = find_status(body, campaign_id)
-    if raw is None:
-        return default
-    return _TO_COMMON.get(raw.lower(), CampaignStatus.UNKNOWN)
+    return _TO_COMMON.get(raw.lower(), CampaignStatus.UNKNOWN) if raw is not None else CampaignStatus.UNKNOWN
+
+
+def parse_stamp(stamp: str) -> tuple[datetime, int] | None:
+    """(UTC time, digits of fractional seconds) of an ISO 8601 stamp; no zone means UTC; None if unparsable."""
+    try:
+        when = datetime.fromisoformat(stamp.strip())
+    except ValueError:
+        return None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    fraction = _FRACTION.search(stamp)
+    return when, len(fraction[1]) if fraction else 0
+
+
+def _truncate(moment: datetime, digits: int) -> datetime:
+    """`moment` cut to `digits` digits of fractional seconds (0: whole seconds)."""
+    if digits >= 6:
+        return moment
+    unit = 10 ** (6 - digits)
+    return moment.replace(microsecond=moment.microsecond // unit * unit)
+
+
+def evidence(body: Any, campaign_id: str, target: CampaignStatus, stamp_key: str,
+             requested: datetime) -> tuple[CampaignStatus, str | None, str]:
+    """(status, stamp verbatim, why it is not proven, "" when it is) of a pause/start answer."""
+    status = parse_status(body, campaign_id)
+    raw_status = find_status(body, campaign_id)
+    stamp = find_stamp(body, campaign_id, stamp_key)
+    if raw_status is None:
+        return status, stamp, "the answer carries no campaign status"
+    if status is not target:
+        if status is CampaignStatus.DRAFT:
+            return status, stamp, "the campaign is a draft (the vendor left it as it is)"
+        return status, stamp, f"the answer says status {raw_status[:40]!r}, not {target}"
+    if stamp is None:
+        return status, stamp, f"the answer carries no {stamp_key}"
+    parsed = parse_stamp(stamp)
+    if parsed is None:
+        return status, stamp, f"the answer's {stamp_key} {stamp[:40]!r} is not an ISO 8601 time"
+    when, digits = parsed
+    since = _truncate(requested.astimezone(UTC) if requested.tzinfo else requested.replace(tzinfo=UTC), digits)
+    if when < since:
+        return status, stamp, (f"{stamp_key} {stamp[:40]} is earlier than the request ({since.isoformat()}): "
+                               f"it was already {target} (the vendor's no-op answer)")
+    return status, stamp, ""
 
 
 class LeadterraClient:
@@ -56,33 +118,53 @@ class LeadterraClient:
         limiter: SlidingWindowLimiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._http = VendorHttp(
             self.name, session, base_url=base_url,
             api_key=api_key, auth="bearer",
             limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
         )
+        #: wall clock (UTC) for the request time; tests may replace it
+        self._now = clock or (lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
         return f"LeadterraClient({self._http!r})"
 
-    async def state(self, campaign_id: str) -> CampaignStatus:
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
         """Leadterra documents no read endpoint: always UNKNOWN, no call."""
         check_campaign_id(self.name, campaign_id, "state")
-        return CampaignStatus.UNKNOWN
+        return Observation(CampaignStatus.UNKNOWN)
 
-    async def pause(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        """Pause; a paused or draft campaign is left as it is (the answer then says so)."""
-        return await self._post(campaign_id, "pause", CampaignStatus.PAUSED)
+    async def state(self, campaign_id: str) -> CampaignStatus:
+        return (await self.observe(campaign_id)).status
 
-    async def resume(self, campaign_id: str, *, current: CampaignStatus | None = None) -> CampaignStatus:
-        """Start. Only call it for a campaign known (from your own record) to be paused."""
-        return await self._post(campaign_id, "start", CampaignStatus.ACTIVE)
+    async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                    sent_at: datetime | None = None) -> WriteResult:
+        """Pause; a paused or draft campaign is left as it is (the answer then says so: not proven).
+        `current` is ignored: there is no read to skip."""
+        return await self._post(campaign_id, "pause", guard, sent_at)
 
-    async def _post(self, campaign_id: str, verb: str, target: CampaignStatus) -> CampaignStatus:
+    async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
+                     sent_at: datetime | None = None) -> WriteResult:
+        """Start. Only call it for a campaign campaign-guard proved it paused: on a draft it LAUNCHES."""
+        return await self._post(campaign_id, "start", guard, sent_at)
+
+    async def _post(self, campaign_id: str, verb: str, guard: Guard | None, sent_at: datetime | None) -> WriteResult:
         path = f"/campaigns/{campaign_id}/{verb}"
         check_campaign_id(self.name, campaign_id, f"POST {path}")
-        operation = "pause" if verb == "pause" else "resume"
-        reply = await self._http.request("POST", path, operation=operation)
+        operation, target, stamp_key = _VERBS[verb]
+        requested: list[datetime] = [sent_at] if sent_at is not None else []
+
+        async def before_send() -> bool:
+            """Runs right before each attempt is sent: the caller's guard, then the request time."""
+            if guard is not None and not await guard():
+                return False
+            if not requested:
+                requested.append(self._now())
+            return True
+
+        reply = await self._http.request("POST", path, operation=operation, guard=before_send)
         assert reply is not None        # no `settled` callback: request() always answers or raises
-        return parse_status(reply.body, campaign_id, target)
+        status, stamp, why = evidence(reply.body, campaign_id, target, stamp_key, requested[0])
+        return WriteResult(status, sent=True, proven=not why, changed_at=stamp, detail=why)

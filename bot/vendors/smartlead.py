@@ -1,6 +1,7 @@
 """Smartlead client: read, pause and resume a campaign through the v1 API (key in the query string).
 
-Contract (vendors.md §1, seed 000): `GET /campaigns/{id}` reads the status; `POST /campaigns/{id}/status`
+Contract (vendors.md §1, seed 000): `GET /campaigns/{id}` reads the status and `updated_at` (the campaign's
+last-change stamp, kept verbatim as `Observation.changed_at`); `POST /campaigns/{id}/status`
 with `{"status": "PAUSED"}` pauses and `{"status": "START"}` resumes (the campaign then reports ACTIVE).
 `STOPPED` is permanent: it, and anything else but PAUSED/START, is refused by an allowlist checked
 right before the request is built. `resume` refuses (VendorRefused, no call) anything but a PAUSED
@@ -23,12 +24,21 @@ from pydantic import SecretStr
 from bot.config import REAL_BASE_URLS
 from bot.errors import VendorNotFound
 from bot.events import CAMPAIGN_ID_PATTERNS
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
-from bot.vendors.http import Reply, RetryPolicy, VendorHttp, VendorRefused, check_campaign_id, find_status
+from bot.vendors.http import (
+    Reply,
+    RetryPolicy,
+    VendorHttp,
+    VendorRefused,
+    check_campaign_id,
+    find_stamp,
+    find_status,
+)
 from bot.vendors.ratelimit import SlidingWindowLimiter
 
-__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "parse_status", "sender_emails"]
+__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "parse_observation", "parse_status",
+           "sender_emails"]
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +92,11 @@ def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | Non
     return _TO_COMMON.get(raw.upper() if raw else "", CampaignStatus.UNKNOWN), raw
 
 
+def parse_observation(body: Any, campaign_id: str) -> Observation:
+    """Status and `updated_at` (verbatim) of a campaign read, from any Smartlead envelope."""
+    return Observation(parse_status(body, campaign_id)[0], find_stamp(body, campaign_id, "updated_at"))
+
+
 class SmartleadClient(GuardedVendor):
     """Smartlead campaign API: pause, resume, read status."""
 
@@ -108,15 +123,18 @@ class SmartleadClient(GuardedVendor):
     def __repr__(self) -> str:
         return f"SmartleadClient({self._http!r})"
 
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None) -> CampaignStatus:
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
+                    background: bool = False) -> Observation:
         path = f"/campaigns/{campaign_id}"
         check_campaign_id(self.name, campaign_id, f"GET {path}")
-        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts)
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
+                                         background=background)
         assert reply is not None        # only a `settled` callback can make request() return None
-        status, raw = parse_status(reply.body, campaign_id)
-        if status is CampaignStatus.UNKNOWN:
+        seen = parse_observation(reply.body, campaign_id)
+        if seen.status is CampaignStatus.UNKNOWN:
+            raw = find_status(reply.body, campaign_id)
             log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
-        return status
+        return seen
 
     async def inventory(self) -> dict[str, set[str]]:
         """`smartlead:<id>` → sender emails of every campaign that is not archived or stopped.
@@ -142,11 +160,11 @@ class SmartleadClient(GuardedVendor):
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         return parse_status(reply.body, campaign_id)[0]
 
-    async def _write(self, campaign_id: str, action: Action, settled: Settled) -> Reply | None:
-        return await self._post_status(campaign_id, _REQUEST_VALUE[action], action, settled)
+    async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
+        return await self._post_status(campaign_id, _REQUEST_VALUE[action], action, settled, guard)
 
     async def _post_status(
-        self, campaign_id: str, value: str, operation: str, settled: Settled | None = None
+        self, campaign_id: str, value: str, operation: str, settled: Settled | None = None, guard: Guard | None = None
     ) -> Reply | None:
         """The one place a status is sent. The allowlist check sits right before the request."""
         path = f"/campaigns/{campaign_id}/status"
@@ -155,4 +173,4 @@ class SmartleadClient(GuardedVendor):
             raise VendorRefused(self.name, f"POST {path}",
                                 f"status {value[:20]!r} is never sent; allowed: {sorted(ALLOWED_STATUS_VALUES)}")
         return await self._http.request("POST", path, operation=operation, json_body={"status": value},
-                                        settled=settled)
+                                        settled=settled, guard=guard)

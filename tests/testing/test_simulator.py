@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -299,3 +300,92 @@ async def test_wait_for_calls_wakes_on_a_request(sim: VendorSimulator, client: T
     await task
     with pytest.raises(TimeoutError, match="2 matching call"):
         await sim.wait_for_calls(lambda c: c.method == "POST", count=2, timeout=0.05)
+
+
+# ------------------------------------------------------------------ change stamps, UI actions, held writes
+
+async def test_every_status_change_moves_the_stamps(sim: VendorSimulator, client: TestClient) -> None:
+    sim.add_campaign("smartlead:1", "ACTIVE")
+    sim.add_campaign("inbox:abc", "active")
+
+    async def sl_stamp() -> str:
+        return str((await (await client.get(f"{SL}/campaigns/1", params=SL_KEY)).json())["data"]["updated_at"])
+
+    first = await sl_stamp()
+    assert first == "2026-01-01T00:00:00Z" and await sl_stamp() == first        # a read changes nothing
+    seen = [first]
+    for value in ("PAUSED", "START", "PAUSED"):                                 # several changes within a ms
+        assert (await sl_status(client, "1", value))[0] == 200
+        seen.append(await sl_stamp())
+    assert len(set(seen)) == 4 and seen == sorted(seen)                          # new and increasing each time
+    assert sim.campaign("smartlead:1").paused_at == seen[-1]
+    sim.ui("smartlead:1", "resume")
+    assert await sl_stamp() > seen[-1]
+    before = (await (await client.get(f"{IN}/campaigns/abc", headers=IN_AUTH)).json())["updatedAt"]
+    await client.post(f"{IN}/campaigns/v2/abc/disable", headers=IN_AUTH, json={})
+    after = await (await client.get(f"{IN}/campaigns/abc", headers=IN_AUTH)).json()
+    assert after["updatedAt"] > before and after["pausedAt"] == after["updatedAt"]
+
+
+async def test_leadterra_answers_the_original_paused_at(sim: VendorSimulator, client: TestClient) -> None:
+    moments = iter([datetime(2026, 11, 30, 12, 0, 0, 700_000, tzinfo=UTC)])
+    sim.wall = lambda: next(moments)
+    sim.add_campaign("leadterra:camp_old", "paused")                 # paused at its creation
+    sim.add_campaign("leadterra:camp_1", "running")
+    sim.add_campaign("leadterra:camp_2", "draft")
+    old = await (await client.post(f"{LT}/campaigns/camp_old/pause", headers=LT_AUTH)).json()
+    assert old == {"id": "camp_old", "status": "paused", "pausedAt": "2026-01-01T00:00:00Z"}
+    paused = await (await client.post(f"{LT}/campaigns/camp_1/pause", headers=LT_AUTH)).json()
+    assert paused["pausedAt"] == "2026-11-30T12:00:00Z"              # whole seconds
+    again = await (await client.post(f"{LT}/campaigns/camp_1/pause", headers=LT_AUTH)).json()
+    assert again == paused                                           # the wall clock is not read again
+    draft = await (await client.post(f"{LT}/campaigns/camp_2/pause", headers=LT_AUTH)).json()
+    assert draft == {"id": "camp_2", "status": "draft", "pausedAt": None}
+
+
+async def test_a_person_acts_in_the_vendor_ui(sim: VendorSimulator, client: TestClient) -> None:
+    sim.add_campaign("smartlead:1", "ACTIVE")
+    sim.add_campaign("leadterra:camp_1", "draft")
+    stamp = sim.campaign("smartlead:1").updated_at
+    assert sim.ui("smartlead:1", "pause").status == "PAUSED"
+    assert sim.campaign("smartlead:1").updated_at != stamp
+    assert sim.ui("smartlead:1", "resume").status == "ACTIVE"
+    with pytest.raises(ValueError, match="cannot pause a draft"):
+        sim.ui("leadterra:camp_1", "pause")
+    with pytest.raises(ValueError, match="unknown UI action"):
+        sim.ui("smartlead:1", "stop")
+    assert sim.calls == []                                           # not an API call
+    resp = await client.post("/_sim/campaigns/smartlead:1/ui", json={"action": "pause"})
+    assert resp.status == 200 and (await resp.json())["status"] == "PAUSED"
+    assert (await client.post("/_sim/campaigns/smartlead:1/ui", json={"action": "pause"})).status == 409
+    assert (await client.post("/_sim/campaigns/smartlead:1/ui", json={"action": "launch"})).status == 400
+    assert (await client.post("/_sim/campaigns/smartlead:9/ui", json={"action": "pause"})).status == 404
+
+
+@pytest.mark.parametrize("after_apply", [False, True])
+async def test_a_write_held_in_flight(sim: VendorSimulator, client: TestClient, after_apply: bool) -> None:
+    sim.add_campaign("smartlead:1", "ACTIVE")
+    sim.inject("smartlead", "hold", method="POST", after_apply=after_apply)
+    task = asyncio.create_task(sl_status(client, "1", "PAUSED"))
+    await sim.wait_until(lambda: bool(sim.held), what="a held request")
+    [held] = sim.held
+    assert (held.method, held.path, held.status) == ("POST", "/campaigns/1/status", None)
+    assert sim.status_of("smartlead:1") == ("PAUSED" if after_apply else "ACTIVE")
+    sim.ui("smartlead:1", "pause" if not after_apply else "resume")   # a person acts meanwhile
+    listed = await (await client.get("/_sim/held")).json()
+    assert [(c["method"], c["path"]) for c in listed] == [("POST", "/campaigns/1/status")]
+    assert (await (await client.get("/_sim")).json())["held"] == 1
+    assert (await client.post("/_sim/release")).status == 204
+    status, _ = await task
+    assert sim.held == []
+    assert status == (200 if after_apply else 422)                   # before applying: it is paused already
+
+
+async def test_empty_answer_fault(sim: VendorSimulator, client: TestClient) -> None:
+    sim.add_campaign("leadterra:camp_1", "running")
+    sim.inject("leadterra", "empty", after_apply=True)
+    resp = await client.post(f"{LT}/campaigns/camp_1/pause", headers=LT_AUTH)
+    assert (resp.status, await resp.read()) == (200, b"")
+    assert sim.status_of("leadterra:camp_1") == "paused"
+    resp = await client.post("/_sim/faults", json={"vendor": "inbox", "kind": "hold", "method": "POST"})
+    assert resp.status == 201 and (await resp.json())["kind"] == "hold"

@@ -18,16 +18,19 @@ from bot.vendors import (
     build_vendors,
     register_vendor_secrets,
 )
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Observation, WriteResult
 
 
 async def test_dry_run_answers_without_calling() -> None:
     vendor = DryRunVendor("smartlead")
     with structlog.testing.capture_logs() as logs:
-        assert await vendor.pause("123") is CampaignStatus.PAUSED
-        assert await vendor.resume("123") is CampaignStatus.ACTIVE
+        assert await vendor.pause("123") == WriteResult(CampaignStatus.PAUSED, sent=False, proven=False,
+                                                        detail="dry run")
+        assert await vendor.resume("123", guard=None) == WriteResult(CampaignStatus.ACTIVE, sent=False,
+                                                                     proven=False, detail="dry run")
         assert await vendor.state("123") is CampaignStatus.UNKNOWN
     assert vendor.can_read_state is False
+    assert await vendor.observe("123", background=True) == Observation(CampaignStatus.UNKNOWN)
     assert [(e["event"], e["action"], e["vendor"]) for e in logs] == [
         ("vendor.dry_run", "pause", "smartlead"), ("vendor.dry_run", "resume", "smartlead"),
         ("vendor.dry_run", "state", "smartlead"),
@@ -63,9 +66,9 @@ async def test_built_clients_talk_to_the_configured_base_urls(
     assert isinstance(vendors["leadterra"], LeadterraClient) and isinstance(vendors["inbox"], InboxClient)
     for ref in ("smartlead:1", "leadterra:camp_1", "inbox:abc"):
         sim.add_campaign(ref, "active")
-    assert await vendors["smartlead"].pause("1") is CampaignStatus.PAUSED
-    assert await vendors["leadterra"].pause("camp_1") is CampaignStatus.PAUSED
-    assert await vendors["inbox"].pause("abc") is CampaignStatus.PAUSED
+    for vendor, cid in (("smartlead", "1"), ("leadterra", "camp_1"), ("inbox", "abc")):
+        result = await vendors[vendor].pause(cid)
+        assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, True)
     assert [(c.vendor, c.method, c.path) for c in sim.calls_for(method="POST")] == [
         ("smartlead", "POST", "/campaigns/1/status"), ("leadterra", "POST", "/campaigns/camp_1/pause"),
         ("inbox", "POST", "/campaigns/abc/pause"),

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.vendors.base import CampaignStatus
-from bot.vendors.http import RetryPolicy, error_detail, parse_retry_after
+from bot.vendors.base import CampaignStatus, Observation
+from bot.vendors.http import RetryPolicy, error_detail, find_stamp, parse_retry_after
+from bot.vendors.inbox import parse_observation as inbox_observation
 from bot.vendors.ratelimit import SlidingWindowLimiter
-from bot.vendors.smartlead import parse_status
+from bot.vendors.smartlead import parse_observation, parse_status
 
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:
@@ -95,3 +96,23 @@ async def test_limiter_slot_is_released_on_error() -> None:
 )
 def test_every_documented_envelope_is_parsed(body: Any, expected: CampaignStatus) -> None:
     assert parse_status(body, "123")[0] is expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"id": 123, "status": "PAUSED", "updated_at": "2026-11-30T12:00:00.123Z"},
+     {"success": True, "data": {"id": 123, "status": "PAUSED", "updated_at": "2026-11-30T12:00:00.123Z"}},
+     [{"id": 9, "status": "ACTIVE", "updated_at": "x"},
+      {"id": 123, "status": "PAUSED", "updated_at": "2026-11-30T12:00:00.123Z"}]],
+)
+def test_the_change_stamp_is_read_verbatim(body: Any) -> None:
+    assert parse_observation(body, "123") == Observation(CampaignStatus.PAUSED, "2026-11-30T12:00:00.123Z")
+
+
+def test_a_missing_or_odd_change_stamp() -> None:
+    assert parse_observation({"id": 123, "status": "ACTIVE"}, "123").changed_at is None
+    assert find_stamp({"updated_at": 1700000000}, "1", "updated_at") == "1700000000"
+    assert find_stamp({"updated_at": True}, "1", "updated_at") is None
+    assert find_stamp({"updated_at": {"at": 1}}, "1", "updated_at") is None
+    assert inbox_observation({"id": "a", "status": "paused", "updatedAt": "2026-11-30T12:00:00Z"}, "a") == \
+        Observation(CampaignStatus.PAUSED, "2026-11-30T12:00:00Z")

@@ -12,7 +12,7 @@ import structlog
 from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorRejected, VendorUnavailable
 from bot.testing import VendorSimulator, max_in_window
 from bot.vendors import InboxClient, RetryPolicy, VendorRefused
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Observation, WriteResult
 from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
 
 REF = "inbox:usdjpdql3f90"
@@ -27,42 +27,71 @@ def writes(sim: VendorSimulator) -> list[tuple[str, Any]]:
 async def test_state(sim: VendorSimulator, inbox: InboxClient, status: str) -> None:
     sim.add_campaign(REF, status)
     assert await inbox.state(CID) == CampaignStatus(status)
+    assert await inbox.observe(CID) == Observation(CampaignStatus(status), sim.campaign(REF).updated_at)
 
 
-async def test_pause_disables_once(sim: VendorSimulator, inbox: InboxClient) -> None:
+async def test_pause_disables_once_and_proves_it(sim: VendorSimulator, inbox: InboxClient) -> None:
     sim.add_campaign(REF, "active")
-    assert await inbox.pause(CID) is CampaignStatus.PAUSED
-    assert await inbox.pause(CID) is CampaignStatus.PAUSED
+    before = await inbox.observe(CID)
+    result = await inbox.pause(CID)
+    assert result == WriteResult(CampaignStatus.PAUSED, sent=True, proven=True, changed_at=sim.campaign(REF).updated_at)
+    assert result.changed_at != before.changed_at
+    again = await inbox.pause(CID)
+    assert (again.status, again.sent, again.proven) == (CampaignStatus.PAUSED, False, False)
     assert writes(sim) == [(f"/campaigns/v2/{CID}/disable", {})]
     assert sim.status_of(REF) == "paused"
+    assert [c.method for c in sim.calls] == ["GET", "GET", "POST", "GET", "GET"]
+
+
+async def test_a_person_resuming_in_the_ui_moves_the_stamp(sim: VendorSimulator, inbox: InboxClient) -> None:
+    sim.add_campaign(REF, "active")
+    ours = await inbox.pause(CID)
+    sim.ui(REF, "resume")
+    sim.ui(REF, "pause")                                             # paused again, by a person
+    seen = await inbox.observe(CID, background=True)
+    assert seen.status is CampaignStatus.PAUSED and seen.changed_at != ours.changed_at
 
 
 async def test_resume_enables_once(sim: VendorSimulator, inbox: InboxClient) -> None:
     sim.add_campaign(REF, "paused")
-    assert await inbox.resume(CID) is CampaignStatus.ACTIVE
-    assert await inbox.resume(CID) is CampaignStatus.ACTIVE
+    result = await inbox.resume(CID)
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.ACTIVE, True, True)
+    again = await inbox.resume(CID)
+    assert (again.status, again.sent, again.proven) == (CampaignStatus.ACTIVE, False, False)
     assert writes(sim) == [(f"/campaigns/v2/{CID}/enable", {})]
 
 
-async def test_resume_refuses_a_draft(sim: VendorSimulator, inbox: InboxClient) -> None:
+@pytest.mark.parametrize("status", ["draft", "completed", "bogus"])
+async def test_resume_refuses_a_draft_or_unknown_status(sim: VendorSimulator, inbox: InboxClient, status: str) -> None:
     sim.add_campaign(REF, "draft")
+    sim.set_status(REF, status, raw=True)
     with pytest.raises(VendorRefused, match="only a paused campaign"):
         await inbox.resume(CID)
     assert writes(sim) == []
-    assert sim.status_of(REF) == "draft"
+    assert sim.status_of(REF) == status
 
 
 async def test_pause_never_disables_a_draft(sim: VendorSimulator, inbox: InboxClient) -> None:
     sim.add_campaign(REF, "draft")
-    assert await inbox.pause(CID) is CampaignStatus.DRAFT
+    result = await inbox.pause(CID)
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.DRAFT, False, False)
     assert writes(sim) == []
     assert sim.status_of(REF) == "draft"
 
 
-async def test_409_on_same_state_is_success(sim: VendorSimulator, inbox: InboxClient) -> None:
+async def test_pause_refuses_an_unknown_status(sim: VendorSimulator, inbox: InboxClient) -> None:
+    sim.add_campaign(REF, "active")
+    sim.set_status(REF, "archiving", raw=True)
+    with pytest.raises(VendorRefused, match="no automatic action"):
+        await inbox.pause(CID)
+    assert writes(sim) == []
+
+
+async def test_409_on_same_state_is_not_ours(sim: VendorSimulator, inbox: InboxClient) -> None:
     sim.add_campaign(REF, "active")
     sim.inject("inbox", "race", method="POST", set_status="paused")
-    assert await inbox.pause(CID) is CampaignStatus.PAUSED
+    result = await inbox.pause(CID)
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, False)
     assert [c.status for c in sim.calls] == [200, 409, 200]
 
 
@@ -87,7 +116,7 @@ async def test_paths_come_from_settings(sim: VendorSimulator, session: aiohttp.C
     sim.add_campaign(REF, "active")
     client = InboxClient(session, api_key="sim-inbox-token", base_url=base("inbox"),
                          pause_path="/campaigns/{id}/pause", retry=FAST_RETRY)
-    assert await client.pause(CID) is CampaignStatus.PAUSED
+    assert (await client.pause(CID)).proven
     assert writes(sim) == [(f"/campaigns/{CID}/pause", {})]
     with pytest.raises(ValueError, match="contain"):
         InboxClient(session, api_key="x", state_path="/campaigns")
@@ -108,7 +137,9 @@ async def test_wrong_token_and_unknown_campaign(sim: VendorSimulator, session: a
 async def test_lost_answer_is_not_repeated(sim: VendorSimulator, inbox: InboxClient) -> None:
     sim.add_campaign(REF, "active")
     sim.inject("inbox", "timeout", delay=0, method="POST", after_apply=True)    # applied, answered 504
-    assert await inbox.pause(CID) is CampaignStatus.PAUSED
+    result = await inbox.pause(CID)
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, True)
+    assert result.changed_at == sim.campaign(REF).updated_at
     assert len(writes(sim)) == 1
 
 
@@ -116,7 +147,7 @@ async def test_429_then_503_then_success(sim: VendorSimulator, inbox: InboxClien
     sim.add_campaign(REF, "paused")
     sim.inject("inbox", "rate_limit", method="POST", retry_after=0.05)
     sim.inject("inbox", "error", status=503, method="POST")
-    assert await inbox.resume(CID) is CampaignStatus.ACTIVE
+    assert (await inbox.resume(CID)).proven
     assert [c.status for c in sim.calls_for(method="POST")] == [429, 503, 200]
 
 
@@ -138,7 +169,7 @@ async def test_read_and_write_limits_are_separate(sim: VendorSimulator, session:
     client = InboxClient(session, api_key="sim-inbox-token", base_url=base("inbox"), read_rate_limit=(6, 0.5),
                          write_rate_limit=(3, 0.5), retry=RetryPolicy(max_attempts=1))
     results = await asyncio.gather(*(client.pause(cid) for cid in ids))
-    assert set(results) == {CampaignStatus.PAUSED}
+    assert {(r.status, r.proven) for r in results} == {(CampaignStatus.PAUSED, True)}
     assert all(c.status == 200 for c in sim.calls)
     assert max_in_window(sim.calls_for(method="GET"), 0.5) <= 6
     assert max_in_window(sim.calls_for(method="POST"), 0.5) <= 3

@@ -13,7 +13,7 @@ import structlog
 from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorRejected, VendorUnavailable
 from bot.testing import VendorSimulator, max_in_window
 from bot.vendors import RetryPolicy, SmartleadClient, VendorRefused
-from bot.vendors.base import CampaignStatus
+from bot.vendors.base import CampaignStatus, Observation, WriteResult
 from bot.vendors.smartlead import ALLOWED_STATUS_VALUES
 from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
 
@@ -47,23 +47,56 @@ async def test_unknown_status_is_unknown_and_pause_refuses(sim: VendorSimulator,
     assert posts(sim) == []
 
 
-async def test_pause_sends_paused_once(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+async def test_pause_sends_paused_once_and_proves_it(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
     sim.add_campaign(REF, "ACTIVE")
-    assert await smartlead.pause("123") is CampaignStatus.PAUSED
+    before = await smartlead.observe("123")
+    assert before == Observation(CampaignStatus.ACTIVE, sim.campaign(REF).updated_at)
+    result = await smartlead.pause("123")
     assert sim.status_of(REF) == "PAUSED"
-    assert await smartlead.pause("123") is CampaignStatus.PAUSED      # idempotent: GET, no POST
+    assert result == WriteResult(CampaignStatus.PAUSED, sent=True, proven=True, changed_at=sim.campaign(REF).updated_at)
+    assert result.changed_at != before.changed_at                    # the vendor's stamp moved with the pause
+    again = await smartlead.pause("123")                             # already paused: GET, no POST
+    assert (again.status, again.sent, again.proven) == (CampaignStatus.PAUSED, False, False)
+    assert "already paused" in again.detail
     assert posts(sim) == [{"status": "PAUSED"}]
     assert [(c.method, c.path) for c in sim.calls] == [
-        ("GET", "/campaigns/123"), ("POST", "/campaigns/123/status"), ("GET", "/campaigns/123"),
+        ("GET", "/campaigns/123"), ("GET", "/campaigns/123"), ("POST", "/campaigns/123/status"),
+        ("GET", "/campaigns/123"), ("GET", "/campaigns/123"),
     ]
+
+
+async def test_pause_with_a_fresh_read_skips_the_read_before(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+    sim.add_campaign(REF, "ACTIVE")
+    result = await smartlead.pause("123", current=Observation(CampaignStatus.ACTIVE, "x"))
+    assert result.proven
+    assert [c.method for c in sim.calls] == ["POST", "GET"]         # the write, and the read that proves it
+    skipped = await smartlead.pause("123", current=Observation(CampaignStatus.PAUSED, "stamp-1"))
+    assert skipped == WriteResult(CampaignStatus.PAUSED, sent=False, proven=False, changed_at="stamp-1",
+                                  detail=skipped.detail)
+    assert len(sim.calls) == 2
 
 
 async def test_resume_sends_start_once(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
     sim.add_campaign(REF, "PAUSED")
-    assert await smartlead.resume("123") is CampaignStatus.ACTIVE
-    assert await smartlead.resume("123") is CampaignStatus.ACTIVE
+    result = await smartlead.resume("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.ACTIVE, True, True)
+    assert result.changed_at == sim.campaign(REF).updated_at
+    again = await smartlead.resume("123")
+    assert (again.status, again.sent, again.proven) == (CampaignStatus.ACTIVE, False, False)
     assert sim.status_of(REF) == "ACTIVE"
     assert posts(sim) == [{"status": "START"}]
+
+
+async def test_resume_never_goes_to_an_unknown_status(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+    sim.add_campaign(REF, "PAUSED")
+    sim.set_status(REF, "WARMING_UP", raw=True)
+    with pytest.raises(VendorRefused, match="only a paused campaign"):
+        await smartlead.resume("123")
+    with pytest.raises(VendorRefused):
+        await smartlead.resume("123", current=Observation(CampaignStatus.UNKNOWN))
+    with pytest.raises(VendorRefused):
+        await smartlead.resume("123", current=Observation(CampaignStatus.DRAFT))
+    assert posts(sim) == []
 
 
 @pytest.mark.parametrize("native", ["DRAFTED", "STOPPED", "COMPLETED", "ARCHIVED"])
@@ -87,7 +120,9 @@ async def test_pause_leaves_non_sending_campaigns_alone(
     sim: VendorSimulator, smartlead: SmartleadClient, native: str, common: str
 ) -> None:
     sim.add_campaign(REF, native)
-    assert await smartlead.pause("123") is CampaignStatus(common)
+    result = await smartlead.pause("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus(common), False, False)
+    assert common in result.detail
     assert posts(sim) == []
     assert sim.status_of(REF) == native
 
@@ -152,18 +187,39 @@ async def test_422_on_a_real_conflict_is_rejected(sim: VendorSimulator, smartlea
     assert "INVALID_STATUS_TRANSITION" in caught.value.detail
 
 
-async def test_422_on_a_same_state_transition_is_success(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+async def test_422_on_a_same_state_transition_is_not_ours(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
     sim.add_campaign(REF, "ACTIVE")
     sim.inject("smartlead", "race", method="POST", set_status="PAUSED")    # paused in the UI meanwhile
-    assert await smartlead.pause("123") is CampaignStatus.PAUSED
+    result = await smartlead.pause("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, False)
+    assert "someone else" in result.detail
     statuses = [c.status for c in sim.calls]
     assert statuses == [200, 422, 200]
+
+
+async def test_a_write_that_does_not_stick_is_not_proven(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+    sim.add_campaign(REF, "ACTIVE")
+    sim.inject("smartlead", "race", method="POST", set_status="ACTIVE", after_apply=True)   # resumed right after
+    result = await smartlead.pause("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.ACTIVE, True, False)
+    assert "reads active" in result.detail
+
+
+async def test_a_failed_read_after_the_write_is_not_proof(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
+    sim.add_campaign(REF, "ACTIVE")
+    sim.inject("smartlead", "slow", method="GET", delay=0)                 # lets the read before through
+    sim.inject("smartlead", "error", status=503, method="GET", forever=True)
+    result = await smartlead.pause("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, False)
+    assert "read after it failed" in result.detail
+    assert sim.status_of(REF) == "PAUSED"
 
 
 async def test_503_is_retried_then_succeeds(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
     sim.add_campaign(REF, "ACTIVE")
     sim.inject("smartlead", "error", status=503, times=2, method="POST")
-    assert await smartlead.pause("123") is CampaignStatus.PAUSED
+    result = await smartlead.pause("123")
+    assert (result.status, result.proven) == (CampaignStatus.PAUSED, True)
     assert [c.status for c in sim.calls_for(method="POST")] == [503, 503, 200]
     assert sim.status_of(REF) == "PAUSED"
 
@@ -171,7 +227,9 @@ async def test_503_is_retried_then_succeeds(sim: VendorSimulator, smartlead: Sma
 async def test_lost_answer_is_not_repeated(sim: VendorSimulator, smartlead: SmartleadClient) -> None:
     sim.add_campaign(REF, "PAUSED")
     sim.inject("smartlead", "error", status=502, method="POST", after_apply=True)
-    assert await smartlead.resume("123") is CampaignStatus.ACTIVE
+    result = await smartlead.resume("123")
+    assert (result.status, result.sent, result.proven) == (CampaignStatus.ACTIVE, True, True)   # seen PAUSED before
+    assert result.changed_at == sim.campaign(REF).updated_at
     assert posts(sim) == [{"status": "START"}]                        # re-GET saw ACTIVE: no second START
 
 
@@ -279,7 +337,7 @@ async def test_calls_are_counted_and_retries_logged(sim: VendorSimulator, smartl
     sim.inject("smartlead", "error", status=503, method="POST")
     with structlog.testing.capture_logs() as logs:
         await smartlead.pause("123")
-    assert (count("ok") - before_ok, count("503") - before_503) == (3, 1)     # GET, re-GET, POST; one 503
+    assert (count("ok") - before_ok, count("503") - before_503) == (4, 1)     # GET, re-GET, POST, GET; one 503
     retrying = [e for e in logs if e["event"] == "vendor.retrying"]
     assert len(retrying) == 1
     assert {"vendor": "smartlead", "where": "POST /campaigns/123/status", "status": 503,
