@@ -95,6 +95,14 @@ class Executor:
             needs |= await self.release(tx, campaign, owner, now, why=decision.reason, decision=decision)
         return needs
 
+    async def declined(self, tx: Tx, decision: Decision, now: datetime) -> None:
+        """A decision the engine did not take (a release before the cooldown's minimum hold, a pause with
+        no target): recorded with why, so nothing is dropped silently."""
+        target = next((t.value for t in decision.targets if t.scope == "campaign"), None)
+        await tx.add_audit(AuditRow(now, "decision", target, decision.rule, decision.action, "declined",
+                                    f"{decision.declined}: {decision.reason}", decision.event_ids, decision.inputs))
+        log.info("decision.declined", rule=decision.rule, action=decision.action, why=decision.declined)
+
     async def unmatched(self, tx: Tx, decision: Decision, now: datetime) -> None:
         """A decision that designates no known campaign: recorded and notified, never silently dropped."""
         targets = ", ".join(f"{t.scope}={t.value}" for t in decision.targets) or "nothing"
@@ -255,7 +263,11 @@ class Executor:
                       decision: Decision | None = None) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""
         key = str(ref)
-        if not await tx.remove_hold(key, owner, every_key=_every_key(owner)):
+        removed = await tx.remove_hold(key, owner, every_key=_every_key(owner))
+        legacy = owner.partition("@")[0] if owner.startswith("rule:") and "@" in owner else None
+        if legacy is not None:          # a hold placed before holds were kept per key (one owner per rule)
+            removed = await tx.remove_hold(key, legacy) or removed
+        if not removed:
             return False
         await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, "release",
                                     "hold_removed", why, decision.event_ids if decision else (),

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
 from bot.broker.base import Delivery, Outcome
-from bot.engine import Decision, evaluate, key_value
+from bot.engine import Decision, Evaluation, evaluate, key_value, tick, ticking
 from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.executor import Executor
@@ -133,10 +133,31 @@ class Worker:
                     log.error(deferred, error=str(exc))
 
     async def sweep(self) -> None:
-        """Expire parked decisions, then finish pending vendor actions (e.g. a pause approved from the CLI)."""
+        """Expire parked decisions, release what the clock releases, then finish pending vendor actions
+        (e.g. a pause approved from the CLI)."""
         async with self._store.transaction() as tx:
             await self._executor.expire_pending(tx, self._clock())
+        await self.tick()
         await self.recover()
+
+    async def tick(self) -> int:
+        """Time-based releases: a paused campaign gets no more send events, so every active window of a rule
+        with a `release` is judged on the clock too (engine.tick). Returns how many campaigns it touched."""
+        touched: set[str] = set()
+        for rule in self._rules.rules:
+            if not ticking(rule):
+                continue
+            for key, state in await self._store.windows_where(rule.name, "active"):
+                now = self._clock()
+                result = tick(rule, key, state, now)
+                if result.window is None and not result.decisions and not result.declined:
+                    continue
+                async with self._store.transaction() as tx:
+                    if await tx.window(rule.name, key) != state:
+                        continue            # an event moved this window meanwhile: it judged it already
+                    touched |= await self._apply(tx, rule, key, result, now)
+        await self._reconcile(touched)
+        return len(touched)
 
     def _parse(self, body: bytes) -> Event | str:
         """The event, or why the message is poison."""
@@ -208,22 +229,34 @@ class Worker:
                     touched |= await self._evaluate(tx, rule, event, now, keys)
         if event.campaign is not None and not new:
             touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
+        await self._reconcile(touched)
+        return new
+
+    async def _reconcile(self, touched: AbstractSet[str]) -> None:
         for key in sorted(touched):
             ref = CampaignRef.parse(key)
             with bound_contextvars(campaign=key):
                 async with self._executor.lock(ref):
                     await self._executor.reconcile(ref)
-        return new
 
     async def _evaluate(self, tx: Tx, rule: Rule, event: Event, now: datetime,
                         keys: dict[str, str | None]) -> AbstractSet[str]:
         """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
         key = key_value(rule.key, event, keys)
         result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now, memo=keys)
+        if not result.decisions and not result.declined:
+            if result.window is not None and key is not None:
+                await tx.set_window(rule.name, key, result.window, now)
+            return _NONE
+        return await self._apply(tx, rule, key, result, now)
+
+    async def _apply(self, tx: Tx, rule: Rule, key: str | None, result: Evaluation, now: datetime) -> set[str]:
+        """Store the rule's window and apply its decisions (recording those it declined); returns the
+        campaigns to reconcile."""
         if result.window is not None and key is not None:
             await tx.set_window(rule.name, key, result.window, now)
-        if not result.decisions:
-            return _NONE
+        for declined in result.declined:
+            await self._executor.declined(tx, declined, now)
         touched: set[str] = set()
         for decision in result.decisions:
             with bound_contextvars(rule=rule.name):

@@ -146,7 +146,7 @@ async def test_sigkill_ten_times_mid_stream_loses_and_repeats_nothing(
     assert not [c for c in posts if c.status not in (200, 429, None)], "a refused second pause: a double write"
     assert {ref for ref in campaigns if sim.status_of(ref) == "PAUSED"} == spiking
 
-    assert sorted(db_rows(state, "SELECT campaign, owner FROM holds")) == sorted((ref, OWNER) for ref in spiking)
+    assert sorted(db_rows(state, "SELECT campaign, owner FROM holds")) == sorted((ref, f"{OWNER}@{ref}") for ref in spiking)
     decisions = Counter(r[0] for r in db_rows(state, "SELECT campaign FROM audit WHERE kind = 'decision'"))
     assert decisions == Counter(dict.fromkeys(spiking, 1))
     actions = db_rows(state, "SELECT campaign, outcome FROM audit WHERE kind = 'action'")

@@ -79,7 +79,7 @@ async def test_a_thousand_bounces_for_one_campaign_make_one_vendor_write(
     writes = [c for c in sim.calls if c.method == "POST"]
     print(f"\nburst: {len(burst)} events for one campaign -> {len(sim.calls)} vendor calls, {len(writes)} write")
     assert [(c.path, c.body) for c in writes] == [("/campaigns/77/status", {"status": "PAUSED"})]
-    assert len(sim.calls) == 2          # one status read, one write
+    assert len(sim.calls) == 3          # a status read, the write, the read that proves it
 
 
 async def test_ten_thousand_events_across_a_thousand_campaigns_never_exceed_the_rate_limit(
