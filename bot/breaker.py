@@ -17,6 +17,7 @@ from bot.errors import ConfigError
 from bot.events import CampaignRef
 from bot.state.base import AUTOMATED_KINDS, AuditRow, Hold, HoldKind, Pending, PendingDecision
 from bot.state.sqlite import Tx
+from bot.vocabulary import Act
 
 __all__ = ["Breaker", "Trip"]
 
@@ -59,7 +60,7 @@ class Breaker:
             decision_ids.append(decision_id)
             detail = (f"breaker open: {recent} automated pauses of {vendor} campaigns in the last {self.window}; "
                       f"pause of {campaign} ({hold.reason}) waits for approval as decision #{decision_id}")
-            await tx.add_audit(AuditRow(now, "decision", campaign, hold.owner, "pause", "pending_approval", detail,
+            await tx.add_audit(AuditRow(now, "decision", campaign, hold.owner, Act.PAUSE, "pending_approval", detail,
                                         hold.event_ids, {"decision_id": decision_id, "recent": recent,
                                                          **hold.details}))
         already = await tx.pending(status="pending")
@@ -74,7 +75,7 @@ class Breaker:
         await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
         await tx.add_hold(replace(hold, details={**hold.details, "approved_by": by, "decision_id": decision_id}))
         await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "approved",
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, "approved",
                                     f"decision #{decision_id} approved by {by}", hold.event_ids))
         record = await tx.campaign(hold.campaign)
         if record.pending is None and not record.bot_paused:
@@ -86,7 +87,7 @@ class Breaker:
         hold = (await self._pending(tx, decision_id)).hold
         await tx.decide_pending(decision_id, "rejected", by=by, now=now)
         await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, "pause", "rejected",
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, "rejected",
                                     f"decision #{decision_id} rejected by {by}: not paused"))
         return CampaignRef.parse(hold.campaign)
 
@@ -106,6 +107,6 @@ class Breaker:
         for pending in expired:
             await tx.decide_pending(pending.id, "expired", by="campaign-guard", now=now)
             await tx.remove_hold(pending.hold.campaign, f"pending:{pending.hold.owner}")
-            await tx.add_audit(AuditRow(now, "decision", pending.hold.campaign, pending.hold.owner, "pause",
+            await tx.add_audit(AuditRow(now, "decision", pending.hold.campaign, pending.hold.owner, Act.PAUSE,
                                         "expired", f"decision #{pending.id} expired without approval: not paused"))
         return expired

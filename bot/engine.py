@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from bot.events import VENDORS, Event
 from bot.rulespec import Comparison, Rule
+from bot.vocabulary import Act
 
 __all__ = [
     "Decision",
@@ -246,19 +247,19 @@ def _event_rule(rule: Rule, event: Event, memo: dict[str, str | None] | None) ->
     if not (isinstance(fingerprint, str) and fingerprint):
         fingerprint = None
     owner = ""
-    if do == "pause":
+    if do == Act.PAUSE:
         owner = (f"alert:{fingerprint}" if fingerprint else "") if action.owner == "alert" else \
             rule_owner(rule.name, key_value(rule.key, event, memo))
-    elif do == "vendor_hold":
+    elif do == Act.VENDOR_HOLD:
         owner = "vendor"
     releases = tuple(f"alert:{fingerprint}" if h == "alert" else h for h in action.holds
                      if h != "alert" or fingerprint)
     why = ""
-    if not targets and do != "notify":
+    if not targets and do != Act.NOTIFY:
         why = f"the event names no {_SCOPE_WORDS[rule.scope]}: nothing to {do.replace('_', ' ')}"
-    elif do == "pause" and not owner:
+    elif do == Act.PAUSE and not owner:
         why = "the alert has no fingerprint: a hold it placed could never be released by its resolution"
-    elif do == "release" and not releases:
+    elif do == Act.RELEASE and not releases:
         why = "the alert has no fingerprint: there is no alert hold to release"
     reason = _format(action.reason, rule=rule.name, type=event.type, source=event.source,
                      campaign=str(event.campaign) if event.campaign else "-", data=event.data)
@@ -438,7 +439,7 @@ def _judge_release(rule: Rule, new: dict[str, Any], measured: Measured | None, n
                f"until {held_until}; released then if still recovered")
     targets = _stored_targets(rule, new, key) or (_targets(rule, event, memo) if event is not None else ())
     op, operand = release.when.operator
-    decision = Decision(rule.name, rule.digest, "release", targets,
+    decision = Decision(rule.name, rule.digest, Act.RELEASE, targets,
                         f"{rule.name}: recovered to {measured[0]:.4g} (release at {op} {operand}) for {held}",
                         rule.mode == "shadow", event_ids, inputs, owner, (owner,), why)
     if why:
@@ -475,7 +476,7 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
         targets = _targets(rule, event, memo)
         reason, inputs = _explain(rule, key, measured)
         why = "" if targets else f"the event names no {_SCOPE_WORDS[rule.scope]}: nothing to pause"
-        decision = Decision(rule.name, rule.digest, "pause", targets, reason, rule.mode == "shadow",
+        decision = Decision(rule.name, rule.digest, Act.PAUSE, targets, reason, rule.mode == "shadow",
                             _ids(new, event), inputs, rule_owner(rule.name, key), (), why)
         if why:
             return Evaluation(new, declined=(decision,))

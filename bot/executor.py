@@ -26,6 +26,7 @@ from bot.reconciler import Reconciler, mark
 from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Pending, active
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
+from bot.vocabulary import Act
 
 __all__ = ["Executor"]
 
@@ -76,9 +77,9 @@ class Executor:
     async def apply(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
         """Carry one decision to one campaign inside the worker's transaction; True when it needs reconciling."""
         key = str(campaign)
-        if decision.action == "pause":
+        if decision.action == Act.PAUSE:
             return await self.place(tx, decision, campaign, now)
-        if decision.shadow or decision.action == "notify":
+        if decision.shadow or decision.action == Act.NOTIFY:
             outcome = "would_" + decision.action if decision.shadow else "notified"
             detail = (f"shadow: would have applied {decision.action} to {key}: " if decision.shadow else "") + \
                 decision.reason
@@ -87,7 +88,7 @@ class Executor:
             kind = "shadow" if decision.shadow else "rule_notice"
             tx.on_commit(partial(deliver, self._notifier, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
             return False
-        if decision.action == "vendor_hold":
+        if decision.action == Act.VENDOR_HOLD:
             return await self.hold(tx, Hold(key, "vendor", "vendor", decision.reason, now, decision.event_ids,
                                             {"rule": decision.rule}))
         needs = False
@@ -190,7 +191,7 @@ class Executor:
         """Place any hold (a person's, an alert's, the vendor's); True when the campaign needs a pause."""
         if not await tx.add_hold(hold):
             return False
-        await tx.add_audit(AuditRow(hold.created_at, "decision", hold.campaign, hold.owner, "pause", "hold_placed",
+        await tx.add_audit(AuditRow(hold.created_at, "decision", hold.campaign, hold.owner, Act.PAUSE, "hold_placed",
                                     hold.reason, hold.event_ids, hold.details))
         return await self._engage(tx, hold)
 
@@ -241,7 +242,7 @@ class Executor:
                 if parked.hold.owner == owner:
                     await tx.decide_pending(parked.id, "withdrawn", by=decision.rule, now=now)
                     await tx.remove_hold(parked.hold.campaign, f"pending:{owner}")
-                    await tx.add_audit(AuditRow(now, "decision", parked.hold.campaign, decision.rule, "pause",
+                    await tx.add_audit(AuditRow(now, "decision", parked.hold.campaign, decision.rule, Act.PAUSE,
                                                 "withdrawn", f"decision #{parked.id} withdrawn: {decision.reason}",
                                                 decision.event_ids))
         return [CampaignRef.parse(key) for key in sorted(held)]
@@ -254,7 +255,7 @@ class Executor:
             return False
         if not await tx.alert_resolved(fingerprint, starts_at):
             return False
-        await tx.add_audit(AuditRow(now, "decision", None, None, "pause", "ignored",
+        await tx.add_audit(AuditRow(now, "decision", None, None, Act.PAUSE, "ignored",
                                     f"alert {fingerprint} fired again for {starts_at} after it resolved: "
                                     "a late duplicate, ignored", (event.id,)))
         return True
@@ -269,7 +270,7 @@ class Executor:
             removed = await tx.remove_hold(key, legacy) or removed
         if not removed:
             return False
-        await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, "release",
+        await tx.add_audit(AuditRow(now, "decision", key, decision.rule if decision else owner, Act.RELEASE,
                                     "hold_removed", why, decision.event_ids if decision else (),
                                     {"owner": owner, **(decision.inputs if decision else {})}))
         return await self._mark(tx, key, now)
@@ -289,7 +290,7 @@ class Executor:
             return False
         detail = (f"held while {ref.vendor} ran in dry run ({'; '.join(h.reason for h in holds)}); "
                   f"{ref.vendor} is live now: pausing")
-        await tx.add_audit(AuditRow(now, "decision", key, None, "pause", "carried_live", detail, (),
+        await tx.add_audit(AuditRow(now, "decision", key, None, Act.PAUSE, "carried_live", detail, (),
                                     {"holds": [h.owner for h in holds]}))
         tx.on_commit(partial(deliver, self._notifier, Notice("carried_live", key, detail, now)))
         log.warning("campaign.dry_run_carried_live", campaign=key, holds=[h.owner for h in holds])

@@ -37,6 +37,7 @@ from bot.notify import Notice, Notifier, deliver
 from bot.state.base import SENT, AuditRow, CampaignRecord, Hold, Pending, active
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor, Observation, WriteResult
+from bot.vocabulary import Act
 
 __all__ = ["PAUSE_INTENTS", "Reconciler", "desired"]
 
@@ -106,7 +107,7 @@ class Reconciler:
                   "campaign-guard keeps retrying the pending action every sweep")
         async with self._store.transaction() as tx:
             record = await tx.campaign(str(ref))
-            action = "pause" if record.pending in PAUSE_INTENTS else "resume" if record.pending else "none"
+            action = Act.PAUSE if record.pending in PAUSE_INTENTS else Act.RESUME if record.pending else "none"
             await tx.add_audit(AuditRow(now, "failure", str(ref), None, action, "failed", detail))
             tx.on_commit(partial(deliver, self._notifier, Notice("failed", str(ref), detail, now)))
         log.error("campaign.action_failed", error=error, attempts=attempts)
@@ -275,7 +276,7 @@ class Reconciler:
                 return False
             if record.bot_paused and (moved or seen.status is not CampaignStatus.PAUSED):
                 await tx.set_campaign(replace(record, bot_paused=False, vendor_marker=None), now)
-                await self._audit(tx, key, "pause" if holds else "resume", "drift", _not_resumed(ref, seen, moved),
+                await self._audit(tx, key, Act.PAUSE if holds else Act.RESUME, "drift", _not_resumed(ref, seen, moved),
                                   now)
                 return False
             await tx.set_campaign(record, now)
@@ -300,7 +301,7 @@ class Reconciler:
             holds = active(await tx.holds(str(ref)))
             if not exc.sent_before:     # else an earlier attempt may have gone through: the next step reads
                 await tx.set_campaign(replace(current, pending=desired(current, holds), sent_at=None), now)
-            await self._audit(tx, str(ref), "pause" if record.pending in PAUSE_INTENTS else "resume", "withdrawn",
+            await self._audit(tx, str(ref), Act.PAUSE if record.pending in PAUSE_INTENTS else Act.RESUME, "withdrawn",
                               f"{exc.where} withdrawn before it was sent: the holds changed while it waited", now)
         log.info("campaign.write_withdrawn", where=exc.where, sent_before=exc.sent_before)
 
@@ -315,7 +316,7 @@ class Reconciler:
         meanwhile) and the step's audit row, in one transaction; then the intent the holds now ask for,
         which the reconcile loop carries out next."""
         now = self._clock()
-        action = "pause" if record.pending in PAUSE_INTENTS or holds else "resume"
+        action = Act.PAUSE if record.pending in PAUSE_INTENTS or holds else Act.RESUME
         key = record.campaign
         async with self._store.transaction() as tx:
             current = replace(await tx.campaign(key), **changes)

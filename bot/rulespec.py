@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from bot.events import EVENT_TYPES, SOURCES, VENDORS
+from bot.vocabulary import RULE_ACTS, Act
 
 __all__ = [
     "KEYS",
@@ -179,7 +180,7 @@ class Release(_Spec):
 class Action(_Spec):
     """What an event rule does when its event arrives and `when` holds."""
 
-    do: Literal["pause", "release", "notify", "vendor_hold"]
+    do: Act
     #: release: hold owners to remove: `rule:<name>` (every key of that rule on the campaigns targeted),
     #: `alert` (this alert's hold), `vendor`.
     holds: tuple[str, ...] = ()
@@ -187,11 +188,18 @@ class Action(_Spec):
     owner: Literal["rule", "alert"] = "rule"
     reason: str = "{rule}: {type}"
 
+    @field_validator("do", mode="before")
+    @classmethod
+    def _rule_act(cls, value: Any) -> Any:
+        if value not in RULE_ACTS:
+            raise ValueError(f"unknown action {value!r}; use one of {', '.join(RULE_ACTS)}")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Action:
-        if self.do == "release" and not self.holds:
+        if self.do == Act.RELEASE and not self.holds:
             raise ValueError("release needs `holds`: e.g. [rule:bounce-guard] or [alert]")
-        if self.do != "release" and self.holds:
+        if self.do != Act.RELEASE and self.holds:
             raise ValueError("`holds` is only for `do: release`")
         for owner in self.holds:
             if owner not in ("alert", "vendor") and not re.fullmatch(r"rule:[a-z0-9][a-z0-9-]{0,63}", owner):

@@ -26,6 +26,7 @@ from bot.inventory import Inventory
 from bot.metrics import EVENTS
 from bot.ruleset import Rule, RuleSet
 from bot.state.sqlite import SqliteStateStore, Tx
+from bot.vocabulary import Act
 
 __all__ = ["MAX_MESSAGE_BYTES", "EventOperator", "Worker"]
 
@@ -270,7 +271,7 @@ class Worker:
         withdraws the pauses the breaker parked for them: a resolved alert leaves nothing behind.
         """
         campaigns = self._inventory.resolve(decision.targets)
-        if decision.action == "release" and not decision.shadow:
+        if decision.action == Act.RELEASE and not decision.shadow:
             held = await self._executor.withdraw(tx, decision, now)
             campaigns = sorted({*campaigns, *held}, key=str)
         if not campaigns and rule.action is not None:       # say so rather than silently doing nothing

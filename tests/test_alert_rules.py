@@ -147,9 +147,27 @@ async def test_an_alert_mapping_to_no_known_campaign_is_recorded_and_notified(bo
     assert bot.writes() == []
 
 
+async def test_an_explicit_campaign_label_is_acted_on_even_if_the_inventory_does_not_know_it(bot: Bot) -> None:
+    """The alert named the campaign: the inventory (a sender → campaign map, incomplete by nature) is not asked."""
+    assert "smartlead:999" not in bot.worker._inventory
+    bot.vendors["smartlead"].statuses["999"] = CampaignStatus.ACTIVE
+    await bot.post(alert("firing", "cccc000000000003", campaign="smartlead:999"))
+    assert bot.writes() == [("pause", "999")]
+    assert await bot.holds("smartlead:999") == ["alert:cccc000000000003"]
+
+
+async def test_an_alert_naming_only_invalid_campaign_ids_pauses_nothing(bot: Bot) -> None:
+    await bot.post(alert("firing", "cccc000000000004", campaign="smartlead:abc, nothing"))
+    [row] = await bot.store.audit()
+    assert (row.rule, row.outcome) == ("alert-pause", "no_campaign")
+    assert bot.writes() == []
+
+
 async def test_an_alert_without_scope_labels_is_reported(bot: Bot) -> None:
     await bot.post(alert("firing", "cccc000000000002", alertname="DiskFull", instance="db1"))
-    [row] = await bot.store.audit()
+    declined, row = await bot.store.audit()
+    assert (declined.rule, declined.outcome) == ("alert-pause", "declined")     # recorded, never silent
+    assert "names no campaign" in declined.detail
     assert (row.rule, row.outcome) == ("alert-unscoped", "no_campaign")
     assert row.detail.startswith("alertmanager alert DiskFull has no campaign, sender_email, sender_domain or "
                                  "vendor label")

@@ -68,8 +68,10 @@ class TruthVendor(FakeVendor):
         self.answered: dict[tuple[str, str, datetime | None], int] = {}
         self.lose_answer = False
         self.paused_for: dict[str, datetime | None] = {}
+        self.resumed_for: dict[str, datetime | None] = {}
 
     def person(self, campaign_id: str, status: CampaignStatus) -> None:
+        self.resumed_for.pop(campaign_id, None)
         self.set(campaign_id, status)
         self.last_actor[campaign_id] = "person"
         self.bot_paused_truth[campaign_id] = False
@@ -91,9 +93,12 @@ class TruthVendor(FakeVendor):
 
     async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
                      sent_at: datetime | None = None) -> WriteResult:
+        resend = self.resumed_for.get(campaign_id) == sent_at is not None and \
+            self.statuses.get(campaign_id) is CampaignStatus.ACTIVE    # the same intent, its answer lost: a no-op
+
         async def checked() -> bool:
             wanted = guard is None or await guard()
-            if wanted:
+            if wanted and not resend:
                 await self.machine.check_resume(self.name, campaign_id)
             return wanted
 
@@ -102,6 +107,7 @@ class TruthVendor(FakeVendor):
         if result.sent and before is CampaignStatus.PAUSED:
             self.last_actor[campaign_id] = "bot"
             self.bot_paused_truth[campaign_id] = False
+            self.resumed_for[campaign_id] = sent_at
         return self._answered("resume", campaign_id, sent_at, result) if result.sent else result
 
     def _answered(self, op: str, campaign_id: str, sent_at: datetime | None, result: WriteResult) -> WriteResult:
@@ -253,7 +259,8 @@ class DecisionMachine(RuleBasedStateMachine):
 
     @rule(vendor=st.sampled_from(["smartlead", "leadterra"]))
     def calls_wait_at_the_gate(self, vendor: str) -> None:
-        self.vendors[vendor].gate = asyncio.Event()
+        if self.vendors[vendor].gate is None:      # calls already waiting keep waiting on the same gate
+            self.vendors[vendor].gate = asyncio.Event()
 
     @rule(vendor=st.sampled_from(["smartlead", "leadterra"]))
     def gate_opens(self, vendor: str) -> None:
