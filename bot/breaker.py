@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.errors import ConfigError
 from bot.events import CampaignRef
-from bot.state.base import AUTOMATED_KINDS, AuditRow, Hold, HoldKind, Pending, PendingDecision
+from bot.state.base import AUTOMATED_KINDS, AuditRow, Hold, HoldKind, Parked, Pending, PendingDecision
 from bot.state.sqlite import Tx
 from bot.vocabulary import Act
 
@@ -63,7 +63,7 @@ class Breaker:
             await tx.add_audit(AuditRow(now, "decision", campaign, hold.owner, Act.PAUSE, "pending_approval", detail,
                                         hold.event_ids, {"decision_id": decision_id, "recent": recent,
                                                          **hold.details}))
-        already = await tx.pending(status="pending")
+        already = await tx.pending(status=Parked.PENDING)
         first = sum(1 for p in already if p.hold.campaign.startswith(f"{vendor}:")
                     and now - p.hold.created_at < self.window) == len(decision_ids)
         return Trip(decision_ids[0], first, recent)
@@ -71,11 +71,11 @@ class Breaker:
     async def approve(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """Place the parked hold for real, counted but past the breaker, and write the pause intent."""
         hold = (await self._pending(tx, decision_id)).hold
-        await tx.decide_pending(decision_id, "approved", by=by, now=now)
+        await tx.decide_pending(decision_id, Parked.APPROVED, by=by, now=now)
         await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
         await tx.add_hold(replace(hold, details={**hold.details, "approved_by": by, "decision_id": decision_id}))
         await tx.log_pause(hold.campaign.partition(":")[0], hold.campaign, now)
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, "approved",
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, Parked.APPROVED,
                                     f"decision #{decision_id} approved by {by}", hold.event_ids))
         record = await tx.campaign(hold.campaign)
         if record.pending is None and not record.bot_paused:
@@ -85,9 +85,9 @@ class Breaker:
     async def reject(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """Drop the parked hold: nothing is paused."""
         hold = (await self._pending(tx, decision_id)).hold
-        await tx.decide_pending(decision_id, "rejected", by=by, now=now)
+        await tx.decide_pending(decision_id, Parked.REJECTED, by=by, now=now)
         await tx.remove_hold(hold.campaign, f"pending:{hold.owner}")
-        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, "rejected",
+        await tx.add_audit(AuditRow(now, "decision", hold.campaign, hold.owner, Act.PAUSE, Parked.REJECTED,
                                     f"decision #{decision_id} rejected by {by}: not paused"))
         return CampaignRef.parse(hold.campaign)
 
@@ -96,17 +96,17 @@ class Breaker:
         found = await tx.pending(decision_id=decision_id, status=None)
         if not found:
             raise ConfigError(f"no decision #{decision_id}")
-        if found[0].status != "pending":
+        if found[0].status != Parked.PENDING:
             raise ConfigError(f"decision #{decision_id} is already {found[0].status}")
         return found[0]
 
     @staticmethod
     async def expire(tx: Tx, now: datetime) -> list[PendingDecision]:
         """Expire pending decisions past their time; their parked holds go away."""
-        expired = [p for p in await tx.pending(status="pending") if p.expires_at <= now]
+        expired = [p for p in await tx.pending(status=Parked.PENDING) if p.expires_at <= now]
         for pending in expired:
-            await tx.decide_pending(pending.id, "expired", by="campaign-guard", now=now)
+            await tx.decide_pending(pending.id, Parked.EXPIRED, by="campaign-guard", now=now)
             await tx.remove_hold(pending.hold.campaign, f"pending:{pending.hold.owner}")
             await tx.add_audit(AuditRow(now, "decision", pending.hold.campaign, pending.hold.owner, Act.PAUSE,
-                                        "expired", f"decision #{pending.id} expired without approval: not paused"))
+                                        Parked.EXPIRED, f"decision #{pending.id} expired without approval: not paused"))
         return expired

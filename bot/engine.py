@@ -157,7 +157,7 @@ def compare(comparison: Comparison, value: Any) -> bool:
             return False
         return order(value, operand)
     if op == "exists":
-        return (value is not _MISSING) == operand
+        return bool((value is not _MISSING) == operand)
     if value is _MISSING:
         return op in ("ne", "not_in")
     if op == "matches":

@@ -23,7 +23,7 @@ from bot.events import CampaignRef, Event, utcnow
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier, deliver
 from bot.reconciler import Reconciler, mark
-from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Pending, active
+from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Parked, Pending, active
 from bot.state.sqlite import SqliteStateStore, Tx
 from bot.vendors.base import CampaignStatus, CampaignVendor
 from bot.vocabulary import Act
@@ -238,12 +238,12 @@ class Executor:
             if _every_key(owner):
                 continue
             held.update(await tx.held_by(owner))
-            for parked in await tx.pending(status="pending"):
+            for parked in await tx.pending(status=Parked.PENDING):
                 if parked.hold.owner == owner:
-                    await tx.decide_pending(parked.id, "withdrawn", by=decision.rule, now=now)
+                    await tx.decide_pending(parked.id, Parked.WITHDRAWN, by=decision.rule, now=now)
                     await tx.remove_hold(parked.hold.campaign, f"pending:{owner}")
                     await tx.add_audit(AuditRow(now, "decision", parked.hold.campaign, decision.rule, Act.PAUSE,
-                                                "withdrawn", f"decision #{parked.id} withdrawn: {decision.reason}",
+                                                Parked.WITHDRAWN, f"decision #{parked.id} withdrawn: {decision.reason}",
                                                 decision.event_ids))
         return [CampaignRef.parse(key) for key in sorted(held)]
 

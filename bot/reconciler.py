@@ -135,8 +135,11 @@ class Reconciler:
         # without a read endpoint the pause is sent: the vendor makes it a no-op on a paused or draft
         # campaign, and its answer is the evidence
         resend = record.pending is Pending.PAUSE_SENT and seen is None   # a pause whose answer was lost
-        if not resend and (record := await self._admitted(ref, record, holds)) is None:
-            return
+        if not resend:
+            admitted = await self._admitted(ref, record, holds)
+            if admitted is None:
+                return
+            record = admitted
         sent_at = record.sent_at if resend and record.sent_at else self._clock()
         record = await self._save(replace(record, pending=Pending.PAUSE_SENT, sent_at=sent_at,
                                           bot_paused=False))
@@ -200,7 +203,7 @@ class Reconciler:
             await self._settle_lost_pause(ref, record)
             return
         if not record.bot_paused:
-            simulated = ("action", "dry_run", f"dry run: would have resumed {ref}", {})
+            simulated: _Audit = ("action", "dry_run", f"dry run: would have resumed {ref}", {})
             await self._finish(record, [], settle=True, dry_paused=False,
                                audit=simulated if record.dry_paused else None)
             return

@@ -11,7 +11,7 @@ from typing import Final
 from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorUnavailable
 from bot.events import CampaignRef
 from bot.slack.blocks import esc
-from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold
+from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold, HoldKind
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
 __all__ = [
@@ -95,7 +95,7 @@ def campaign_line(ref: CampaignRef, view: VendorView | None, record: CampaignRec
     lines += [f"    • hold {_hold(h)}" for h in active] or ["    • no hold"]
     if override is not None:
         lines.append(f"    • override by {esc(override[0])}: rules leave it alone until {_when(override[1])}")
-    parked = [h for h in holds if h.kind == "pending"]
+    parked = [h for h in holds if h.kind == HoldKind.PENDING]
     if parked:
         lines.append(f"    • {len(parked)} automated pause(s) waiting for approval")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = ["ACTIVE_KINDS", "AUTOMATED_KINDS", "PASSIVE_KINDS", "SENT", "AuditRow", "CampaignRecord", "Hold",
-           "HoldKind", "Pending", "PendingDecision", "active"]
+           "HoldKind", "Parked", "Pending", "PendingDecision", "active"]
 
 
 class Pending(StrEnum):
@@ -101,6 +101,16 @@ class AuditRow:
     id: int | None = None
 
 
+class Parked(StrEnum):
+    """Where a pause the blast-radius breaker parked stands."""
+
+    PENDING = "pending"         # waiting for a person
+    APPROVED = "approved"       # paused after all
+    REJECTED = "rejected"       # a person said no
+    EXPIRED = "expired"         # nobody answered within BOT_PENDING_TTL
+    WITHDRAWN = "withdrawn"     # its cause went away (the alert resolved) before anyone answered
+
+
 @dataclass(frozen=True, slots=True)
 class PendingDecision:
     """An automated pause the blast-radius breaker parked until a person approves or rejects it."""
@@ -108,5 +118,5 @@ class PendingDecision:
     id: int
     hold: Hold              # the hold it would place (owner, kind, reason, triggering events)
     expires_at: datetime
-    status: str             # pending | approved | rejected | expired
+    status: str             # a Parked
     decided_by: str | None = None
