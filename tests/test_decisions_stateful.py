@@ -10,7 +10,8 @@ step's vendor call is in flight.
 Checked after every step, and at quiescence (everything finished, a sweep run):
 - no resume is sent while a hold remains, and no campaign the bot resumed stays running under a hold;
 - a pause campaign-guard made (it saw the campaign running, then paused) with no hold left ends resumed;
-- no pause is claimed (`bot_paused`) without the evidence, and none is resumed unless it was the bot's;
+- no pause is claimed (`bot_paused`) without the evidence, and none is resumed unless it was the bot's
+  (as of the bot's last read: a person acting while the write waits for the rate limit races it);
 - never STOPPED (the fakes have no such write), never a draft started;
 - at most one answered vendor write per intent (resends only after a lost answer).
 """
@@ -69,9 +70,17 @@ class TruthVendor(FakeVendor):
         self.lose_answer = False
         self.paused_for: dict[str, datetime | None] = {}
         self.resumed_for: dict[str, datetime | None] = {}
+        #: campaigns a person changed since the bot last read them: a write that waited (rate limit) after
+        #: its read races the person, and no vendor offers a conditional write to close that window
+        self.person_since_read: set[str] = set()
+
+    async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
+        self.person_since_read.discard(campaign_id)
+        return await super().observe(campaign_id, background=background)
 
     def person(self, campaign_id: str, status: CampaignStatus) -> None:
         self.resumed_for.pop(campaign_id, None)
+        self.person_since_read.add(campaign_id)
         self.set(campaign_id, status)
         self.last_actor[campaign_id] = "person"
         self.bot_paused_truth[campaign_id] = False
@@ -184,7 +193,8 @@ class DecisionMachine(RuleBasedStateMachine):
             holds = active(await tx.holds(key))
         if holds:
             self.violations.append(f"resume of {key} sent while held by {[h.owner for h in holds]}")
-        if not self.vendors[vendor].bot_paused_truth.get(campaign_id):
+        raced = campaign_id in self.vendors[vendor].person_since_read
+        if not self.vendors[vendor].bot_paused_truth.get(campaign_id) and not raced:
             self.violations.append(f"resume of {key}, whose pause was not campaign-guard's")
 
     def teardown(self) -> None:
