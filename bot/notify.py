@@ -17,8 +17,8 @@ log = structlog.get_logger(__name__)
 class Notice:
     """One thing people should hear about.
 
-    kind: paused | resumed | skipped | failed | dry_run | shadow | suppressed | breaker_open |
-          pending_decision | decision_expired
+    kind: paused | confirmed | unproven | resumed | skipped | failed | dry_run | shadow | suppressed |
+          breaker_open | pending_decision | decision_expired | override | drift | withdrawn | carried_live
     """
 
     kind: str

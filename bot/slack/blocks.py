@@ -28,6 +28,10 @@ _TITLES: Final = {
     "breaker_open": ":rotating_light: Blast-radius breaker open",
     "pending_decision": ":raised_hand: Pause waiting for approval", "decision_expired": ":hourglass: Decision expired",
     "override": ":bust_in_silhouette: Resumed by a person", "shadow": ":ghost: Shadow decisions",
+    "unproven": ":grey_question: Paused, but not by campaign-guard's proof: it will not resume it",
+    "drift": ":bust_in_silhouette: Changed at the vendor by a person",
+    "withdrawn": ":leftwards_arrow_with_hook: Vendor call withdrawn before it was sent",
+    "carried_live": ":octagonal_sign: Held in dry run, pausing now that the vendor is live",
 }
 #: Notices about a campaign the bot holds paused: they carry Resume and Keep paused.
 PAUSE_KINDS: Final = frozenset({"paused", "confirmed", "dry_run"})
