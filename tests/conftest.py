@@ -79,6 +79,14 @@ class FakeVendor:
             raise WriteCancelled(self.name, f"POST {op} {campaign_id}", sent_before=False)
         self._call(op, campaign_id)
 
+    async def _write_and_read(self, op: str, campaign_id: str, guard: Guard | None,
+                              target: CampaignStatus) -> WriteResult:
+        """A read vendor's write: send it, then read again; proven when the read shows the target."""
+        await self._send(op, campaign_id, guard)
+        self.set(campaign_id, target)
+        after = await self.observe(campaign_id)
+        return WriteResult(after.status, sent=True, proven=after.status is target, changed_at=after.changed_at)
+
     async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
                     sent_at: datetime | None = None) -> WriteResult:
         if self.can_read_state:
@@ -87,11 +95,7 @@ class FakeVendor:
                 raise VendorRefused(self.name, f"pause of campaign {campaign_id}", "status unknown")
             if status is not CampaignStatus.ACTIVE:
                 return WriteResult(status, sent=False, proven=False, detail=f"campaign is {status}")
-            await self._send("pause", campaign_id, guard)
-            self.set(campaign_id, CampaignStatus.PAUSED)
-            after = await self.observe(campaign_id)
-            return WriteResult(after.status, sent=True, proven=after.status is CampaignStatus.PAUSED,
-                               changed_at=after.changed_at)
+            return await self._write_and_read("pause", campaign_id, guard, CampaignStatus.PAUSED)
         await self._send("pause", campaign_id, guard)
         status = self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
         if status is CampaignStatus.ACTIVE:
@@ -107,11 +111,7 @@ class FakeVendor:
                 return WriteResult(status, sent=False, proven=False, detail="already active")
             if status is not CampaignStatus.PAUSED:
                 raise VendorRefused(self.name, f"resume of campaign {campaign_id}", f"campaign is {status}")
-            await self._send("resume", campaign_id, guard)
-            self.set(campaign_id, CampaignStatus.ACTIVE)
-            after = await self.observe(campaign_id)
-            return WriteResult(after.status, sent=True, proven=after.status is CampaignStatus.ACTIVE,
-                               changed_at=after.changed_at)
+            return await self._write_and_read("resume", campaign_id, guard, CampaignStatus.ACTIVE)
         await self._send("resume", campaign_id, guard)
         status = self.statuses.get(campaign_id, CampaignStatus.UNKNOWN)
         if status is CampaignStatus.DRAFT:
