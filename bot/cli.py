@@ -1,4 +1,5 @@
-"""`campaign-guard` command line: run | web | worker | simulate | demo | audit | decisions | replay | rules."""
+"""`campaign-guard` command line: run | web | worker | healthcheck | simulate | demo | audit | decisions | replay |
+rules."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
 
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
@@ -19,19 +21,86 @@ from bot.log import configure_logging
 __all__ = ["main"]
 
 
+_SETTINGS_HINT = "Every setting is a BOT_* environment variable; README \"Configuration\" lists them all."
+_BROKER_STATE = """\
+  BOT_BROKER_URL          memory:// (embedded, `run` only) or amqp://user:pass@host:5672/vhost
+  BOT_BROKER_PREFIX       prefix of every exchange and queue name (campaign-guard)"""
+_STATE = """\
+  BOT_STATE_URL           SQLite file, sqlite:///.campaign-guard/state.db; one worker per file
+  BOT_RULES_DIR           directory of rule files (rules)"""
+_WEB = """\
+  BOT_HTTP_HOST, BOT_HTTP_PORT   where the web receiver listens (127.0.0.1, 8080)
+  BOT_WEBHOOK_TOKEN       token of /webhooks/events, /webhooks/inbox (and Smartlead, alerts)
+  BOT_SMARTLEAD_WEBHOOK_SECRET, BOT_LEADTERRA_WEBHOOK_SECRET   vendor webhook signatures
+  BOT_ALERTMANAGER_TOKEN, BOT_GRAFANA_WEBHOOK_SECRET          alert webhooks
+  BOT_SLACK_SIGNING_SECRET                                    /slack/commands, /slack/interactions
+  (a webhook whose secret is unset answers 401)"""
+_WORKER = """\
+  BOT_DRY_RUN             record decisions, call no vendor (a vendor without an API key is always dry-run)
+  BOT_SMARTLEAD_API_KEY, BOT_LEADTERRA_API_KEY, BOT_INBOX_API_KEY   vendor API keys
+  BOT_SLACK_BOT_TOKEN, BOT_SLACK_CHANNEL                            Slack notices
+  BOT_INVENTORY_FILE      campaign → sender emails the vendors do not report
+  BOT_PREFETCH, BOT_RETRY_DELAYS, BOT_SWEEP_SECONDS, BOT_BREAKER_LIMIT, BOT_BREAKER_WINDOW"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions; keeps multi-line text (the settings epilogs) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _epilog(*sections: str) -> str:
+    return "main settings:\n" + "\n".join(sections) + "\n\n" + _SETTINGS_HINT
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="campaign-guard",
         description="Pause and resume outreach campaigns when the numbers go bad. Settings: BOT_* variables.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="web receiver and worker in one process (default: embedded broker, SQLite)")
-    sub.add_parser("web", help="web receiver only (needs BOT_BROKER_URL=amqp://...)")
-    sub.add_parser("worker", help="worker only (needs BOT_BROKER_URL=amqp://...)")
+    raw = _HelpFormatter
+    sub.add_parser(
+        "run", help="web receiver and worker in one process (default: embedded broker, SQLite)", formatter_class=raw,
+        description="Run the web receiver (webhooks, Slack, /healthz, /readyz, /metrics) and the worker (rules, "
+                    "holds, vendor calls) in one process until SIGTERM/SIGINT. With the default "
+                    "BOT_BROKER_URL=memory:// the broker is embedded: nothing queued survives the process.",
+        epilog=_epilog(_BROKER_STATE, _STATE, _WEB, _WORKER))
+    sub.add_parser(
+        "web", help="web receiver only (needs BOT_BROKER_URL=amqp://...)", formatter_class=raw,
+        description="Run the web receiver only: authenticate, normalize and publish webhooks and Slack requests "
+                    "to RabbitMQ (202 once confirmed). Stateless: run as many as you like. Needs "
+                    "BOT_BROKER_URL=amqp://...; a `worker` consumes what it publishes.",
+        epilog=_epilog(_BROKER_STATE, _WEB))
+    sub.add_parser(
+        "worker", help="worker only (needs BOT_BROKER_URL=amqp://...)", formatter_class=raw,
+        description="Run the worker only: consume events from RabbitMQ, apply the rules, place holds and call "
+                    "the vendors. One worker per SQLite database: a second one on the same BOT_STATE_URL refuses "
+                    "to start. `campaign-guard healthcheck` tells whether it is alive.",
+        epilog=_epilog(_BROKER_STATE, _STATE, _WORKER))
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 when a worker on BOT_STATE_URL is alive (for container health checks)",
+        formatter_class=raw,
+        description="Check the worker of the state database named by BOT_STATE_URL: it holds the database's "
+                    "worker lock and touched it (its heartbeat, once per BOT_SWEEP_SECONDS) recently. Prints "
+                    "one line; exit 0 when alive, 1 when not. Takes no lock and opens no database.")
+    health.add_argument("--max-age", type=float, metavar="SECONDS",
+                        help="oldest acceptable heartbeat (default: 3 x BOT_SWEEP_SECONDS + 60)")
     simulate = sub.add_parser("simulate", help="serve the vendor simulator (Smartlead, Leadterra, Inbox)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
-    sub.add_parser("demo", help="start the simulator and the bot, play a bounce spike, show what happened")
+    sub.add_parser(
+        "demo", help="start the simulator and the bot, play a bounce spike, show what happened", formatter_class=raw,
+        description="Start the vendor simulator and the bot (web and worker in one process, a throw-away state "
+                    "database), play a bounce spike through signed Smartlead webhooks (each delivered twice), "
+                    "then print the vendor calls the bot made and the audit trail explaining them. Touches no "
+                    "real vendor: the vendors' base URLs and keys are the simulator's.",
+        epilog="main settings:\n  BOT_RULES_DIR           the rules played (rules)\n"
+               "  BOT_BROKER_URL          memory:// (default) or a RabbitMQ (a fresh prefix per demo)\n"
+               "  (state, HTTP port, vendor URLs, keys and secrets are the demo's own)\n\n" + _SETTINGS_HINT)
     audit = sub.add_parser("audit", help="list decisions and actions from the state database")
     audit.add_argument("--campaign", help="only this campaign, written vendor:id")
     audit.add_argument("--limit", type=int, default=50)
@@ -67,17 +136,37 @@ def _rules_check(directory: Path) -> int:
     return 0
 
 
+def _campaign_option(text: str) -> str:
+    """A `--campaign` value as `vendor:id`; ConfigError (one line) naming the expected form otherwise."""
+    from bot.events import VENDORS, CampaignRef
+
+    try:
+        return str(CampaignRef.parse(text.strip()))
+    except ValidationError as exc:
+        problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ") if exc.errors() else "invalid"
+    raise ConfigError(f"--campaign {text[:80]!r}: expected vendor:id with vendor one of {', '.join(sorted(VENDORS))}"
+                      f" (e.g. smartlead:123, leadterra:camp_123, inbox:abc123): {problem}")
+
+
+def _healthcheck(settings: Settings, max_age: float | None) -> int:
+    from bot.state.worker_lock import check_alive
+
+    limit = max_age if max_age is not None else 3 * settings.sweep_seconds + 60
+    problem = check_alive(settings.state_path, max_age=limit)
+    if problem is not None:
+        print(f"campaign-guard: worker unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print(f"worker alive on {settings.state_path}")
+    return 0
+
+
 async def _audit(
     settings: Settings, *, campaign: str | None, limit: int, as_json: bool, export: bool = False
 ) -> int:
-    from bot.events import CampaignRef
     from bot.state.sqlite import SqliteStateStore
 
     if campaign is not None:
-        try:
-            campaign = str(CampaignRef.parse(campaign))
-        except ValueError as exc:
-            raise ConfigError(f"--campaign: {exc}") from None
+        campaign = _campaign_option(campaign)
     if not settings.state_path.exists():
         raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL); nothing recorded yet")
     async with SqliteStateStore.open(settings.state_path) as store:
@@ -152,6 +241,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         asyncio.run(run_simulator(args.host, args.port))
         return 0
     settings = load_settings()
+    if args.command == "healthcheck":
+        return _healthcheck(settings, args.max_age)
     if args.command == "decisions":
         return asyncio.run(_decisions(settings, args.verb, args.id, by=args.by))
     if args.command == "audit":
@@ -181,10 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings_for_logs = Settings()
         json_logs, level = settings_for_logs.log_json, settings_for_logs.log_level
-    except ValidationError:  # reported properly by load_settings() below
+    except (ValidationError, SettingsError):  # reported properly (one line) by load_settings() below
         json_logs, level = True, "info"
     # Commands whose stdout is their output (reports, JSON lines) log errors only, to stderr.
-    quiet = args.command in ("rules", "audit", "replay")
+    quiet = args.command in ("rules", "audit", "replay", "healthcheck")
     configure_logging(json=json_logs, level="error" if quiet else level, stream=sys.stderr if quiet else None)
     try:
         return _dispatch(args)

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Any, Final
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from bot.errors import ConfigError
 
 __all__ = ["REAL_BASE_URLS", "Settings", "load_settings"]
 
-#: The vendors' production hosts (vendors.md §0, all [C]).
+#: The vendors' production hosts (docs/vendors.md §0, all [C]).
 REAL_BASE_URLS: Final = {
     "smartlead": "https://server.smartlead.ai/api/v1",
     "leadterra": "https://app.leadterra.co/v1",
     "inbox": "https://inboxapp.com/api/v1",
 }
+
+
+#: Optional settings for which an empty value means "not set".
+_OPTIONAL: Final = (
+    "inventory_file", "webhook_token", "alertmanager_token", "grafana_webhook_secret", "slack_signing_secret",
+    "slack_bot_token", "slack_channel", "smartlead_api_key", "smartlead_webhook_secret", "leadterra_api_key",
+    "leadterra_webhook_secret", "inbox_api_key",
+)
+#: RabbitMQ's per-queue TTL is at most 2^32-1 ms; a retry delay of more than 30 days is a mistake anyway.
+_MAX_DELAY: Final = 30 * 86400.0
 
 
 class Settings(BaseSettings):
@@ -38,7 +52,7 @@ class Settings(BaseSettings):
     # worker
     prefetch: int = Field(16, ge=1, le=1000)
     max_deliveries: int = Field(10, ge=1, le=1000)
-    retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0, 120.0, 600.0)
     drain_seconds: float = Field(20.0, ge=0)
     override_days: float = Field(7.0, ge=0, description="after a person resumes, rules leave the campaign alone")
     breaker_limit: int = Field(5, ge=1, description="automated pauses per vendor allowed within breaker_window")
@@ -69,7 +83,7 @@ class Settings(BaseSettings):
     slack_resume_users: str = Field("", description="Slack user ids allowed to resume (empty: nobody)")
     slack_approve_users: str = Field("", description="Slack user ids allowed to approve/reject parked pauses")
     slack_digest_seconds: float = Field(300.0, gt=0, description="shadow notices are batched per interval")
-    slack_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    slack_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0, 120.0, 600.0)
     slack_max_attempts: int = Field(30, ge=1, description="attempts per Slack message before it is marked failed")
 
     # vendors
@@ -90,6 +104,43 @@ class Settings(BaseSettings):
     inbox_pause_path: str = "/campaigns/v2/{id}/disable"
     inbox_resume_path: str = "/campaigns/v2/{id}/enable"
     inbox_state_path: str = "/campaigns/{id}"
+
+    @field_validator(*_OPTIONAL, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`BOT_X=` (as Compose's `${BOT_X:-}` passes an unset variable) means unset, not an empty value."""
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            return None if not text.strip() else value
+        return value
+
+    @field_validator("retry_delays", "slack_retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: Any) -> Any:
+        """A JSON list of seconds (`[1,5,30]`) or comma-separated numbers (`1,5,30`), each finite and ≥ 0."""
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                parsed = json.loads(text) if text.startswith("[") else [float(part) for part in text.split(",")
+                                                                         if part.strip()]
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, list) or not all(
+                    isinstance(n, int | float) and not isinstance(n, bool) for n in parsed):
+                raise ValueError("must be a JSON list of seconds, e.g. [1,5,30,120,600] (or 1,5,30,120,600)")
+            value = parsed
+        if isinstance(value, list | tuple) and not all(
+                isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) and 0 <= n <= _MAX_DELAY
+                for n in value):
+            raise ValueError(f"every delay must be a number of seconds from 0 to {_MAX_DELAY:.0f} (30 days)")
+        return value
+
+    @field_validator("smartlead_base_url", "leadterra_base_url", "inbox_base_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("broker_url")
     @classmethod
@@ -161,13 +212,24 @@ class Settings(BaseSettings):
         return self.dry_run or self.api_key(vendor) is None
 
 
+def _problem(message: str) -> str:
+    """pydantic's message without its `Value error, ` prefix."""
+    return message.removeprefix("Value error, ")
+
+
 def load_settings() -> Settings:
-    """Read the environment; raise ConfigError naming each bad variable."""
+    """Read the environment; raise ConfigError naming each bad variable, all on one line:
+    `invalid settings: BOT_A: <problem>; BOT_B: <problem>`."""
     try:
         return Settings()
     except ValidationError as exc:
-        lines = []
+        problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            lines.append(f"BOT_{field.upper()}: {err['msg']}")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+            problems.append(f"BOT_{field.upper()}: {_problem(err['msg'])}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        # a value pydantic-settings could not even decode (as JSON, for a list); names the field
+        found = re.search(r'field "([a-z_]+)"', str(exc))
+        name = f"BOT_{found.group(1).upper()}" if found else "a BOT_* variable"
+        raise ConfigError(f"invalid settings: {name}: cannot parse the value") from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from bot.breaker import Breaker
 from bot.broker import make_broker
 from bot.broker.base import Broker
 from bot.config import Settings
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError
 from bot.executor import Executor
 from bot.inventory import Inventory, load_inventory_file
 from bot.inventory_refresh import InventoryRefresher
@@ -29,6 +31,7 @@ from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.operator import SlackOperator
 from bot.state.outbox import SqliteOutbox
 from bot.state.sqlite import SqliteStateStore
+from bot.state.worker_lock import WorkerLock
 from bot.vendors import build_vendors
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
@@ -69,10 +72,55 @@ def _warn_closed_sources(settings: Settings) -> None:
         "inbox": token, "events": token,
         "alertmanager": token or settings.alertmanager_token is not None,
         "grafana": token or settings.alertmanager_token is not None or settings.grafana_webhook_secret is not None,
+        "slack": settings.slack_signing_secret is not None,
     }.items() if not ok]
     if closed:
         log.warning("webhook.sources_closed", sources=closed,
-                    hint="set BOT_WEBHOOK_TOKEN / BOT_<VENDOR>_WEBHOOK_SECRET; these answer 401 until then")
+                    hint="set BOT_WEBHOOK_TOKEN, BOT_<VENDOR>_WEBHOOK_SECRET, BOT_ALERTMANAGER_TOKEN, "
+                         "BOT_SLACK_SIGNING_SECRET; these answer 401 until then")
+
+
+def _listen(settings: Settings) -> list[socket.socket]:
+    """Bind and listen on BOT_HTTP_HOST:BOT_HTTP_PORT before anything else starts (one socket per address
+    the host resolves to, as asyncio would); ConfigError naming the setting when that is impossible.
+    Connections wait in the backlog until the app serves them, once the worker consumes."""
+    host, port = settings.http_host, settings.http_port
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {where} (BOT_HTTP_HOST): {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"cannot listen on {where} (BOT_HTTP_PORT): address in use") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"cannot listen on {where} (BOT_HTTP_PORT): permission denied") from None
+        raise ConfigError(f"cannot listen on {where} (BOT_HTTP_HOST / BOT_HTTP_PORT): "
+                          f"{exc.strerror or exc}") from None
+    return sockets
+
+
+async def _heartbeat(lock: WorkerLock, every: float, duties: list[asyncio.Task[None]]) -> None:
+    """Touch the worker lock's mtime every sweep interval while the event loop turns and the periodic duties
+    (the sweeper) are still running: what `campaign-guard healthcheck` reads. A dead sweeper, or a loop
+    blocked for longer than the check's `--max-age`, makes the worker unhealthy."""
+    while not any(duty.done() for duty in duties):
+        lock.beat()
+        await asyncio.sleep(every)
+    log.error("worker.heartbeat_stopped", reason="a periodic duty ended", duties=[d.get_name() for d in duties])
 
 
 async def _inventory(settings: Settings, store: SqliteStateStore) -> Inventory:
@@ -120,6 +168,8 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     """State, vendors, executor, Slack operator, inventory; then consume, sweep and refresh in the background.
     Everything started is registered on `stack` so it stops in reverse order."""
     rules, broker = services.rules, services.broker
+    # one worker per database file (bot.state.worker_lock); `web` alone never takes it
+    lock = stack.enter_context(WorkerLock.acquire(settings.state_path))
     store = await stack.enter_async_context(SqliteStateStore.open(settings.state_path))
     session = await stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
@@ -146,6 +196,8 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
     sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
     stack.push_async_callback(_cancel, sweeper)
+    heartbeat = asyncio.create_task(_heartbeat(lock, settings.sweep_seconds, [sweeper]), name="heartbeat")
+    stack.push_async_callback(_cancel, heartbeat)
     if settings.inventory_refresh > 0:      # first refresh at once, in the background
         refresher = InventoryRefresher(inventory, store, vendors)
         refreshing = asyncio.create_task(refresher.run(settings.inventory_refresh), name="inventory")
@@ -163,19 +215,23 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool,
     _register_secrets(settings)
     rules = load_rules(settings.rules_dir)              # fail fast on a bad rule file
     async with AsyncExitStack() as stack:
+        # the port first: a busy port is one line naming BOT_HTTP_PORT, before any broker or worker starts
+        listening = _listen(settings) if with_web else []
+        for sock in listening:
+            stack.callback(sock.close)
         broker = make_broker(settings)
         await broker.start()
         stack.push_async_callback(broker.close)
         services = Services(settings, broker, rules)
         if with_worker:
             await _start_worker(settings, services, stack, notifier)
-        if with_web:
+        if with_web:                                    # served once the worker consumes; stopped before it
             _warn_closed_sources(settings)
             runner = web.AppRunner(create_app(settings, broker), access_log=None, shutdown_timeout=5)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, settings.http_host, settings.http_port)
-            await site.start()
+            for sock in listening:
+                await web.SockSite(runner, sock).start()
             services.port = runner.addresses[0][1] if runner.addresses else settings.http_port
             log.info("web.started", host=settings.http_host, port=services.port)
         yield services

@@ -53,3 +53,24 @@ def test_dockerfile_runs_the_console_script() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["campaign-guard"]' in text and "HEALTHCHECK" in text
     assert "COPY rules" in text
+
+
+def test_compose_passes_the_slack_alert_and_inventory_settings_through(compose: dict) -> None:
+    """Without them Slack answers 401 and alerts and the inventory file cannot be configured in Compose."""
+    from bot.config import Settings
+
+    environment = compose["x-bot-environment"]
+    fields = {f"BOT_{name.upper()}" for name in Settings.model_fields}
+    assert set(environment) <= fields, set(environment) - fields          # no typo: every name is a setting
+    for name in ("BOT_SLACK_SIGNING_SECRET", "BOT_SLACK_BOT_TOKEN", "BOT_SLACK_CHANNEL", "BOT_SLACK_PAUSE_USERS",
+                 "BOT_SLACK_RESUME_USERS", "BOT_SLACK_APPROVE_USERS", "BOT_ALERTMANAGER_TOKEN",
+                 "BOT_GRAFANA_WEBHOOK_SECRET", "BOT_INVENTORY_FILE", "BOT_INVENTORY_REFRESH"):
+        assert str(environment[name]).startswith(f"${{{name}"), name        # passed through from the shell/.env
+    for role in ("web", "worker"):
+        assert compose["services"][role]["environment"]["BOT_SLACK_SIGNING_SECRET"] == "${BOT_SLACK_SIGNING_SECRET:-}"
+
+
+def test_the_worker_health_check_is_a_real_liveness_command(compose: dict) -> None:
+    test = compose["services"]["worker"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "campaign-guard"]
+    assert _parser().parse_args(test[2:]).command == "healthcheck"

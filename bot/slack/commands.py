@@ -145,6 +145,11 @@ def _button_value(raw: Any) -> dict[str, Any]:
     return value
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object field, or {} when it is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
 def click_event(payload: Mapping[str, Any], *, body: bytes, now: datetime) -> Event | None:
     """The canonical event for a `block_actions` payload on one of our buttons; None for anything else."""
     actions = payload.get("actions")
@@ -159,9 +164,9 @@ def click_event(payload: Mapping[str, Any], *, body: bytes, now: datetime) -> Ev
     decision_id = value.get("decision_id")
     if decision_id is not None and not isinstance(decision_id, int):
         raise PayloadError("button value: decision_id must be an integer")
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+    user = _object(payload.get("user"))
+    message = _object(payload.get("message"))
+    channel = _object(payload.get("channel"))
     data: dict[str, Any] = {
         "action": action_id, "campaign": campaign, "decision_id": decision_id,
         "user_id": str(user.get("id", "")), "user_name": str(user.get("username") or user.get("name") or ""),

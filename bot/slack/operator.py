@@ -76,7 +76,8 @@ class SlackOperator:
         if event.type == "interaction.clicked":
             return await self._click(event, user)
         verb = event.type.removeprefix("command.")
-        refs = [CampaignRef.parse(str(c)) for c in data.get("campaigns") or [] if isinstance(c, str)]
+        listed = data.get("campaigns")
+        refs = [CampaignRef.parse(c) for c in (listed if isinstance(listed, list) else []) if isinstance(c, str)]
         if verb in ("status", "list", "history"):
             return await self._read(event, verb, refs)
         if verb not in ("pause", "resume"):
@@ -107,7 +108,8 @@ class SlackOperator:
             return await self._answer_once(event, "this button names no campaign campaign-guard knows; nothing done")
         if not self._allowed(user, PERMISSIONS[action]):
             return await self._refuse(event, user, action, [ref])
-        decision = data.get("decision_id") if isinstance(data.get("decision_id"), int) else None
+        decision_id = data.get("decision_id")
+        decision = decision_id if isinstance(decision_id, int) and not isinstance(decision_id, bool) else None
 
         async def apply(tx: Tx, ref: CampaignRef, view: VendorView, now: datetime) -> Step:
             if action == "resume":
@@ -123,7 +125,9 @@ class SlackOperator:
 
         def body(text: str) -> dict[str, Any]:
             result = f"*{_LABELS[action]}* clicked by <@{user}>: {text}"
-            return clicked_message(data.get("message_blocks") or [], str(data.get("message_text") or ""), result)
+            blocks = data.get("message_blocks")
+            return clicked_message(blocks if isinstance(blocks, list) else [], str(data.get("message_text") or ""),
+                                   result)
 
         return await self._run(event, [ref], apply, header="", body=body)
 
@@ -188,7 +192,8 @@ class SlackOperator:
         async with self._store.transaction() as tx:
             new = await tx.record_event(event, now)
             if new:
-                for target in [str(ref) for ref in refs] or [None]:
+                targets: list[str | None] = [str(ref) for ref in refs]
+                for target in targets or [None]:
                     await tx.add_audit(AuditRow(now, "refusal", target, None, action, "refused", detail,
                                                 (event.id,), {"user_id": user, "via": "slack"}))
         log.warning("slack.refused", user_id=user, action=action, campaigns=[str(r) for r in refs])

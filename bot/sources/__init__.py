@@ -7,6 +7,7 @@ Pure: no I/O, no clock (`received_at` is passed in), no logging. Anything unusab
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -40,6 +41,8 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE: Final = "body is not valid JSON: a string holds a lone surrogate (\\ud800-\\udfff)"
 
 
 def _has_lone_surrogate(payload: Any) -> bool:
@@ -66,18 +69,25 @@ def parse_json(body: bytes) -> Any:
         raise PayloadError("body is empty; expected JSON")
     try:
         # what json.loads(body, parse_constant=...) does, without building a decoder per call
-        payload = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        if not text.isascii() and _SURROGATE.search(text):      # raw (not \u-escaped) surrogate bytes
+            raise PayloadError(_LONE_SURROGATE)
+        payload = _DECODER.decode(text)
     except RecursionError:
         raise PayloadError("body is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from None
     if b"\\" in body and _has_lone_surrogate(payload):   # no backslash, no escape, no surrogate
-        raise PayloadError("body is not valid JSON: a string holds a lone surrogate (\\ud800-\\udfff)")
+        raise PayloadError(_LONE_SURROGATE)
     return payload
 
 
-def normalize(source: str, body: bytes, *, received_at: datetime) -> list[Event]:
+def normalize(source: str, body: bytes, *, received_at: datetime, idempotency_key: str | None = None,
+              request_id: str | None = None) -> list[Event]:
     """Turn one raw webhook body from `source` into canonical events (usually one).
+
+    `idempotency_key` and `request_id` identify `events` items that carry no `id` (bot.sources.canonical);
+    other sources ignore them (their payloads identify themselves).
 
     Raises:
         PayloadError: unknown source, invalid JSON, wrong shape, or an invalid field (named).
@@ -87,4 +97,7 @@ def normalize(source: str, body: bytes, *, received_at: datetime) -> list[Event]
         raise PayloadError(f"unknown source {source[:40]!r}; expected one of {sorted(NORMALIZERS)}")
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
+    if source == "events":
+        return canonical.normalize(parse_json(body), received_at, idempotency_key=idempotency_key,
+                                   request_id=request_id)
     return normalizer(parse_json(body), received_at)

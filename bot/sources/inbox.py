@@ -1,4 +1,4 @@
-"""Inbox (inboxapp.com) webhooks → canonical events (vendors.md §3.5).
+"""Inbox (inboxapp.com) webhooks → canonical events (docs/vendors.md §3.5).
 
 The envelope is `{id, seq, teamId, type, timestamp, version, data}`; `id` is the dedupe key and
 `seq` (kept in `data.seq`) lets gaps be detected.

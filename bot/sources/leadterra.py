@@ -1,4 +1,4 @@
-"""Leadterra webhooks → canonical events: the `{event, timestamp, data}` envelope (vendors.md §2.6).
+"""Leadterra webhooks → canonical events: the `{event, timestamp, data}` envelope (docs/vendors.md §2.6).
 
 Leadterra documents `campaign.started`, `message.sent`, `message.bounced` (`data.bounceType`
 hard|soft, `data.bounceReason`) and `reply.received`; it has no `campaign.paused` event. Field names
@@ -75,7 +75,7 @@ def _campaign(inner: Fields, event_type: str) -> CampaignRef | None:
 
 
 def _event_id(body: dict[str, Any], inner: Fields, event_type: str) -> str:
-    """`data.reply.id` for replies, `data.messageId` for message events (vendors.md §2.6), else a hash."""
+    """`data.reply.id` for replies, `data.messageId` for message events (docs/vendors.md §2.6), else a hash."""
     if event_type == "email.replied" and (reply_id := inner.first_text("reply.id", "replyId")):
         return keyed_id(SOURCE, event_type, reply_id)
     if event_type in ("email.sent", "email.bounced") and (message := inner.first_text("messageId", "message.id")):

@@ -31,6 +31,7 @@ __all__ = [
     "make_event",
     "parse_timestamp",
     "require_object",
+    "scoped_id",
     "validation_reason",
     "vendor_id",
 ]
@@ -57,6 +58,11 @@ def _bounded(prefix: str, key: str) -> str:
 def vendor_id(source: str, event_id: str) -> str:
     """Id from the vendor's own event id: `<source>:id:<event id>`."""
     return _bounded(f"{source}:id:", event_id)
+
+
+def scoped_id(prefix: str, key: str) -> str:
+    """`prefix + key`, bounded like every id (a long or non-ASCII key is hashed): e.g. `events:key:<key>`."""
+    return _bounded(prefix, key)
 
 
 def keyed_id(source: str, event_type: str, *parts: str) -> str:

@@ -2,7 +2,7 @@
 
 Format A and the legacy help-center payloads are flat and carry `event_type` (`EMAIL_REPLY`, ...);
 Format B is flat with `event` (`EMAIL_REPLIED`, ...); Format C is `{id, type, created_at, data, links,
-meta}` with dot-style types (`email.account.disconnected`). See vendors.md §1.6.
+meta}` with dot-style types (`email.account.disconnected`). See docs/vendors.md §1.6.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Why not aiosqlite here: every statement would hop to aiosqlite's thread and back, and one event costs
 dozens of statements (an event, a window per listening rule, holds, the campaign record). Statements on
-a local WAL database with synchronous=NORMAL take microseconds, far less than the hop, so they run on
-the event loop's thread directly (bench/load.py: 32 → see README for the figures after the change).
-A checkpoint can still block the loop for a few milliseconds; nothing else waits on disk.
+a local WAL database take microseconds, far less than the hop, so they run on the event loop's thread
+directly (bench/load.py: 32 → see README for the figures after the change). Two things wait on the disk
+there: each COMMIT, which with synchronous=FULL returns only once the WAL is fsynced (group commit pays
+that once per group; bench/durability.py measures it), and a checkpoint, a few milliseconds now and then.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ class DecisionQueries:
         return int(cursor.lastrowid or 0)
 
     async def pending(self, *, decision_id: int | None = None, status: str | None = "pending") -> list[PendingDecision]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[int | str] = []
         if decision_id is not None:
             clauses.append("id = ?")
             args.append(decision_id)

@@ -11,6 +11,7 @@ notifier may enqueue from anywhere, even from a callback that runs while a decis
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -93,6 +94,7 @@ class SqliteOutbox:
         try:
             db = await aiosqlite.connect(str(path), isolation_level=None)
             await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")     # as the state store: a queued notice survives a crash
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -180,7 +182,10 @@ class SqliteOutbox:
             if item.status != "queued":
                 return item
             async with self._recorded:
-                await self._recorded.wait_for(lambda seen=generation: self._generation != seen)
+                await self._recorded.wait_for(functools.partial(self._changed_since, generation))
+
+    def _changed_since(self, generation: int) -> bool:
+        return self._generation != generation
 
     async def items(self, *, status: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())

@@ -252,7 +252,7 @@ class SqliteStateStore:
         try:
             db = BlockingConnection(str(path))
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA synchronous=FULL")    # a COMMIT survives an OS crash or power loss
             await db.execute("PRAGMA busy_timeout=0")   # never block the loop: `_begin` waits instead
             await db.executescript(SCHEMA)
             await _migrate(db)

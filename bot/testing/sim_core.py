@@ -28,7 +28,7 @@ __all__ = [
     "max_in_window",
 ]
 
-#: Where each vendor is served, mirroring the real base URLs' paths (vendors.md §0).
+#: Where each vendor is served, mirroring the real base URLs' paths (docs/vendors.md §0).
 PREFIXES: Final = {"smartlead": "/smartlead/api/v1", "leadterra": "/leadterra/v1", "inbox": "/inbox/api/v1"}
 
 #: Credentials the simulator accepts unless told otherwise (fake, for tests and demos only).

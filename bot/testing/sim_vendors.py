@@ -1,6 +1,6 @@
 """Vendor simulator: the three vendors' HTTP contracts (auth, rate limits, campaign state machines).
 
-Faithful to vendors.md where it is documented; where it is silent the simulator chooses, and says so:
+Faithful to docs/vendors.md where it is documented; where it is silent the simulator chooses, and says so:
 
 Smartlead (`?api_key=`, or `api_key` in a POST body):
   GET /campaigns/{id} (envelope `{"success": true, "data": {...}}`, or flat with shape "flat"; its
@@ -21,7 +21,7 @@ Leadterra (Bearer): POST /campaigns/{id}/pause|start, GET /campaigns/{id}/stats;
 Inbox (Bearer): GET /campaigns/{id}; POST /campaigns/v2/{id}/enable|disable with a JSON object body;
   POST /campaigns/{id}/pause (the v1 "pause an active campaign" page: active only, else 409).
   enable: draft/paused → active (needs leads/sequence, else 422). disable: active or draft → paused
-  (the seed: "disabling any campaign transitions it to paused"); completed → 409 STATE_CONFLICT;
+  (the vendor's API reference: "disabling any campaign transitions it to paused"); completed → 409 STATE_CONFLICT;
   same-state → 409 when `strict_same_state`, else 200. Limits per token: reads and writes apart.
 """
 

@@ -12,7 +12,7 @@ __all__ = ["CampaignStatus", "CampaignVendor", "Guard", "InventorySource", "Obse
 
 
 class CampaignStatus(StrEnum):
-    """One status vocabulary for every vendor (vendors.md §6)."""
+    """One status vocabulary for every vendor (docs/vendors.md §6)."""
 
     DRAFT = "draft"
     ACTIVE = "active"

@@ -1,6 +1,6 @@
 """Pause/resume logic shared by vendors with a read endpoint (Smartlead, Inbox): read, act, read again.
 
-Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (vendors.md §7, §8.4, §8.7):
+Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (docs/vendors.md §7, §8.4, §8.7):
 
 * `pause` reads the campaign first (unless the caller passes the read it just made as `current`).
   ACTIVE → send the pause. PAUSED → no call, not proven ("already paused": someone else did it).

@@ -1,6 +1,6 @@
 """Inbox (inboxapp.com) client: read, disable (pause) and enable (resume) a campaign with a Bearer token.
 
-Contract (vendors.md §3, seed 003): `GET /campaigns/{id}` reads `status` (draft|active|paused|completed)
+Contract (docs/vendors.md §3, the vendor's API reference): `GET /campaigns/{id}` reads `status` (draft|active|paused|completed)
 and `updatedAt` (the campaign's last-change stamp, kept verbatim as `Observation.changed_at`);
 `POST /campaigns/v2/{id}/enable` with body `{}` resumes (and would launch a draft);
 `POST /campaigns/v2/{id}/disable` pauses — that path is a guess [G], so all three paths come from

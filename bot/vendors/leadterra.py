@@ -1,6 +1,6 @@
 """Leadterra client: pause and start a campaign with a Bearer key; Leadterra has no read endpoint.
 
-Contract (vendors.md §2, seeds 001 and 004): `POST /campaigns/{id}/pause` and `POST /campaigns/{id}/start`,
+Contract (docs/vendors.md §2, the vendor's API reference): `POST /campaigns/{id}/pause` and `POST /campaigns/{id}/start`,
 no request body; answers `{"id", "status": "paused", "pausedAt"}` / `{"id", "status": "running", "startedAt"}`.
 Pause on a paused or draft campaign and start on a running one are documented no-ops returning the
 current state (with its ORIGINAL `pausedAt`/`startedAt`), so both writes are retried on

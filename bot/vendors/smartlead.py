@@ -1,6 +1,6 @@
 """Smartlead client: read, pause and resume a campaign through the v1 API (key in the query string).
 
-Contract (vendors.md §1, seed 000): `GET /campaigns/{id}` reads the status and `updated_at` (the campaign's
+Contract (docs/vendors.md §1, the vendor's API reference): `GET /campaigns/{id}` reads the status and `updated_at` (the campaign's
 last-change stamp, kept verbatim as `Observation.changed_at`); `POST /campaigns/{id}/status`
 with `{"status": "PAUSED"}` pauses and `{"status": "START"}` resumes (the campaign then reports ACTIVE).
 `STOPPED` is permanent: it, and anything else but PAUSED/START, is refused by an allowlist checked

@@ -10,7 +10,8 @@ Rules (fail closed: nothing configured → 401):
   header (BOT_GRAFANA_TIMESTAMP_HEADER, default `X-Grafana-Alerting-Signature-Timestamp`; Unix
   seconds, refused when further than BOT_GRAFANA_SIGNATURE_MAX_AGE from our clock). A token is then
   not enough. Without the secret: the bearer token, as for alertmanager.
-Comparisons use `hmac.compare_digest`; reasons never hold a secret, token or signature.
+Comparisons use `hmac.compare_digest`; reasons never hold a secret, token or signature, and each names the
+setting that configures what was missing or wrong.
 """
 
 from __future__ import annotations
@@ -51,20 +52,25 @@ def grafana_signature(body: bytes, headers: Mapping[str, str], *, secret: str, t
     """None when Grafana signed `body` with `secret`; else the reason to refuse."""
     given = (headers.get(GRAFANA_SIGNATURE_HEADER) or headers.get(_GRAFANA_DEFAULT_HEADER, "")).strip()
     if not given:
-        return f"missing {GRAFANA_SIGNATURE_HEADER}"
+        return f"missing {GRAFANA_SIGNATURE_HEADER} (required while BOT_GRAFANA_WEBHOOK_SECRET is set)"
     if given[:7].lower() == "sha256=":
         given = given[7:]
     timestamp = headers.get(timestamp_header, "").strip() if timestamp_header else ""
     signed = timestamp.encode("utf-8", "replace") + b":" + body if timestamp else body
     if not _equal(given.lower(), hmac_hex(signed, secret)):
-        return f"invalid {GRAFANA_SIGNATURE_HEADER}"
+        return f"invalid {GRAFANA_SIGNATURE_HEADER} (not signed with BOT_GRAFANA_WEBHOOK_SECRET)"
     if timestamp and max_age > 0:
         # ASCII and short: int() refuses "²" and 5000 digits (a 500) and reads Arabic-Indic digits
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
-            return f"invalid {timestamp_header}: expected Unix seconds"
+            return f"invalid {timestamp_header}: expected Unix seconds (BOT_GRAFANA_TIMESTAMP_HEADER)"
         if abs(now.timestamp() - int(timestamp)) > max_age:
-            return f"stale {timestamp_header}: more than {max_age:g} s from now"
+            return f"stale {timestamp_header}: more than {max_age:g} s from now (BOT_GRAFANA_SIGNATURE_MAX_AGE)"
     return None
+
+
+def _token_setting(settings: Settings) -> str:
+    """The setting whose token alert senders must present."""
+    return "BOT_ALERTMANAGER_TOKEN" if _secret(settings.alertmanager_token) else "BOT_WEBHOOK_TOKEN"
 
 
 def _token(source: str, headers: Mapping[str, str], query: Mapping[str, str], settings: Settings) -> AuthResult:
@@ -80,10 +86,10 @@ def _token(source: str, headers: Mapping[str, str], query: Mapping[str, str], se
     if query.get("token"):
         offered.append(query["token"])
     if not offered:
-        return AuthResult.refused("missing token: Authorization: Bearer <token>")
+        return AuthResult.refused(f"missing token: Authorization: Bearer <token> ({_token_setting(settings)})")
     if any(_equal(candidate, token) for candidate in offered):
         return AuthResult.passed("token")
-    return AuthResult.refused("invalid token")
+    return AuthResult.refused(f"invalid token (does not match {_token_setting(settings)})")
 
 
 def authenticate_alert(source: str, *, headers: Mapping[str, str], query: Mapping[str, str], body: bytes,

@@ -9,7 +9,8 @@ Rules per source (fail closed: a source whose secret is not configured is refuse
 - leadterra: `X-Leadterra-Signature: <hex HMAC-SHA256(raw body, BOT_LEADTERRA_WEBHOOK_SECRET)>`
   (an optional `sha256=` prefix is tolerated). Required.
 - inbox, events: BOT_WEBHOOK_TOKEN as bearer or `?token=`.
-All comparisons use `hmac.compare_digest`. Reasons never contain a secret, token or signature.
+All comparisons use `hmac.compare_digest`. Reasons never contain a secret, token or signature, and every
+refusal names the setting that configures the missing or wrong secret (`(BOT_WEBHOOK_TOKEN)`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ __all__ = [
 SMARTLEAD_HEADER: Final = "X-Smartlead-Signature"
 LEADTERRA_HEADER: Final = "X-Leadterra-Signature"
 _TOKEN_HINT: Final = "Authorization: Bearer <token> or ?token=<token>"
+_TOKEN: Final = "BOT_WEBHOOK_TOKEN"
+_SMARTLEAD_SECRET: Final = "BOT_SMARTLEAD_WEBHOOK_SECRET"
+_LEADTERRA_SECRET: Final = "BOT_LEADTERRA_WEBHOOK_SECRET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ def _offered_tokens(headers: Mapping[str, str], query: Mapping[str, str]) -> lis
 def _check_token(tokens: list[str], token: str) -> AuthResult:
     if any(_equal(offered, token) for offered in tokens):
         return AuthResult.passed("token")
-    return AuthResult.refused("invalid token")
+    return AuthResult.refused(f"invalid token (does not match {_TOKEN})")
 
 
 def _body_secret(body: bytes) -> str | None:
@@ -110,44 +114,45 @@ def _smartlead(headers: Mapping[str, str], query: Mapping[str, str], body: bytes
     tokens = _offered_tokens(headers, query)
     if signature is not None and secret is not None:
         ok = _signature_ok(signature, body, secret)
-        return AuthResult.passed("signature") if ok else AuthResult.refused(f"invalid {SMARTLEAD_HEADER}")
+        return AuthResult.passed("signature") if ok else AuthResult.refused(
+            f"invalid {SMARTLEAD_HEADER} (not signed with {_SMARTLEAD_SECRET})")
     if tokens and token is not None:
         return _check_token(tokens, token)
     if signature is None and secret is not None and (offered := _body_secret(body)) is not None:
-        return AuthResult.passed("secret_key") if _equal(offered, secret) else AuthResult.refused("invalid secret_key")
+        return AuthResult.passed("secret_key") if _equal(offered, secret) else AuthResult.refused(
+            f"invalid secret_key (does not match {_SMARTLEAD_SECRET})")
     if secret is None and token is None:
-        return AuthResult.refused("no secret configured for smartlead")
+        return AuthResult.refused(f"no secret configured for smartlead (set {_SMARTLEAD_SECRET} or {_TOKEN})")
     # the request offers a credential we hold no secret for: fail closed, naming the missing setting
     if signature is not None:
-        return AuthResult.refused("no secret configured for smartlead (signature given, "
-                                  "BOT_SMARTLEAD_WEBHOOK_SECRET unset)")
+        return AuthResult.refused(f"no secret configured for smartlead (signature given, {_SMARTLEAD_SECRET} unset)")
     if tokens:
-        return AuthResult.refused("no secret configured for smartlead (token given, BOT_WEBHOOK_TOKEN unset)")
+        return AuthResult.refused(f"no secret configured for smartlead (token given, {_TOKEN} unset)")
     if secret is None and _body_secret(body) is not None:
-        return AuthResult.refused("no secret configured for smartlead (secret_key given, "
-                                  "BOT_SMARTLEAD_WEBHOOK_SECRET unset)")
-    return AuthResult.refused(f"missing credentials: {SMARTLEAD_HEADER}, secret_key or {_TOKEN_HINT}")
+        return AuthResult.refused(f"no secret configured for smartlead (secret_key given, {_SMARTLEAD_SECRET} unset)")
+    return AuthResult.refused(f"missing credentials: {SMARTLEAD_HEADER}, secret_key or {_TOKEN_HINT} "
+                              f"({_SMARTLEAD_SECRET} / {_TOKEN})")
 
 
 def _leadterra(headers: Mapping[str, str], body: bytes, settings: Settings) -> AuthResult:
     secret = _configured(settings.leadterra_webhook_secret)
     if secret is None:
-        return AuthResult.refused("no secret configured for leadterra")
+        return AuthResult.refused(f"no secret configured for leadterra (set {_LEADTERRA_SECRET})")
     signature = headers.get(LEADTERRA_HEADER)
     if not signature:
-        return AuthResult.refused(f"missing {LEADTERRA_HEADER}")
+        return AuthResult.refused(f"missing {LEADTERRA_HEADER} (signed with {_LEADTERRA_SECRET})")
     if _signature_ok(signature, body, secret):
         return AuthResult.passed("signature")
-    return AuthResult.refused(f"invalid {LEADTERRA_HEADER}")
+    return AuthResult.refused(f"invalid {LEADTERRA_HEADER} (not signed with {_LEADTERRA_SECRET})")
 
 
 def _token_only(source: str, headers: Mapping[str, str], query: Mapping[str, str], settings: Settings) -> AuthResult:
     token = _configured(settings.webhook_token)
     if token is None:
-        return AuthResult.refused(f"no secret configured for {source}")
+        return AuthResult.refused(f"no secret configured for {source} (set {_TOKEN})")
     tokens = _offered_tokens(headers, query)
     if not tokens:
-        return AuthResult.refused(f"missing token: {_TOKEN_HINT}")
+        return AuthResult.refused(f"missing token: {_TOKEN_HINT} ({_TOKEN})")
     return _check_token(tokens, token)
 
 
@@ -161,4 +166,4 @@ def authenticate(
         return _leadterra(headers, body, settings)
     if source in ("inbox", "events"):
         return _token_only(source, headers, query, settings)
-    return AuthResult.refused(f"no secret configured for {source[:40]}")
+    return AuthResult.refused(f"no secret configured for {source[:40]} (no setting authenticates it)")

@@ -75,7 +75,8 @@ async def _verified_body(request: web.Request, endpoint: str) -> bytes:
     if not secret:
         raise _refused(endpoint, 401, "no secret configured for slack (BOT_SLACK_SIGNING_SECRET)")
     if not slack_signature_ok(body, request.headers, secret=secret, clock=request.app[CLOCK]):
-        raise _refused(endpoint, 401, "invalid or stale Slack signature")
+        raise _refused(endpoint, 401, "invalid or stale Slack signature (X-Slack-Signature, not signed with "
+                                      "BOT_SLACK_SIGNING_SECRET in the last 5 minutes)")
     return body
 
 

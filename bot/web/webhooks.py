@@ -6,6 +6,10 @@ authentication (401) → normalization (400) → publish each event with confirm
 told "accepted" only once every event is in the broker; when a publish fails midway the sender
 retries and the stable event ids dedupe what already went through.
 
+`/webhooks/events` items without an `id` are identified by the request's `Idempotency-Key` header (a
+retry with the same key is a duplicate), else by a fresh request id: every such POST is then a distinct
+event (bot.sources.canonical).
+
 Other intakes (`/webhooks/alertmanager`, `/webhooks/grafana`, `/slack/...`) get a module each: the
 `{source}` pattern here matches only the sources in `bot.sources.WEBHOOK_SOURCES`.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
@@ -28,12 +33,14 @@ from bot.sources import WEBHOOK_SOURCES, normalize
 from bot.web.auth import AuthResult, authenticate
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
 
-__all__ = ["RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "routes"]
+__all__ = ["IDEMPOTENCY_HEADER", "RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "routes"]
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 RETRY_AFTER_SECONDS: Final = 5
+#: Identifies a `/webhooks/events` request whose events carry no `id`: a retry with the same key dedupes.
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 #: authenticate a request body at a time: (body, now) → verdict
 Check = Callable[[bytes, datetime], AuthResult]
 #: fields to add to a 202 answer, from the events about to be published
@@ -88,7 +95,11 @@ async def _receive(request: web.Request, source: str, check: Check, extras: Extr
     if not auth.ok:
         return _refuse(source, 401, auth.reason)
     try:
-        events = normalize(source, body, received_at=now)
+        if source == "events":
+            events = normalize(source, body, received_at=now, idempotency_key=_idempotency_key(request),
+                               request_id=uuid.uuid4().hex)
+        else:
+            events = normalize(source, body, received_at=now)
     except PayloadError as exc:
         return _refuse(source, 400, str(exc))
     ids = [event.id for event in events]
@@ -105,6 +116,16 @@ async def _receive(request: web.Request, source: str, check: Check, extras: Extr
     log.debug("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
               event_types=sorted({event.type for event in events}), **more)
     return web.json_response({"accepted": published, "ids": ids, **more}, status=202)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The `Idempotency-Key` header, stripped; None when absent; PayloadError (400) when given empty."""
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not value.strip():
+        raise PayloadError(f"header {IDEMPOTENCY_HEADER}: expected a non-empty key (or leave the header out)")
+    return value.strip()
 
 
 async def _publish_all(request: web.Request, events: list[Event]) -> int:

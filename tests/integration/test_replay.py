@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from bot import cli
-from bot.broker.topology import HEADER_REASON
+from bot.broker.topology import HEADER_REASON, Names
 from bot.executor import Executor
 from bot.log import configure_logging
 from bot.ruleset import load_rules
@@ -104,3 +105,27 @@ async def test_peek_keeps_the_dead_letters_and_their_order(raw: AbstractChannel,
     taken = await broker.dead_letters(10)
     assert [(d.message_id, r) for d, r in taken] == [("d0", "reason 0"), ("d1", "reason 1"), ("d2", "reason 2")]
     assert await broker.dead_letters(10, peek=True) == []
+
+
+async def test_dry_run_declares_nothing_on_the_broker(
+    amqp_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A dry run on a prefix RabbitMQ has never seen creates no exchange and no queue: it only looks."""
+    monkeypatch.setattr(cli, "configure_logging", functools.partial(configure_logging, cache=False))
+    monkeypatch.setenv("BOT_BROKER_URL", amqp_url)
+    monkeypatch.setenv("BOT_BROKER_PREFIX", prefix)
+    assert await asyncio.to_thread(cli.main, ["replay", "--dry-run"]) == 0
+    assert f"no dead-letter queue {prefix}.dead at " in capsys.readouterr().out
+    names = Names(prefix)
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for queue in names.all_queues([1.0, 5.0, 30.0, 120.0, 600.0]):
+            channel = await connection.channel()
+            with pytest.raises(ChannelNotFoundEntity):
+                await channel.declare_queue(queue, passive=True)
+        for exchange in names.all_exchanges():
+            channel = await connection.channel()
+            with pytest.raises(ChannelNotFoundEntity):
+                await channel.get_exchange(exchange, ensure=True)
+    finally:
+        await connection.close()

@@ -56,3 +56,17 @@ def test_fields_read_typed_values_forgivingly() -> None:
     assert fields.first_integer("missing", "z") == 0
     assert fields.first_text("a.c", "a.b") == "x"
     assert Fields(["not", "a", "dict"]).get("a") is None
+
+
+@pytest.mark.parametrize("body", [
+    b'{"event": "\xed\xa0\x80", "data": {}}',               # a surrogate as raw (invalid) UTF-8 bytes
+    b'{"event": "\\ud800", "data": {}}',                   # the same as a JSON escape
+    '{"event": "\ud83d"}'.encode("utf-16-le", "surrogatepass"),
+])
+def test_a_lone_surrogate_is_a_400_not_a_500_at_publish(body: bytes) -> None:
+    from bot.errors import PayloadError
+    from bot.sources import parse_json
+
+    with pytest.raises(PayloadError, match="lone surrogate"):
+        parse_json(body)
+    assert parse_json('{"event": "é 😀"}'.encode()) == {"event": "é 😀"}

@@ -65,10 +65,12 @@ async def test_truncated_alerts_are_reported_in_the_answer_and_a_warning(
 @pytest.mark.parametrize(
     ("settings", "headers", "status", "reason"),
     [
-        ({"webhook_token": None}, bearer(), 401, "no secret configured for alertmanager"),
-        ({}, {}, 401, "missing token"),
-        ({}, bearer("wrong"), 401, "invalid token"),
-        ({"alertmanager_token": ALERTS_TOKEN}, bearer(), 401, "invalid token"),     # dedicated replaces shared
+        ({"webhook_token": None}, bearer(), 401,
+         "no secret configured for alertmanager (BOT_ALERTMANAGER_TOKEN, BOT_WEBHOOK_TOKEN)"),
+        ({}, {}, 401, "missing token: Authorization: Bearer <token> (BOT_WEBHOOK_TOKEN)"),
+        ({}, bearer("wrong"), 401, "invalid token (does not match BOT_WEBHOOK_TOKEN)"),
+        ({"alertmanager_token": ALERTS_TOKEN}, bearer(), 401,
+         "invalid token (does not match BOT_ALERTMANAGER_TOKEN)"),                  # dedicated replaces shared
         ({"alertmanager_token": ALERTS_TOKEN}, bearer(ALERTS_TOKEN), 202, ""),
         ({"webhook_token": None, "alertmanager_token": ALERTS_TOKEN}, bearer(ALERTS_TOKEN), 202, ""),
         ({}, bearer(), 202, ""),
@@ -98,16 +100,19 @@ async def test_grafana_signature_over_body_or_timestamp_and_body(
     assert [p.routing_key for p in broker.published] == ["grafana.alert.firing"]
 
 
+MISSING = "missing X-Grafana-Alerting-Signature (required while BOT_GRAFANA_WEBHOOK_SECRET is set)"
+INVALID = "invalid X-Grafana-Alerting-Signature (not signed with BOT_GRAFANA_WEBHOOK_SECRET)"
+
+
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda h, ts: {k: v for k, v in h.items() if k != "X-Grafana-Alerting-Signature"},
-         "missing X-Grafana-Alerting-Signature"),
-        (lambda h, ts: {**h, "X-Grafana-Alerting-Signature": "0" * 64}, "invalid X-Grafana-Alerting-Signature"),
-        (lambda h, ts: {**h, TS_HEADER: str(ts + 1)}, "invalid X-Grafana-Alerting-Signature"),    # ts is signed
-        (lambda h, ts: {k: v for k, v in h.items() if k != TS_HEADER}, "invalid X-Grafana-Alerting-Signature"),
+        (lambda h, ts: {k: v for k, v in h.items() if k != "X-Grafana-Alerting-Signature"}, MISSING),
+        (lambda h, ts: {**h, "X-Grafana-Alerting-Signature": "0" * 64}, INVALID),
+        (lambda h, ts: {**h, TS_HEADER: str(ts + 1)}, INVALID),    # ts is signed
+        (lambda h, ts: {k: v for k, v in h.items() if k != TS_HEADER}, INVALID),
         (lambda h, ts: {**bearer(), **{k: v for k, v in h.items() if "Signature" not in k}},
-         "missing X-Grafana-Alerting-Signature"),                   # with a secret a token is not enough
+         MISSING),                                                  # with a secret a token is not enough
     ],
 )
 async def test_grafana_bad_signature_is_refused(
@@ -134,7 +139,7 @@ def test_grafana_timestamp_window_and_custom_header(clock: FrozenClock) -> None:
                                  now=clock())
 
     assert check(now - 299) is None and check(now + 200) is None
-    assert check(now - 301) == f"stale {TS_HEADER}: more than 300 s from now"
+    assert check(now - 301) == f"stale {TS_HEADER}: more than 300 s from now (BOT_GRAFANA_SIGNATURE_MAX_AGE)"
     assert check(now - 86400, max_age=0) is None                                 # 0: no age check
     assert check(now, header="X-Grafana-Alerting-Timestamp") is None
     headers = {"X-Grafana-Alerting-Signature": "sha256=" + grafana_headers(body)["X-Grafana-Alerting-Signature"]}

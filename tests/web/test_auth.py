@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -91,6 +92,8 @@ def test_refusals_carry_a_reason(source: str, kwargs: dict[str, Any], reason: st
     assert not result.ok
     assert result.reason.startswith(reason)
     assert TOKEN not in result.reason and SMARTLEAD_SECRET not in result.reason
+    if source != "grafana":     # not a webhook source: bot.web.alert_auth authenticates it
+        assert re.search(r"\(.*BOT_[A-Z_]+.*\)$", result.reason), "a 401 names the setting of the secret"
 
 
 def test_body_secret_is_not_read_from_a_non_object_body() -> None:

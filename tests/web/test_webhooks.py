@@ -86,6 +86,42 @@ async def test_batch_of_canonical_events_publishes_each(
     assert answer["ids"] == [p.message_id for p in broker.published]
 
 
+COMPLAINT = json.dumps({"type": "email.complained", "campaign": "smartlead:1843021"}).encode()
+
+
+async def test_events_without_id_or_key_are_distinct_per_post(make_client: MakeClient, broker: FakeBroker) -> None:
+    """Two identical complaints in the same second are two events (the worker dedupes by event id)."""
+    client = await make_client()
+    answers = [await (await client.post("/webhooks/events", data=COMPLAINT, headers=bearer())).json()
+               for _ in range(2)]
+    first, second = (answer["ids"][0] for answer in answers)
+    assert first != second and first.startswith("events:post:") and second.startswith("events:post:")
+    assert [p.message_id for p in broker.published] == [first, second]
+
+
+async def test_idempotency_key_makes_a_retry_a_duplicate(make_client: MakeClient, broker: FakeBroker) -> None:
+    client = await make_client()
+    headers = {**bearer(), "Idempotency-Key": "crm-complaint-42"}
+    for _ in range(2):
+        response = await client.post("/webhooks/events", data=COMPLAINT, headers=headers)
+        assert response.status == 202
+        assert (await response.json())["ids"] == ["events:key:crm-complaint-42"]
+    assert [p.message_id for p in broker.published] == ["events:key:crm-complaint-42"] * 2   # deduped by the worker
+    other = await client.post("/webhooks/events", data=COMPLAINT, headers={**bearer(), "Idempotency-Key": "43"})
+    assert (await other.json())["ids"] == ["events:key:43"]
+    own_id = json.dumps({"id": "c-1", "type": "email.complained", "campaign": "smartlead:1843021"}).encode()
+    response = await client.post("/webhooks/events", data=own_id, headers={**bearer(), "Idempotency-Key": "44"})
+    assert (await response.json())["ids"] == ["events:id:c-1"]          # the event's own id comes first
+
+
+async def test_an_empty_idempotency_key_is_refused(make_client: MakeClient, broker: FakeBroker) -> None:
+    client = await make_client()
+    response = await client.post("/webhooks/events", data=COMPLAINT, headers={**bearer(), "Idempotency-Key": " "})
+    assert response.status == 400
+    assert "Idempotency-Key" in (await response.json())["error"]
+    assert broker.published == []
+
+
 async def test_redelivery_publishes_the_same_id(make_client: MakeClient, broker: FakeBroker, payload: Payload) -> None:
     client = await make_client()
     body = payload("leadterra_message_sent.json")
@@ -122,7 +158,10 @@ async def test_unauthenticated_requests_get_401_and_publish_nothing(
     before = count(source, 401)
     response = await client.post(f"/webhooks/{source}", data=body, headers=headers, params=params)
     assert response.status == 401
-    assert (await response.json())["error"].startswith(reason)
+    error = (await response.json())["error"]
+    assert error.startswith(reason)
+    assert any(setting in error for setting in ("BOT_WEBHOOK_TOKEN", "BOT_SMARTLEAD_WEBHOOK_SECRET",
+                                                "BOT_LEADTERRA_WEBHOOK_SECRET")), error
     assert broker.published == []
     assert not broker.entered.is_set()
     assert count(source, 401) == before + 1
