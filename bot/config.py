@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     breaker_window: float = Field(600.0, gt=0)
     pending_ttl: float = Field(86400.0, gt=0, description="seconds a parked decision waits for approval")
     sweep_seconds: float = Field(30.0, gt=0, description="how often pending actions and decisions are swept")
+    reconcile_seconds: float = Field(
+        300.0, ge=0, description="how often the vendor state of every held or bot-paused campaign is re-read "
+        "(drift watch; 0 turns it off)")
     inventory_file: Path | None = None
     inventory_refresh: float = Field(600.0, ge=0, description="seconds between reads of vendor campaign → sender lists; 0: off")
 

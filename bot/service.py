@@ -7,7 +7,7 @@ import contextlib
 import errno
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -115,7 +115,7 @@ def _listen(settings: Settings) -> list[socket.socket]:
 
 async def _heartbeat(lock: WorkerLock, every: float, duties: list[asyncio.Task[None]]) -> None:
     """Touch the worker lock's mtime every sweep interval while the event loop turns and the periodic duties
-    (the sweeper) are still running: what `campaign-guard healthcheck` reads. A dead sweeper, or a loop
+    (the sweeper, the drift watch) are still running: what `campaign-guard healthcheck` reads. A dead sweeper, or a loop
     blocked for longer than the check's `--max-age`, makes the worker unhealthy."""
     while not any(duty.done() for duty in duties):
         lock.beat()
@@ -131,14 +131,15 @@ async def _inventory(settings: Settings, store: SqliteStateStore) -> Inventory:
     return inventory
 
 
-async def _sweep(worker: Worker, every: float) -> None:
-    """Periodically expire parked decisions and finish vendor actions left pending (approvals, retries)."""
+async def _every(duty: Callable[[], Awaitable[object]], seconds: float, name: str) -> None:
+    """Run a background duty periodically: the sweep (parked decisions, pending actions, clock-based
+    releases) or the drift watch. A failed round is logged; the next one comes all the same."""
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(seconds)
         try:
-            await worker.sweep()
+            await duty()
         except BotError as exc:
-            log.warning("sweep.failed", error=str(exc))
+            log.warning(f"{name}.failed", error=str(exc))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -191,12 +192,15 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
                     operator=operator, max_retries=len(settings.retry_delays),
                     max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes))
     services.store, services.worker, services.outbox = store, worker, outbox
-    recovered = await worker.recover()
+    recovered = await worker.start(frozenset(vendors) - dry)
     await broker.consume(worker.handle)
     stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
-    sweeper = asyncio.create_task(_sweep(worker, settings.sweep_seconds), name="sweeper")
-    stack.push_async_callback(_cancel, sweeper)
-    heartbeat = asyncio.create_task(_heartbeat(lock, settings.sweep_seconds, [sweeper]), name="heartbeat")
+    duties = [asyncio.create_task(_every(worker.sweep, settings.sweep_seconds, "sweep"), name="sweeper")]
+    if settings.reconcile_seconds > 0:      # the drift watch
+        duties.append(asyncio.create_task(_every(worker.watch, settings.reconcile_seconds, "watch"), name="watch"))
+    for duty in duties:
+        stack.push_async_callback(_cancel, duty)
+    heartbeat = asyncio.create_task(_heartbeat(lock, settings.sweep_seconds, duties), name="heartbeat")
     stack.push_async_callback(_cancel, heartbeat)
     if settings.inventory_refresh > 0:      # first refresh at once, in the background
         refresher = InventoryRefresher(inventory, store, vendors)
