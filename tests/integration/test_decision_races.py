@@ -2,6 +2,7 @@
 
 - a firing alert that arrives while a resume is in flight pauses the campaign again right after it;
 - a resolution that arrives while a pause is in flight resumes it right after (no paused-for-good);
+- a resume waiting out a 429 is withdrawn unsent when an alert fires meanwhile (the write's guard);
 - a Leadterra campaign a person had paused before an alert is never claimed, so never resumed;
 - a Smartlead resume-then-pause in the UI between two reads makes the pause a person's: never resumed.
 """
@@ -64,15 +65,12 @@ class Bot:
         async with self.services.store.transaction() as tx:
             return [h.owner for h in active(await tx.holds(campaign))]
 
-    async def until_held(self, campaign: str, owner: str) -> None:
-        """Wait (bounded) until the worker committed `owner`'s hold: the handler then waits for the lock."""
+    async def until_held(self, campaign: str, owner: str, *, held: bool = True) -> None:
+        """Wait (bounded) until the worker committed `owner`'s hold (or its removal); its handler then waits
+        for the campaign's lock, held by the call in flight. The store has no change feed to await, so this
+        looks at it again every 10 ms: a wait for the condition itself, never a guess at a duration."""
         async with asyncio.timeout(30):
-            while owner not in await self.holds(campaign):
-                await asyncio.sleep(0.01)
-
-    async def until_released(self, campaign: str, owner: str) -> None:
-        async with asyncio.timeout(30):
-            while owner in await self.holds(campaign):
+            while (owner in await self.holds(campaign)) is not held:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
     def writes(self, campaign_id: str) -> list[Any]:
@@ -131,13 +129,35 @@ async def test_a_firing_alert_during_an_inflight_resume_pauses_the_campaign_agai
     assert await bot.outcomes("smartlead:601") == [("pause", "paused"), ("resume", "resumed"), ("pause", "paused")]
 
 
+async def test_a_resume_waiting_out_a_429_is_withdrawn_when_an_alert_fires_meanwhile(bot: Bot, sim) -> None:
+    await bot.alert("firing", "fa", "smartlead:601")
+    await bot.settled()
+    # the resume's POST is answered 429 with Retry-After 5 s: the client waits, then asks its guard
+    sim.inject("smartlead", "rate_limit", method="POST", retry_after=5)
+    await bot.alert("resolved", "fa", "smartlead:601")
+    async with asyncio.timeout(30):
+        await sim.wait_until(lambda: any(c.status == 429 for c in sim.calls))
+    await bot.alert("firing", "fb", "smartlead:601")
+    await bot.until_held("smartlead:601", "alert:fb")
+    await bot.settled()
+
+    assert bot.writes("601") == [{"status": "PAUSED"}, {"status": "START"}]      # the 429'd one, not resent
+    assert sim.status_of("smartlead:601") == "PAUSED"
+    assert await bot.holds("smartlead:601") == ["alert:fb"]
+    assert ("resume", "withdrawn") in await bot.outcomes("smartlead:601")
+    assert bot.services.store is not None
+    async with bot.services.store.transaction() as tx:
+        record = await tx.campaign("smartlead:601")
+    assert record.bot_paused and record.pending is None         # still campaign-guard's own pause
+
+
 async def test_a_resolution_during_an_inflight_pause_resumes_the_campaign(bot: Bot, sim) -> None:
     sim.inject("smartlead", "hold", method="POST")                  # the pause waits in flight
     await bot.alert("firing", "fa", "smartlead:601")
     async with asyncio.timeout(30):
         await sim.wait_until(lambda: sim.held)
     await bot.alert("resolved", "fa", "smartlead:601")
-    await bot.until_released("smartlead:601", "alert:fa")
+    await bot.until_held("smartlead:601", "alert:fa", held=False)
     sim.release_hangs()
     await bot.settled()
 
@@ -158,7 +178,7 @@ async def test_a_leadterra_campaign_a_person_paused_is_never_claimed_nor_resumed
     assert await bot.holds("leadterra:camp_61") == ["alert:fa"]
     assert await bot.outcomes("leadterra:camp_61") == [("pause", "unproven")]
     assert bot.services.store is not None
-    row = [r for r in await bot.services.store.audit(campaign="leadterra:camp_61") if r.kind == "action"][0]
+    row = next(r for r in await bot.services.store.audit(campaign="leadterra:camp_61") if r.kind == "action")
     assert "never resume it automatically" in row.detail and "pausedAt" in row.detail
 
     await bot.alert("resolved", "fa", "leadterra:camp_61")
