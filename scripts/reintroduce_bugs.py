@@ -1,0 +1,91 @@
+"""Reintroduce, one at a time, each bug the decision core was fixed for, run the tests that must catch it,
+and restore the file. Prints one line per bug: CAUGHT (a test failed) or MISSED.
+
+    .venv/bin/python scripts/reintroduce_bugs.py            # all (about 2 minutes; needs RabbitMQ)
+    ONLY=7 .venv/bin/python scripts/reintroduce_bugs.py     # those whose name starts with 7
+
+Each mutation names the exact code it replaces: when that code changes, the script stops with the name of
+the stale mutation instead of testing nothing. Never run it beside other work on the same tree.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.chdir(Path(__file__).resolve().parent.parent)
+STATEFUL = "tests/test_decisions_stateful.py"
+RACES = "tests/integration/test_decision_races.py"
+M = [
+ ("1 release widens to every key", "bot/engine.py",
+  'return f"rule:{rule_name}@{key}" if key else f"rule:{rule_name}"', 'return f"rule:{rule_name}"',
+  ["tests/test_decisions.py::test_a_release_lifts_only_the_hold_of_the_campaign_that_recovered"]),
+ ("2 hold during in-flight resume ignored", "bot/reconciler.py",
+  "done = bool(now_holds) == bool(holds) and (bool(holds) or settle)", "done = True",
+  [RACES + "::test_a_firing_alert_during_an_inflight_resume_pauses_the_campaign_again", STATEFUL]),
+ ("3 release during in-flight pause overwritten", "bot/reconciler.py",
+  "now_holds = active(await tx.holds(key))",
+  "now_holds = holds",
+  [RACES + "::test_a_resolution_during_an_inflight_pause_resumes_the_campaign", STATEFUL]),
+ ("4 count ignores of", "bot/engine.py",
+  'counted = "n" if denominator == numerator else "d"\n        if counted == "n":',
+  'counted = "n"\n        if counted == "n":',
+  ["tests/test_engine.py::test_count_counts_only_among_the_last_n_of_events",
+   "tests/test_engine.py::test_count_pauses_on_three_within_the_last_n_of_events"]),
+ ("5 cooldown drops a pause", "bot/engine.py",
+  "    if measured[3] >= measure.min_sample and compare(pause.when, measured[0]):\n",
+  "    if new.get('released_at') and not new.get('active') and now - datetime.fromisoformat(new['released_at']) < rule.cooldown[0]:\n        return Evaluation(new)\n    if measured[3] >= measure.min_sample and compare(pause.when, measured[0]):\n",
+  ["tests/test_engine.py::test_a_cooldown_never_drops_or_delays_a_pause"]),
+ ("6 breaker counts holds", "bot/reconciler.py",
+  "        vendor = self._vendors[ref.vendor]\n        seen = await vendor.observe(ref.id) if vendor.can_read_state else None\n",
+  "        vendor = self._vendors[ref.vendor]\n        if record.pending is Pending.PAUSE and (await self._admitted(ref, record, holds)) is None:\n            return\n        seen = await vendor.observe(ref.id) if vendor.can_read_state else None\n",
+  ["tests/test_decisions.py::test_the_breaker_counts_only_pauses_that_stop_a_running_campaign",
+   "tests/test_decisions.py::test_dry_run_pauses_never_count_toward_the_breaker"]),
+ ("7a Leadterra old pausedAt claimed", "bot/vendors/leadterra.py", "    if when < since:", "    if False:",
+  [RACES + "::test_a_leadterra_campaign_a_person_paused_is_never_claimed_nor_resumed",
+   "tests/vendors/test_leadterra.py"]),
+ ("7b empty 200 read as paused", "bot/vendors/leadterra.py",
+  '        return status, stamp, "the answer carries no campaign status"',
+  '        return target, stamp, ""', ["tests/vendors/test_leadterra.py", "tests/vendors/test_write_contract.py"]),
+ ("7c Smartlead UI resume-then-pause", "bot/reconciler.py",
+  "            moved = (seen.changed_at is not None and record.vendor_marker is not None\n                     and seen.changed_at != record.vendor_marker)",
+  "            moved = False",
+  [RACES + "::test_a_resume_then_pause_in_the_smartlead_ui_makes_the_pause_a_persons"]),
+ ("10 sender scope crosses vendors", "bot/inventory.py",
+  'prefix = f"{target.vendor}:" if target.vendor else ""', 'prefix = ""', ["tests/test_inventory.py"]),
+ ("12 dry run never carried live", "bot/worker.py", "            if ref.vendor in live_vendors:", "            if False:",
+  ["tests/test_decisions.py::test_holds_recorded_in_dry_run_are_paused_when_the_vendor_goes_live"]),
+ ("12b dry-run pauses counted by the breaker", "bot/reconciler.py",
+  "        if ref.vendor in self._dry:\n            await self._finish(record, holds, settle=True, dry_paused=True,",
+  "        if ref.vendor in self._dry and await self._admitted(ref, record, holds) is not None:\n"
+  "            await self._finish(record, holds, settle=True, dry_paused=True,",
+  ["tests/test_decisions.py::test_dry_run_pauses_never_count_toward_the_breaker"]),
+ ("8 two workers on one SQLite file", "bot/state/worker_lock.py",
+  "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "            pass",
+  ["tests/test_worker_lock.py::test_a_second_worker_on_the_same_database_refuses_to_start"]),
+ ("9 synchronous=NORMAL", "bot/state/sqlite.py", 'PRAGMA synchronous=FULL', 'PRAGMA synchronous=NORMAL',
+  ["tests/test_decisions.py::test_commits_are_durable_on_an_os_crash"]),
+ ("11 events without an id collide", "bot/web/webhooks.py", "request_id=uuid.uuid4().hex",
+  "request_id=str(len(body))", ["tests/web/test_webhooks.py::test_events_without_id_or_key_are_distinct_per_post"]),
+ ("guard: a write never withdrawn", "bot/reconciler.py", "guard=partial(self._wanted, str(ref), held=False)",
+  "guard=None", [RACES + "::test_a_resume_waiting_out_a_429_is_withdrawn_when_an_alert_fires_meanwhile", STATEFUL]),
+] + ([tuple(x) for x in __import__("json").loads(sys.argv[1])] if len(sys.argv) > 1 else [])
+only = os.environ.get("ONLY")
+missed = 0
+for name, path, old, new, tests in M:
+    if only and not name.startswith(only):
+        continue
+    file = Path(path)
+    src = file.read_text()
+    if src.count(old) != 1:
+        sys.exit(f"stale mutation {name!r}: {path} holds its code {src.count(old)} times, not once")
+    file.write_text(src.replace(old, new))
+    try:
+        out = subprocess.run([".venv/bin/pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "timeout=300", *tests],
+                             capture_output=True, text=True, check=False,
+                             env={**os.environ, "BOT_HYPOTHESIS_EXAMPLES": "100"})
+    finally:
+        file.write_text(src)
+    failed = [line.split(" ")[1] for line in out.stdout.splitlines() if line.startswith("FAILED")]
+    missed += not out.returncode
+    print(f"{name:45s} {'CAUGHT by ' + failed[0] if out.returncode else 'MISSED'}", flush=True)
+sys.exit(1 if missed else 0)
