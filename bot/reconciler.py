@@ -31,7 +31,7 @@ from typing import Any, Final
 import structlog
 
 from bot.breaker import Breaker, Trip
-from bot.errors import StaleRecord, VendorError, VendorUnavailable, WriteCancelled
+from bot.errors import StaleRecord, VendorError, VendorNotFound, VendorUnavailable, WriteCancelled
 from bot.events import CampaignRef
 from bot.notify import Notice, Notifier, deliver
 from bot.state.base import SENT, AuditRow, CampaignRecord, Hold, Pending, active
@@ -257,7 +257,11 @@ class Reconciler:
         vendor = self._vendors.get(ref.vendor)
         if vendor is None or ref.vendor in self._dry or not vendor.can_read_state:
             return False
-        seen = await vendor.observe(ref.id, background=True)
+        try:
+            seen = await vendor.observe(ref.id, background=True)
+        except VendorNotFound:
+            await self._gone(ref)
+            return False
         now = self._clock()
         key = str(ref)
         async with self._store.transaction() as tx:
@@ -284,6 +288,20 @@ class Reconciler:
                 return False
             await tx.set_campaign(record, now)
         return False
+
+    async def _gone(self, ref: CampaignRef) -> None:
+        """The vendor answers 404 (deleted, or no longer this key's): no pause of campaign-guard's is left
+        to undo; said once, then the campaign is only read again while a hold names it."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            record = await tx.campaign(str(ref))
+            if record.pending is not None:
+                return
+            await tx.set_campaign(replace(record, bot_paused=False, vendor_status=CampaignStatus.UNKNOWN,
+                                          vendor_marker=None, checked_at=now), now)
+            if record.bot_paused:
+                await self._audit(tx, str(ref), Act.RESUME, "drift", f"{ref.vendor} no longer knows the campaign "
+                                  "(404): campaign-guard has no pause of its own left to undo", now)
 
     # ------------------------------------------------------------------ bookkeeping
 

@@ -204,6 +204,18 @@ async def test_drift_reads_wait_behind_nothing_and_skip_campaigns_with_a_pending
     assert (await bot.record("smartlead:1")).checked_at == bot.clock()
 
 
+async def test_a_campaign_deleted_at_the_vendor_is_no_longer_claimed_and_said_once(bot: Bot) -> None:
+    sl = bot.vendors["smartlead"]
+    sl.statuses["1"] = CampaignStatus.ACTIVE
+    await bot.spike("smartlead:1")
+    for _ in range(2):
+        sl.fail_next(1, VendorNotFound("smartlead", 404, "GET /campaigns/1"))
+        await bot.worker.watch()
+    assert not (await bot.record("smartlead:1")).bot_paused
+    drift = [r for r in await bot.store.audit(campaign="smartlead:1") if r.outcome == "drift"]
+    assert len(drift) == 1 and "404" in drift[0].detail
+
+
 # --------------------------------------------------------------------------- 12. dry run, then live
 
 async def test_holds_recorded_in_dry_run_are_paused_when_the_vendor_goes_live(store, clock) -> None:
