@@ -89,7 +89,7 @@ class Executor:
             tx.on_commit(partial(deliver, self._notifier, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
             return False
         if decision.action == Act.VENDOR_HOLD:
-            return await self.hold(tx, Hold(key, "vendor", "vendor", decision.reason, now, decision.event_ids,
+            return await self.hold(tx, Hold(key, "vendor", HoldKind.VENDOR, decision.reason, now, decision.event_ids,
                                             {"rule": decision.rule}))
         needs = False
         for owner in decision.releases:
