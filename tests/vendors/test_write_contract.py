@@ -37,6 +37,14 @@ def make(vendor: str, session: aiohttp.ClientSession, base: Callable[[str], str]
     return InboxClient(session, write_limiter=limiter, **common)
 
 
+def running_campaign(vendor: str, sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str],
+            *, timeout: float = 5) -> tuple[CampaignVendor, str, str, str]:
+    """(client, ref, campaign id, its running status) for a running campaign of `vendor` at the simulator."""
+    ref, cid, status, _ = CAMPAIGNS[vendor]
+    sim.add_campaign(ref, status)
+    return make(vendor, session, base, SlidingWindowLimiter(100, 1), timeout=timeout), ref, cid, status
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -99,9 +107,7 @@ async def test_guard_withdraws_a_write_held_behind_the_rate_limit(
 async def test_guard_that_says_yes_lets_the_write_through_and_is_never_asked_for_reads(
     sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str], vendor: str
 ) -> None:
-    ref, cid, running, _ = CAMPAIGNS[vendor]
-    sim.add_campaign(ref, running)
-    client = make(vendor, session, base, SlidingWindowLimiter(100, 1))
+    client, _ref, cid, _running_status = running_campaign(vendor, sim, session, base)
     guard = Guard(True)
     result = await client.pause(cid, guard=guard)
     assert (result.status, result.sent, result.proven) == (CampaignStatus.PAUSED, True, True)
@@ -112,9 +118,7 @@ async def test_guard_that_says_yes_lets_the_write_through_and_is_never_asked_for
 async def test_sent_before_when_an_earlier_attempt_timed_out(
     sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str], vendor: str
 ) -> None:
-    ref, cid, running, _ = CAMPAIGNS[vendor]
-    sim.add_campaign(ref, running)
-    client = make(vendor, session, base, SlidingWindowLimiter(100, 1), timeout=0.3)
+    client, _ref, cid, _running_status = running_campaign(vendor, sim, session, base, timeout=0.3)
     sim.inject(vendor, "hold", method="POST")                        # the first attempt gets no answer
     guard = Guard(True, False)                                       # the intent went away before the retry
     with pytest.raises(WriteCancelled) as caught:
@@ -130,14 +134,12 @@ async def test_sent_before_when_an_earlier_attempt_timed_out(
 async def test_a_429_before_is_not_sent_before(
     sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str], vendor: str
 ) -> None:
-    ref, cid, running, _ = CAMPAIGNS[vendor]
-    sim.add_campaign(ref, running)
-    client = make(vendor, session, base, SlidingWindowLimiter(100, 1))
+    client, ref, cid, running_status = running_campaign(vendor, sim, session, base)
     sim.inject(vendor, "rate_limit", method="POST", retry_after=0.01)   # refused: nothing was done
     with pytest.raises(WriteCancelled) as caught:
         await client.pause(cid, current=Observation(CampaignStatus.ACTIVE), guard=Guard(True, False))
     assert caught.value.sent_before is False
-    assert sim.status_of(ref) == running
+    assert sim.status_of(ref) == running_status
 
 
 async def test_a_background_read_waiting_when_a_pause_arrives_goes_after_it(
