@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from bot.errors import ConfigError
 from bot.events import CampaignRef
 from bot.state.base import AUTOMATED_KINDS, AuditRow, Hold, HoldKind, Parked, Pending, PendingDecision
-from bot.state.sqlite import Tx
+from bot.state.protocol import Transaction
 from bot.vocabulary import Act
 
 __all__ = ["Breaker", "Trip"]
@@ -43,7 +43,7 @@ class Breaker:
         goes ahead whatever the count."""
         return bool(holds) and all(h.kind in AUTOMATED_KINDS and "approved_by" not in h.details for h in holds)
 
-    async def admit(self, tx: Tx, campaign: str, holds: list[Hold], now: datetime) -> Trip | None:
+    async def admit(self, tx: Transaction, campaign: str, holds: list[Hold], now: datetime) -> Trip | None:
         """Call right before pausing a running campaign for `holds` (all automated). None: go ahead (the
         pause is counted). A Trip: the holds were parked instead, nothing is to be sent."""
         vendor = campaign.partition(":")[0]
@@ -68,7 +68,7 @@ class Breaker:
                     and now - p.hold.created_at < self.window) == len(decision_ids)
         return Trip(decision_ids[0], first, recent)
 
-    async def approve(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+    async def approve(self, tx: Transaction, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """Place the parked hold for real, counted but past the breaker, and write the pause intent."""
         hold = (await self._pending(tx, decision_id)).hold
         await tx.decide_pending(decision_id, Parked.APPROVED, by=by, now=now)
@@ -82,7 +82,7 @@ class Breaker:
             await tx.set_campaign(replace(record, pending=Pending.PAUSE), now)
         return CampaignRef.parse(hold.campaign)
 
-    async def reject(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+    async def reject(self, tx: Transaction, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """Drop the parked hold: nothing is paused."""
         hold = (await self._pending(tx, decision_id)).hold
         await tx.decide_pending(decision_id, Parked.REJECTED, by=by, now=now)
@@ -92,7 +92,7 @@ class Breaker:
         return CampaignRef.parse(hold.campaign)
 
     @staticmethod
-    async def _pending(tx: Tx, decision_id: int) -> PendingDecision:
+    async def _pending(tx: Transaction, decision_id: int) -> PendingDecision:
         found = await tx.pending(decision_id=decision_id, status=None)
         if not found:
             raise ConfigError(f"no decision #{decision_id}")
@@ -101,7 +101,7 @@ class Breaker:
         return found[0]
 
     @staticmethod
-    async def expire(tx: Tx, now: datetime) -> list[PendingDecision]:
+    async def expire(tx: Transaction, now: datetime) -> list[PendingDecision]:
         """Expire pending decisions past their time; their parked holds go away."""
         expired = [p for p in await tx.pending(status=Parked.PENDING) if p.expires_at <= now]
         for pending in expired:

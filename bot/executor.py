@@ -24,7 +24,7 @@ from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier, deliver
 from bot.reconciler import Reconciler, mark
 from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Parked, Pending, active
-from bot.state.sqlite import SqliteStateStore, Tx
+from bot.state.protocol import StateStore, Transaction
 from bot.vendors.base import CampaignStatus, CampaignVendor
 from bot.vocabulary import Act
 
@@ -39,7 +39,7 @@ class Executor:
 
     def __init__(
         self,
-        store: SqliteStateStore,
+        store: StateStore,
         vendors: Mapping[str, CampaignVendor],
         *,
         dry_run_vendors: frozenset[str] = frozenset(),
@@ -74,7 +74,7 @@ class Executor:
             if not self._waiters[key]:
                 del self._waiters[key], self._locks[key]
 
-    async def apply(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
+    async def apply(self, tx: Transaction, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
         """Carry one decision to one campaign inside the worker's transaction; True when it needs reconciling."""
         key = str(campaign)
         if decision.action == Act.PAUSE:
@@ -96,7 +96,7 @@ class Executor:
             needs |= await self.release(tx, campaign, owner, now, why=decision.reason, decision=decision)
         return needs
 
-    async def declined(self, tx: Tx, decision: Decision, now: datetime) -> None:
+    async def declined(self, tx: Transaction, decision: Decision, now: datetime) -> None:
         """A decision the engine did not take (a release before the cooldown's minimum hold, a pause with
         no target): recorded with why, so nothing is dropped silently."""
         target = next((t.value for t in decision.targets if t.scope == "campaign"), None)
@@ -104,7 +104,7 @@ class Executor:
                                     f"{decision.declined}: {decision.reason}", decision.event_ids, decision.inputs))
         log.info("decision.declined", rule=decision.rule, action=decision.action, why=decision.declined)
 
-    async def unmatched(self, tx: Tx, decision: Decision, now: datetime) -> None:
+    async def unmatched(self, tx: Transaction, decision: Decision, now: datetime) -> None:
         """A decision that designates no known campaign: recorded and notified, never silently dropped."""
         targets = ", ".join(f"{t.scope}={t.value}" for t in decision.targets) or "nothing"
         detail = f"{decision.reason}: no known campaign matches {targets}"
@@ -112,7 +112,7 @@ class Executor:
                                     decision.event_ids, decision.inputs))
         tx.on_commit(partial(deliver, self._notifier, Notice("no_campaign", None, detail, now, decision.rule, decision.inputs)))
 
-    async def vendor_started(self, tx: Tx, event: Event, now: datetime) -> bool:
+    async def vendor_started(self, tx: Transaction, event: Event, now: datetime) -> bool:
         """The vendor says the campaign runs again. If campaign-guard paused it and did not resume it, a
         person did: that is an override, recorded, and the bot's holds give way. True to reconcile."""
         assert event.campaign is not None
@@ -124,7 +124,7 @@ class Executor:
         await self.person_resumed(tx, event.campaign, now, how="resumed at the vendor")
         return False
 
-    async def person_resumed(self, tx: Tx, ref: CampaignRef, now: datetime, *, how: str) -> None:
+    async def person_resumed(self, tx: Transaction, ref: CampaignRef, now: datetime, *, how: str) -> None:
         """A person resumed a campaign campaign-guard held: their call. The bot's holds give way, and no rule
         pauses it again for the override period (as a Slack resume does); a notice says so."""
         key = str(ref)
@@ -151,7 +151,7 @@ class Executor:
                 await self.person_resumed(tx, ref, now, how="resumed at the vendor (seen by the drift watch)")
         await self._reconciler.reconcile(ref)
 
-    async def place(self, tx: Tx, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
+    async def place(self, tx: Transaction, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
         """Record a rule's pause decision as a hold on `campaign`; True when it now needs a vendor action."""
         key = str(campaign)
         overridden = None if decision.shadow else await tx.override(key, decision.rule, now)
@@ -176,7 +176,7 @@ class Executor:
             return False
         return await self._engage(tx, hold)
 
-    async def _suppress(self, tx: Tx, decision: Decision, key: str, now: datetime, by: str, until: datetime) -> bool:
+    async def _suppress(self, tx: Transaction, decision: Decision, key: str, now: datetime, by: str, until: datetime) -> bool:
         """A person overrode the bot on this campaign: record the would-be pause once, act on nothing."""
         detail = f"not paused: {by} overrode campaign-guard until {until:%Y-%m-%d %H:%M} UTC ({decision.reason})"
         marker = Hold(key, f"suppressed:{decision.rule}", HoldKind.SUPPRESSED, detail, now, decision.event_ids)
@@ -187,7 +187,7 @@ class Executor:
                                                       decision.inputs)))
         return False
 
-    async def hold(self, tx: Tx, hold: Hold) -> bool:
+    async def hold(self, tx: Transaction, hold: Hold) -> bool:
         """Place any hold (a person's, an alert's, the vendor's); True when the campaign needs a pause."""
         if not await tx.add_hold(hold):
             return False
@@ -195,13 +195,13 @@ class Executor:
                                     hold.reason, hold.event_ids, hold.details))
         return await self._engage(tx, hold)
 
-    async def _engage(self, tx: Tx, hold: Hold) -> bool:
+    async def _engage(self, tx: Transaction, hold: Hold) -> bool:
         """After a hold was placed: True when the campaign now needs reconciling."""
         if hold.kind in PASSIVE_KINDS:
             return False
         return await self._mark(tx, hold.campaign, hold.created_at)
 
-    async def _mark(self, tx: Tx, key: str, now: datetime) -> bool:
+    async def _mark(self, tx: Transaction, key: str, now: datetime) -> bool:
         """The campaign's holds changed: write the intent they ask for (the breaker and the vendor's state
         are weighed by the reconcile, at the moment of the write). True when there is one to carry out."""
         record = await tx.campaign(key)
@@ -210,26 +210,26 @@ class Executor:
             await tx.set_campaign(replace(record, pending=pending), now)
         return pending is not None
 
-    async def approve_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+    async def approve_pending(self, tx: Transaction, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """A person approves a parked pause: the hold is placed for real (past the breaker). Reconcile after."""
         return await self._breaker.approve(tx, decision_id, by=by, now=now)
 
-    async def reject_pending(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
+    async def reject_pending(self, tx: Transaction, decision_id: int, *, by: str, now: datetime) -> CampaignRef:
         """A person rejects a parked pause: nothing is paused, the parked hold goes away."""
         return await self._breaker.reject(tx, decision_id, by=by, now=now)
 
-    async def expire_pending(self, tx: Tx, now: datetime) -> None:
+    async def expire_pending(self, tx: Transaction, now: datetime) -> None:
         for pending in await self._breaker.expire(tx, now):
             tx.on_commit(partial(deliver, self._notifier, Notice(
                 "decision_expired", pending.hold.campaign, f"decision #{pending.id} expired: not paused", now)))
 
-    async def override(self, tx: Tx, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
+    async def override(self, tx: Transaction, ref: CampaignRef, *, by: str, now: datetime, until: datetime) -> None:
         """Record that a person overrode the bot: no rule pauses this campaign again before `until`."""
         await tx.add_override(str(ref), by=by, now=now, until=until)
         await tx.add_audit(AuditRow(now, "decision", str(ref), None, "override", "recorded",
                                     f"{by} overrode campaign-guard; rules will not pause it before {until:%Y-%m-%d %H:%M} UTC"))
 
-    async def withdraw(self, tx: Tx, decision: Decision, now: datetime) -> list[CampaignRef]:
+    async def withdraw(self, tx: Transaction, decision: Decision, now: datetime) -> list[CampaignRef]:
         """For a release: withdraw parked pauses of its owners; return the campaigns those owners hold.
         Only an exact owner (an alert's fingerprint, a rule's key) reaches beyond the decision's targets:
         a release of `rule:<name>` written in a rule file acts on the campaigns it targets."""
@@ -247,7 +247,7 @@ class Executor:
                                                 decision.event_ids))
         return [CampaignRef.parse(key) for key in sorted(held)]
 
-    async def resolved_before(self, tx: Tx, event: Event, now: datetime) -> bool:
+    async def resolved_before(self, tx: Transaction, event: Event, now: datetime) -> bool:
         """A firing alert whose resolution (same fingerprint and start) was already recorded: HA peers can
         deliver the firing late. It must not pause again under a hold nothing would ever lift."""
         fingerprint, starts_at = event.data.get("fingerprint"), event.data.get("starts_at")
@@ -260,7 +260,7 @@ class Executor:
                                     "a late duplicate, ignored", (event.id,)))
         return True
 
-    async def release(self, tx: Tx, ref: CampaignRef, owner: str, now: datetime, *, why: str,
+    async def release(self, tx: Transaction, ref: CampaignRef, owner: str, now: datetime, *, why: str,
                       decision: Decision | None = None) -> bool:
         """Remove one owner's hold; True when no hold is left and the bot's pause must be undone."""
         key = str(ref)
@@ -275,11 +275,11 @@ class Executor:
                                     {"owner": owner, **(decision.inputs if decision else {})}))
         return await self._mark(tx, key, now)
 
-    async def _lift(self, tx: Tx, key: str, owner: str, now: datetime) -> bool:
+    async def _lift(self, tx: Transaction, key: str, owner: str, now: datetime) -> bool:
         """Remove a hold without a decision behind it (the vendor lifted its own pause)."""
         return await tx.remove_hold(key, owner) and await self._mark(tx, key, now)
 
-    async def go_live(self, tx: Tx, ref: CampaignRef, now: datetime) -> bool:
+    async def go_live(self, tx: Transaction, ref: CampaignRef, now: datetime) -> bool:
         """The campaign's vendor was in dry run when a rule held it and is live now: what dry run only
         recorded is carried out (paused, with an audit row and a notice). True to reconcile."""
         key = str(ref)

@@ -23,7 +23,7 @@ from bot.errors import BotError
 from bot.events import CampaignRef, utcnow
 from bot.inventory import Inventory
 from bot.log import scrub
-from bot.state.sqlite import SqliteStateStore
+from bot.state.protocol import StateStore
 from bot.vendors.base import InventorySource
 
 __all__ = ["InventoryRefresher"]
@@ -50,7 +50,7 @@ class InventoryRefresher:
     """Merges what `sources` (vendor name → client) report into `inventory`, persisting new pairs."""
 
     def __init__(
-        self, inventory: Inventory, store: SqliteStateStore, sources: Mapping[str, object], *,
+        self, inventory: Inventory, store: StateStore, sources: Mapping[str, object], *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.inventory = inventory

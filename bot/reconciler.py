@@ -35,7 +35,7 @@ from bot.errors import StaleRecord, VendorError, VendorNotFound, VendorUnavailab
 from bot.events import CampaignRef
 from bot.notify import Notice, Notifier, deliver
 from bot.state.base import SENT, AuditRow, CampaignRecord, Hold, Pending, active
-from bot.state.sqlite import SqliteStateStore, Tx
+from bot.state.protocol import StateStore, Transaction
 from bot.vendors.base import CampaignStatus, CampaignVendor, Observation, WriteResult
 from bot.vocabulary import Act
 
@@ -66,7 +66,7 @@ def mark(record: CampaignRecord, holds: list[Hold]) -> Pending | None:
 class Reconciler:
     """Moves a campaign toward what its holds say, one vendor call at a time, recording each step."""
 
-    def __init__(self, store: SqliteStateStore, vendors: Mapping[str, CampaignVendor], *,
+    def __init__(self, store: StateStore, vendors: Mapping[str, CampaignVendor], *,
                  dry_run_vendors: frozenset[str], clock: Callable[[], datetime], notifier: Notifier,
                  breaker: Breaker | None = None) -> None:
         self._store = store
@@ -352,11 +352,11 @@ class Reconciler:
                 await tx.add_audit(AuditRow(now, kind, key, None, action, outcome, detail, (), inputs))
                 tx.on_commit(partial(deliver, self._notifier, Notice(outcome, key, detail, now, None, inputs)))
 
-    async def _audit(self, tx: Tx, key: str, action: str, outcome: str, detail: str, now: datetime) -> None:
+    async def _audit(self, tx: Transaction, key: str, action: str, outcome: str, detail: str, now: datetime) -> None:
         await tx.add_audit(AuditRow(now, "action", key, None, action, outcome, detail))
         tx.on_commit(partial(deliver, self._notifier, Notice(outcome, key, detail, now)))
 
-    def _announce_trip(self, tx: Tx, ref: CampaignRef, holds: list[Hold], trip: Trip, now: datetime) -> None:
+    def _announce_trip(self, tx: Transaction, ref: CampaignRef, holds: list[Hold], trip: Trip, now: datetime) -> None:
         key = str(ref)
         reason = "; ".join(h.reason for h in holds)
         text = (f"pause of {key} parked as decision #{trip.decision_id}: {reason} "

@@ -25,7 +25,7 @@ from bot.executor import Executor
 from bot.inventory import Inventory
 from bot.metrics import EVENTS
 from bot.ruleset import Rule, RuleSet
-from bot.state.sqlite import SqliteStateStore, Tx
+from bot.state.protocol import StateStore, Transaction
 from bot.vocabulary import Act
 
 __all__ = ["MAX_MESSAGE_BYTES", "EventOperator", "Worker"]
@@ -58,7 +58,7 @@ class Worker:
     """Consumes events: dedupe by id, fold into rule windows, place holds, reconcile the campaign."""
 
     def __init__(
-        self, *, store: SqliteStateStore, rules: RuleSet, executor: Executor,
+        self, *, store: StateStore, rules: RuleSet, executor: Executor,
         clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None, max_retries: int | None = None,
         operator: EventOperator | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
@@ -240,7 +240,7 @@ class Worker:
                 async with self._executor.lock(ref):
                     await self._executor.reconcile(ref)
 
-    async def _evaluate(self, tx: Tx, rule: Rule, event: Event, now: datetime,
+    async def _evaluate(self, tx: Transaction, rule: Rule, event: Event, now: datetime,
                         keys: dict[str, str | None]) -> AbstractSet[str]:
         """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
         key = key_value(rule.key, event, keys)
@@ -251,7 +251,7 @@ class Worker:
             return _NONE
         return await self._apply(tx, rule, key, result, now)
 
-    async def _apply(self, tx: Tx, rule: Rule, key: str | None, result: Evaluation, now: datetime) -> set[str]:
+    async def _apply(self, tx: Transaction, rule: Rule, key: str | None, result: Evaluation, now: datetime) -> set[str]:
         """Store the rule's window and apply its decisions (recording those it declined); returns the
         campaigns to reconcile."""
         if result.window is not None and key is not None:
@@ -264,7 +264,7 @@ class Worker:
                 touched |= await self._decide(tx, rule, decision, now)
         return touched
 
-    async def _decide(self, tx: Tx, rule: Rule, decision: Decision, now: datetime) -> set[str]:
+    async def _decide(self, tx: Transaction, rule: Rule, decision: Decision, now: datetime) -> set[str]:
         """Apply one decision to every campaign it designates; returns those to reconcile.
 
         A release also reaches every campaign its owners hold today, whatever the inventory says now, and

@@ -14,7 +14,7 @@ from bot.executor import Executor
 from bot.slack.blocks import esc
 from bot.slack.views import VendorView, vendor_name
 from bot.state.base import PASSIVE_KINDS, Hold, HoldKind
-from bot.state.sqlite import Tx
+from bot.state.protocol import Transaction
 from bot.vendors.base import CampaignStatus
 
 __all__ = ["REMOVABLE_KINDS", "Step", "decide", "keep_paused", "pause", "resume"]
@@ -33,14 +33,14 @@ class Step:
 
 
 class _Decider(Protocol):
-    async def __call__(self, tx: Tx, decision_id: int, *, by: str, now: datetime) -> CampaignRef: ...
+    async def __call__(self, tx: Transaction, decision_id: int, *, by: str, now: datetime) -> CampaignRef: ...
 
 
 def _at(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC"
 
 
-async def pause(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, reason: str, now: datetime,
+async def pause(tx: Transaction, executor: Executor, ref: CampaignRef, *, user: str, reason: str, now: datetime,
                 event_id: str, view: VendorView) -> Step:
     """Place the person's hold (owner `user:<id>`, kind `person`)."""
     key, owner = str(ref), f"user:{user}"
@@ -58,7 +58,7 @@ async def pause(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, reas
     return Step(ref, text, needs)
 
 
-async def resume(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, now: datetime,
+async def resume(tx: Transaction, executor: Executor, ref: CampaignRef, *, user: str, now: datetime,
                  override_for: timedelta, view: VendorView) -> Step:
     """Remove every person, rule and alert hold; record the override; the reconcile resumes what is ours."""
     key, name = str(ref), vendor_name(ref)
@@ -94,7 +94,7 @@ async def resume(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, now
     return Step(ref, text, needs)
 
 
-async def keep_paused(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str, now: datetime,
+async def keep_paused(tx: Transaction, executor: Executor, ref: CampaignRef, *, user: str, now: datetime,
                       event_id: str, view: VendorView) -> Step:
     """The Keep paused button: the clicker takes a hold of their own, so the pause outlives the rule's."""
     key, owner = str(ref), f"user:{user}"
@@ -116,7 +116,7 @@ async def keep_paused(tx: Tx, executor: Executor, ref: CampaignRef, *, user: str
                      f"(`resume {ref}` lifts it)", needs)
 
 
-async def decide(tx: Tx, executor: Executor, ref: CampaignRef | None, *, approve: bool, decision_id: int | None,
+async def decide(tx: Transaction, executor: Executor, ref: CampaignRef | None, *, approve: bool, decision_id: int | None,
                  user: str, now: datetime) -> Step | None:
     """Approve or reject a parked pause. None when this version has no parked decisions to act on."""
     method: _Decider | None = getattr(executor, "approve_pending" if approve else "reject_pending", None)

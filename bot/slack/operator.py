@@ -35,7 +35,7 @@ from bot.slack.views import (
 )
 from bot.state.base import AuditRow
 from bot.state.outbox import SqliteOutbox
-from bot.state.sqlite import SqliteStateStore, Tx
+from bot.state.protocol import StateStore, Transaction
 from bot.vendors.base import CampaignVendor
 
 __all__ = ["SlackOperator"]
@@ -47,14 +47,14 @@ PERMISSIONS: Final = {"pause": "pause", "resume": "resume", "keep_paused": "paus
                       "reject": "approve"}
 _LABELS: Final = {"resume": "Resume", "keep_paused": "Keep paused", "approve": "Approve", "reject": "Reject"}
 _MAX_LISTED: Final = 30
-_Apply = Callable[[Tx, CampaignRef, VendorView, datetime], Awaitable[Step]]
+_Apply = Callable[[Transaction, CampaignRef, VendorView, datetime], Awaitable[Step]]
 
 
 class SlackOperator:
     """Handles `command.*` and `interaction.clicked` events from source `slack` (see `handles`)."""
 
     def __init__(
-        self, *, store: SqliteStateStore, outbox: SqliteOutbox, executor: Executor,
+        self, *, store: StateStore, outbox: SqliteOutbox, executor: Executor,
         vendors: Mapping[str, CampaignVendor], dry_run_vendors: frozenset[str], settings: Settings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -86,7 +86,7 @@ class SlackOperator:
             return await self._refuse(event, user, verb, refs)
         reason = str(data.get("reason") or "")
 
-        async def apply(tx: Tx, ref: CampaignRef, view: VendorView, now: datetime) -> Step:
+        async def apply(tx: Transaction, ref: CampaignRef, view: VendorView, now: datetime) -> Step:
             if verb == "pause":
                 return await actions.pause(tx, self._executor, ref, user=user, reason=reason, now=now,
                                            event_id=event.id, view=view)
@@ -111,7 +111,7 @@ class SlackOperator:
         decision_id = data.get("decision_id")
         decision = decision_id if isinstance(decision_id, int) and not isinstance(decision_id, bool) else None
 
-        async def apply(tx: Tx, ref: CampaignRef, view: VendorView, now: datetime) -> Step:
+        async def apply(tx: Transaction, ref: CampaignRef, view: VendorView, now: datetime) -> Step:
             if action == "resume":
                 return await actions.resume(tx, self._executor, ref, user=user, now=now, view=view,
                                             override_for=timedelta(days=self._settings.override_days))

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -29,6 +29,9 @@ from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold, Pendin
 from bot.state.blocking import BlockingConnection
 from bot.state.decisions import DecisionQueries
 from bot.state.schema import MIGRATIONS, SCHEMA, db_time
+
+if TYPE_CHECKING:
+    from bot.state.protocol import StateStore, Transaction
 
 __all__ = ["SqliteStateStore", "Tx"]
 
@@ -435,3 +438,9 @@ class SqliteStateStore:
             rows = await cursor.fetchall()
         for row in rows:
             yield row[0]
+
+
+if TYPE_CHECKING:
+    def _keeps_the_protocol(store: SqliteStateStore, tx: Tx) -> tuple[StateStore, Transaction]:
+        """mypy checks here that this implementation has every method of bot.state.protocol."""
+        return store, tx
