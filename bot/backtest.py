@@ -22,15 +22,16 @@ from pydantic import ValidationError
 
 from bot.broker.base import Delivery, Verdict
 from bot.errors import PayloadError, WriteCancelled
-from bot.events import EVENT_TYPES, VENDORS, Event
+from bot.events import EVENT_TYPES, Event
 from bot.executor import Executor
 from bot.inventory import Inventory
 from bot.notify import Notice
 from bot.ruleset import load_rules
 from bot.state.base import AuditRow
 from bot.state.sqlite import SqliteStateStore
-from bot.vendors import InboxClient, LeadterraClient, SmartleadClient, VendorRefused
+from bot.vendors import registry
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.vendors.http import VendorRefused
 from bot.worker import Worker
 
 __all__ = [
@@ -44,9 +45,6 @@ __all__ = [
     "run_backtest",
 ]
 
-#: Whether the real client can read a campaign's status: the executor behaves differently without it.
-_READS_STATE = {"smartlead": SmartleadClient.can_read_state, "leadterra": LeadterraClient.can_read_state,
-                "inbox": InboxClient.can_read_state}
 #: What a vendor-reported campaign event says about the campaign's status at the vendor.
 _STATUS_EVENTS = {"campaign.paused": CampaignStatus.PAUSED, "campaign.started": CampaignStatus.ACTIVE,
                   "campaign.completed": CampaignStatus.COMPLETED}
@@ -258,7 +256,8 @@ async def backtest(
     report.first_at, report.last_at = ordered[0].occurred_at, ordered[-1].occurred_at
     report.by_type = dict(Counter(e.type for e in ordered))
     clock = VirtualClock(ordered[0].occurred_at)
-    vendors = {name: BacktestVendor(name, can_read_state=_READS_STATE.get(name, True)) for name in sorted(VENDORS)}
+    vendors = {spec.name: BacktestVendor(spec.name, can_read_state=spec.can_read_state)
+               for spec in registry.specs()}
     notices = _Notices()
     seen: set[str] = set()
     async with SqliteStateStore.open(":memory:") as store:

@@ -5,37 +5,48 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from bot.errors import ConfigError
+from bot.vendors import registry
+from bot.vendors.spec import Setting, VendorConfig, VendorSpec
 
-__all__ = ["REAL_BASE_URLS", "Settings", "load_settings"]
-
-#: The vendors' production hosts (docs/vendors.md §0, all [C]).
-REAL_BASE_URLS: Final = {
-    "smartlead": "https://server.smartlead.ai/api/v1",
-    "leadterra": "https://app.leadterra.co/v1",
-    "inbox": "https://inboxapp.com/api/v1",
-}
-
+__all__ = ["CoreSettings", "Settings", "load_settings", "settings_class"]
 
 #: Optional settings for which an empty value means "not set".
 _OPTIONAL: Final = (
     "inventory_file", "webhook_token", "alertmanager_token", "grafana_webhook_secret", "slack_signing_secret",
-    "slack_bot_token", "slack_channel", "smartlead_api_key", "smartlead_webhook_secret", "leadterra_api_key",
-    "leadterra_webhook_secret", "inbox_api_key",
+    "slack_bot_token", "slack_channel",
 )
 #: RabbitMQ's per-queue TTL is at most 2^32-1 ms; a retry delay of more than 30 days is a mistake anyway.
 _MAX_DELAY: Final = 30 * 86400.0
 
 
-class Settings(BaseSettings):
-    """Everything configurable. Secrets are `SecretStr` and unwrapped only where they are sent."""
+def _unset_if_empty(value: Any) -> Any:
+    """`BOT_X=` (as Compose's `${BOT_X:-}` passes an unset variable) means unset, not an empty value."""
+    if isinstance(value, str | SecretStr):
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if not text.strip() else value
+    return value
+
+
+class CoreSettings(BaseSettings):
+    """Everything configurable but the vendors' blocks, which `settings_class` adds from the registry.
+    Secrets are `SecretStr` and unwrapped only where they are sent."""
 
     model_config = SettingsConfigDict(env_prefix="BOT_", extra="ignore", frozen=True)
 
@@ -92,30 +103,11 @@ class Settings(BaseSettings):
     # vendors
     vendor_timeout: float = Field(15.0, gt=0)
     vendor_max_attempts: int = Field(4, ge=1, le=20)
-    smartlead_api_key: SecretStr | None = None
-    smartlead_base_url: str = REAL_BASE_URLS["smartlead"]
-    smartlead_webhook_secret: SecretStr | None = None
-    smartlead_rate_limit: str = "10/2"
-    leadterra_api_key: SecretStr | None = None
-    leadterra_base_url: str = REAL_BASE_URLS["leadterra"]
-    leadterra_webhook_secret: SecretStr | None = None
-    leadterra_rate_limit: str = "60/60"
-    inbox_api_key: SecretStr | None = None
-    inbox_base_url: str = REAL_BASE_URLS["inbox"]
-    inbox_read_rate_limit: str = "100/60"
-    inbox_write_rate_limit: str = "30/60"
-    inbox_pause_path: str = "/campaigns/v2/{id}/disable"
-    inbox_resume_path: str = "/campaigns/v2/{id}/enable"
-    inbox_state_path: str = "/campaigns/{id}"
 
     @field_validator(*_OPTIONAL, mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        """`BOT_X=` (as Compose's `${BOT_X:-}` passes an unset variable) means unset, not an empty value."""
-        if isinstance(value, str | SecretStr):
-            text = value.get_secret_value() if isinstance(value, SecretStr) else value
-            return None if not text.strip() else value
-        return value
+        return _unset_if_empty(value)
 
     @field_validator("retry_delays", "slack_retry_delays", mode="before")
     @classmethod
@@ -138,12 +130,10 @@ class Settings(BaseSettings):
             raise ValueError(f"every delay must be a number of seconds from 0 to {_MAX_DELAY:.0f} (30 days)")
         return value
 
-    @field_validator("smartlead_base_url", "leadterra_base_url", "inbox_base_url", "slack_api_url")
+    @field_validator("slack_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _http_url(value)
 
     @field_validator("broker_url")
     @classmethod
@@ -159,25 +149,6 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite:///relative/path or sqlite:////absolute/path")
         return value
 
-    @field_validator("smartlead_rate_limit", "leadterra_rate_limit", "inbox_read_rate_limit", "inbox_write_rate_limit")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        count, sep, seconds = value.partition("/")
-        try:
-            ok = bool(sep) and int(count) > 0 and float(seconds) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError("must be REQUESTS/SECONDS, e.g. 10/2")
-        return value
-
-    @field_validator("inbox_pause_path", "inbox_resume_path", "inbox_state_path")
-    @classmethod
-    def _path_template(cls, value: str) -> str:
-        if not value.startswith("/") or value.count("{id}") != 1:
-            raise ValueError("must start with / and contain {id} once")
-        return value
-
     @property
     def state_path(self) -> Path:
         """Filesystem path of the SQLite database."""
@@ -187,17 +158,41 @@ class Settings(BaseSettings):
     def uses_memory_broker(self) -> bool:
         return self.broker_url.get_secret_value().startswith("memory://")
 
+    def vendor(self, name: str) -> VendorConfig:
+        """The settings block of vendor `name` (`BOT_<NAME>_*`); KeyError for a vendor these settings
+        do not know."""
+        spec = registry.get(name)
+        fields = type(self).model_fields
+        if spec is None or any(f"{name}_{key}" not in fields for key in spec.settings):
+            raise KeyError(f"no settings block for vendor {name!r}")
+        return VendorConfig(name, {key: getattr(self, f"{name}_{key}") for key in spec.settings})
+
+    def vendors(self) -> list[VendorSpec]:
+        """The registered vendors these settings have a block for."""
+        fields = type(self).model_fields
+        return [spec for spec in registry.specs() if f"{spec.name}_api_key" in fields]
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value: the core ones and each vendor's own (`VendorSpec.secrets`).
+        The one list the log redactor is given (bot.log.register_secret)."""
+        values = [self.broker_url, self.webhook_token, self.slack_signing_secret, self.slack_bot_token,
+                  self.alertmanager_token, self.grafana_webhook_secret]
+        found = [value.get_secret_value() for value in values if value is not None]
+        for spec in self.vendors():
+            config = self.vendor(spec.name)
+            found += [secret for key in spec.secrets if (secret := config.secret(key)) is not None]
+        return found
+
     def rate_limit(self, name: str) -> tuple[int, float]:
-        """(`requests`, `per seconds`) of the `<name>_rate_limit` setting."""
+        """(`requests`, `per seconds`) of the `<name>_rate_limit` setting (`smartlead`, `inbox_read`)."""
         count, _, seconds = str(getattr(self, f"{name}_rate_limit")).partition("/")
         return int(count), float(seconds)
 
     def api_key(self, vendor: str) -> SecretStr | None:
-        key: SecretStr | None = getattr(self, f"{vendor}_api_key")
-        return key if key is not None and key.get_secret_value() else None
+        return self.vendor(vendor).api_key
 
     def base_url(self, vendor: str) -> str:
-        return str(getattr(self, f"{vendor}_base_url")).rstrip("/")
+        return self.vendor(vendor).base_url
 
     def slack_users(self, permission: str) -> frozenset[str]:
         """User ids of `slack_<permission>_users` (pause | resume | approve)."""
@@ -213,6 +208,56 @@ class Settings(BaseSettings):
     def vendor_dry_run(self, vendor: str) -> bool:
         """A vendor is dry-run when BOT_DRY_RUN is set or it has no API key."""
         return self.dry_run or self.api_key(vendor) is None
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _rate(value: str) -> str:
+    count, sep, seconds = value.partition("/")
+    try:
+        ok = bool(sep) and int(count) > 0 and float(seconds) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be REQUESTS/SECONDS, e.g. 10/2")
+    return value
+
+
+def _path_template(value: str) -> str:
+    if not value.startswith("/") or value.count("{id}") != 1:
+        raise ValueError("must start with / and contain {id} once")
+    return value
+
+
+def _field(setting: Setting) -> tuple[Any, Any]:
+    """(annotation, default) of one vendor setting, validated by its kind."""
+    if setting.kind == "secret":
+        secret = Annotated[SecretStr | None, BeforeValidator(_unset_if_empty)]
+        return secret, Field(None, description=setting.description)
+    check = {"url": _http_url, "rate": _rate, "path": _path_template}.get(setting.kind)
+    kind = Annotated[str, AfterValidator(check)] if check is not None else str
+    return kind, Field(setting.default or "", description=setting.description)
+
+
+def settings_class(specs: Iterable[VendorSpec], *, base: type[CoreSettings] = CoreSettings,
+                   name: str = "Settings") -> type[CoreSettings]:
+    """`base` with each vendor's settings block as `<vendor>_<key>` fields (env `BOT_<VENDOR>_<KEY>`).
+    `Settings` is this for the registry's vendors; a test may add a vendor of its own."""
+    fields: dict[str, Any] = {f"{spec.name}_{key}": _field(setting)
+                              for spec in specs for key, setting in spec.settings.items()}
+    made: type[CoreSettings] = create_model(name, __base__=base, __module__=__name__, **fields)
+    return made
+
+
+if TYPE_CHECKING:
+    class Settings(CoreSettings):
+        """Everything configurable, the vendors' blocks included (see `settings_class`)."""
+else:
+    Settings = settings_class(registry.specs())
 
 
 def _problem(message: str) -> str:

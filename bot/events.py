@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -17,25 +19,55 @@ from pydantic import (
 )
 
 __all__ = [
-    "CAMPAIGN_ID_PATTERNS",
     "EVENT_TYPES",
     "SOURCES",
     "VENDORS",
     "CampaignRef",
     "Event",
+    "campaign_id_pattern",
     "utcnow",
 ]
 
-#: Vendors the bot can act on, and the shape of their campaign ids (validated before any URL is built).
-CAMPAIGN_ID_PATTERNS: Final[dict[str, re.Pattern[str]]] = {
-    "smartlead": re.compile(r"[1-9][0-9]{0,17}"),
-    "leadterra": re.compile(r"camp_[A-Za-z0-9_-]{1,64}"),
-    "inbox": re.compile(r"[0-9a-z]{1,64}"),
-}
-VENDORS: Final = frozenset(CAMPAIGN_ID_PATTERNS)
+class _Names(AbstractSet[str]):
+    """A live view of names: the registered vendors (`bot.vendors.registry`), plus `others`.
 
-#: Where events come from. `events` is the user's own systems posting canonical events.
-SOURCES: Final = frozenset({"smartlead", "leadterra", "inbox", "events", "slack", "alertmanager", "grafana"})
+    Read on each use, not copied at import, because the registry imports this module (its webhook
+    normalizers make `Event`s) and a test may register a vendor of its own."""
+
+    def __init__(self, others: frozenset[str] = frozenset()) -> None:
+        self._others = others
+
+    def _names(self) -> frozenset[str]:
+        from bot.vendors.registry import names  # here: the registry imports this module
+        return names() | self._others
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._names()))
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(map(repr, self))}}}"
+
+
+#: Vendors the bot can act on: one package each (bot.vendors.registry).
+VENDORS: Final[AbstractSet[str]] = _Names()
+
+#: Where events come from: each vendor, `events` (the user's own systems posting canonical events),
+#: Slack and the monitoring sources.
+SOURCES: Final[AbstractSet[str]] = _Names(frozenset({"events", "slack", "alertmanager", "grafana"}))
+
+
+def campaign_id_pattern(vendor: str) -> re.Pattern[str] | None:
+    """The shape of `vendor`'s campaign ids (validated before any URL is built); None for no vendor."""
+    from bot.vendors.registry import get  # here: see _Names
+    spec = get(vendor)
+    return spec.campaign_id if spec is not None else None
+
 
 #: Canonical event types and what they mean. Sources map vendor vocabularies onto these; a vendor
 #: event with no equivalent becomes `vendor.other` (accepted, recorded, matched by no shipped rule).
@@ -92,7 +124,7 @@ class CampaignRef(BaseModel):
 
     @model_validator(mode="after")
     def _check_id(self) -> CampaignRef:
-        pattern = CAMPAIGN_ID_PATTERNS.get(self.vendor)
+        pattern = campaign_id_pattern(self.vendor)
         if pattern is None:
             raise ValueError(f"unknown vendor {self.vendor[:40]!r}; expected one of {sorted(VENDORS)}")
         if not pattern.fullmatch(self.id):

@@ -32,7 +32,7 @@ from bot.slack.operator import SlackOperator
 from bot.state.outbox import SqliteOutbox
 from bot.state.sqlite import SqliteStateStore
 from bot.state.worker_lock import WorkerLock
-from bot.vendors import build_vendors
+from bot.vendors.build import build_vendors
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
 
@@ -56,20 +56,18 @@ class Services:
 
 
 def _register_secrets(settings: Settings) -> None:
-    for name in ("smartlead_api_key", "leadterra_api_key", "inbox_api_key", "webhook_token",
-                 "smartlead_webhook_secret", "leadterra_webhook_secret", "broker_url", "slack_signing_secret",
-                 "slack_bot_token", "alertmanager_token", "grafana_webhook_secret"):
-        value = getattr(settings, name)
-        register_secret(value.get_secret_value() if value is not None else None)
+    register_secret(*settings.secrets())
 
 
 def _warn_closed_sources(settings: Settings) -> None:
     """Webhooks fail closed without a secret: say at start which sources will answer 401."""
     token = settings.webhook_token is not None
+    opened = {spec.name: (spec.webhook_token and token) or any(
+        settings.vendor(spec.name).secret(key) is not None for key in spec.webhook_secrets)
+        for spec in settings.vendors()}
     closed = [source for source, ok in {
-        "smartlead": token or settings.smartlead_webhook_secret is not None,
-        "leadterra": settings.leadterra_webhook_secret is not None,
-        "inbox": token, "events": token,
+        **opened,
+        "events": token,
         "alertmanager": token or settings.alertmanager_token is not None,
         "grafana": token or settings.alertmanager_token is not None or settings.grafana_webhook_secret is not None,
         "slack": settings.slack_signing_secret is not None,

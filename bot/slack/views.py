@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 
 from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorUnavailable
 from bot.events import CampaignRef
 from bot.slack.blocks import esc
 from bot.state.base import PASSIVE_KINDS, AuditRow, CampaignRecord, Hold, HoldKind
+from bot.vendors import registry
 from bot.vendors.base import CampaignStatus, CampaignVendor
 
 __all__ = [
@@ -24,11 +24,10 @@ __all__ = [
     "vendor_name",
 ]
 
-_NAMES: Final = {"smartlead": "Smartlead", "leadterra": "Leadterra", "inbox": "Inbox"}
-
-
 def vendor_name(ref: CampaignRef) -> str:
-    return _NAMES.get(ref.vendor, ref.vendor)
+    """The vendor's display name (`VendorSpec.display_name`)."""
+    spec = registry.get(ref.vendor)
+    return spec.display_name if spec is not None else ref.vendor
 
 
 @dataclass(frozen=True, slots=True)

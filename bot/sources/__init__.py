@@ -1,5 +1,8 @@
 """Raw webhook bodies → canonical Events: one pure normalizer per source, dispatched by name.
 
+Vendors' normalizers live in their packages (`bot.vendors.<name>.webhooks`) and are found through the
+registry; the others (`events`, `alertmanager`, `grafana`) are here.
+
 Pure: no I/O, no clock (`received_at` is passed in), no logging. Anything unusable raises
 `bot.errors.PayloadError` whose message is safe to return to the sender as the 400 reason.
 """
@@ -15,25 +18,38 @@ from typing import Any, Final
 
 from bot.errors import PayloadError
 from bot.events import Event
-from bot.sources import alertmanager, canonical, grafana, inbox, leadterra, smartlead
+from bot.sources import alertmanager, canonical, grafana
 
-__all__ = ["ALERT_SOURCES", "NORMALIZERS", "WEBHOOK_SOURCES", "Normalizer", "normalize", "parse_json"]
+__all__ = ["ALERT_SOURCES", "OWN_NORMALIZERS", "Normalizer", "normalize", "normalizer", "parse_json",
+           "webhook_sources"]
 
 #: A source's normalizer: parsed JSON body and the time it arrived → events.
 Normalizer = Callable[[Any, datetime], list[Event]]
 
-NORMALIZERS: Final[Mapping[str, Normalizer]] = MappingProxyType({
-    "smartlead": smartlead.normalize,
-    "leadterra": leadterra.normalize,
-    "inbox": inbox.normalize,
+#: The sources that are not vendors.
+OWN_NORMALIZERS: Final[Mapping[str, Normalizer]] = MappingProxyType({
     "events": canonical.normalize,
     "alertmanager": alertmanager.normalize,
     "grafana": grafana.normalize,
 })
 #: Monitoring sources: their own intake (bot.web.alerts: bearer token or Grafana's signature).
 ALERT_SOURCES: Final = frozenset({"alertmanager", "grafana"})
-#: Sources the generic web intake (bot.web.webhooks) accepts at `/webhooks/<source>`.
-WEBHOOK_SOURCES: Final = frozenset(NORMALIZERS) - ALERT_SOURCES
+
+
+def normalizer(source: str) -> Normalizer | None:
+    """The normalizer of `source`: a registered vendor's (its package's `webhooks`), or one of ours."""
+    from bot.vendors.registry import get  # here: the vendors' normalizers import this package
+
+    spec = get(source)
+    return spec.normalize if spec is not None else OWN_NORMALIZERS.get(source)
+
+
+def webhook_sources() -> frozenset[str]:
+    """Sources the generic web intake (bot.web.webhooks) accepts at `/webhooks/<source>`: every
+    registered vendor and `events`."""
+    from bot.vendors.registry import names  # here: see normalizer()
+
+    return (names() | frozenset(OWN_NORMALIZERS)) - ALERT_SOURCES
 
 
 def _reject_constant(name: str) -> Any:
@@ -92,12 +108,13 @@ def normalize(source: str, body: bytes, *, received_at: datetime, idempotency_ke
     Raises:
         PayloadError: unknown source, invalid JSON, wrong shape, or an invalid field (named).
     """
-    normalizer = NORMALIZERS.get(source)
-    if normalizer is None:
-        raise PayloadError(f"unknown source {source[:40]!r}; expected one of {sorted(NORMALIZERS)}")
+    found = normalizer(source)
+    if found is None:
+        known = sorted(webhook_sources() | ALERT_SOURCES)
+        raise PayloadError(f"unknown source {source[:40]!r}; expected one of {known}")
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     if source == "events":
         return canonical.normalize(parse_json(body), received_at, idempotency_key=idempotency_key,
                                    request_id=request_id)
-    return normalizer(parse_json(body), received_at)
+    return found(parse_json(body), received_at)

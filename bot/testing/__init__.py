@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from bot.testing.sim_core import (
-    ACCOUNT_SECRET,
-    DEFAULT_KEYS,
-    DEFAULT_LIMITS,
-    PREFIXES,
-    CallRecord,
-    Fault,
-    SimCampaign,
-    max_in_window,
-)
+from bot.testing.sim_core import ACCOUNT_SECRET, CallRecord, Fault, SimCampaign, max_in_window
+from bot.testing.sim_registry import DEFAULT_KEYS, DEFAULT_LIMITS, PREFIXES
 from bot.testing.simulator import VendorSimulator, run_simulator
 
 __all__ = [

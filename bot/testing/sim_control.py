@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.testing.sim_core import PREFIXES
+from bot.testing.sim_registry import PREFIXES
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator

@@ -12,12 +12,7 @@ from typing import Any, Final, Literal
 
 __all__ = [
     "ACCOUNT_SECRET",
-    "COMMON_TO_NATIVE",
-    "DEFAULT_KEYS",
-    "DEFAULT_LIMITS",
     "FAULT_KINDS",
-    "NATIVE_STATUSES",
-    "PREFIXES",
     "CallLog",
     "CallRecord",
     "Fault",
@@ -27,38 +22,6 @@ __all__ = [
     "format_retry_after",
     "max_in_window",
 ]
-
-#: Where each vendor is served, mirroring the real base URLs' paths (docs/vendors.md §0).
-PREFIXES: Final = {"smartlead": "/smartlead/api/v1", "leadterra": "/leadterra/v1", "inbox": "/inbox/api/v1"}
-
-#: Credentials the simulator accepts unless told otherwise (fake, for tests and demos only).
-DEFAULT_KEYS: Final = {
-    "smartlead": "sim-smartlead-key",
-    "leadterra": "sk_live_sim_leadterra",
-    "inbox": "sim-inbox-token",
-}
-
-#: (requests, seconds) per credential; None = unlimited. Smartlead: "10 requests every 2 seconds";
-#: Inbox: 100 reads + 30 writes per minute per token; Leadterra documents none (off by default).
-DEFAULT_LIMITS: Final[dict[str, tuple[int, float] | None]] = {
-    "smartlead": (10, 2.0),
-    "leadterra": None,
-    "inbox_read": (100, 60.0),
-    "inbox_write": (30, 60.0),
-}
-
-NATIVE_STATUSES: Final = {
-    "smartlead": ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED", "ARCHIVED"),
-    "leadterra": ("draft", "running", "paused"),
-    "inbox": ("draft", "active", "paused", "completed"),
-}
-
-COMMON_TO_NATIVE: Final = {
-    "smartlead": {"draft": "DRAFTED", "active": "ACTIVE", "paused": "PAUSED", "stopped": "STOPPED",
-                  "completed": "COMPLETED", "archived": "ARCHIVED"},
-    "leadterra": {"draft": "draft", "active": "running", "paused": "paused"},
-    "inbox": {"draft": "draft", "active": "active", "paused": "paused", "completed": "completed"},
-}
 
 #: Every fake SMTP/IMAP password the simulator serves contains this, so tests can prove none is kept.
 ACCOUNT_SECRET: Final = "SIM-ACCOUNT-PASSWORD"

@@ -7,8 +7,9 @@
     ...
     await sim.wait_for_calls(lambda c: c.method == "POST", count=1)
 
-Vendors live under `PREFIXES` (`/smartlead/api/v1`, `/leadterra/v1`, `/inbox/api/v1`); the contracts
-are in `bot.testing.sim_vendors`, the JSON control API under `/_sim/` in `bot.testing.sim_control`.
+Vendors live under `PREFIXES` (`/smartlead/api/v1`, `/leadterra/v1`, `/inbox/api/v1`); each vendor's
+contract is in its package (`bot.vendors.<name>.sim`, found through the registry: `bot.testing.sim_registry`),
+the JSON control API under `/_sim/` in `bot.testing.sim_control`.
 Every request is logged (`calls`) without its credential; tests wait on the log, never sleep.
 
 Acting as a person in the vendor's UI (no API call, nothing logged): `sim.ui(ref, "pause")` /
@@ -40,12 +41,7 @@ from aiohttp import web
 from bot.events import CampaignRef
 from bot.testing.sim_control import add_control_routes
 from bot.testing.sim_core import (
-    COMMON_TO_NATIVE,
-    DEFAULT_KEYS,
-    DEFAULT_LIMITS,
     FAULT_KINDS,
-    NATIVE_STATUSES,
-    PREFIXES,
     CallLog,
     CallRecord,
     Fault,
@@ -54,20 +50,24 @@ from bot.testing.sim_core import (
     SlidingWindow,
     format_retry_after,
 )
-from bot.testing.sim_vendors import HANDLERS, SimRequest, error_response, rate_limited
+from bot.testing.sim_registry import (
+    COMMON_TO_NATIVE,
+    DEFAULT_KEYS,
+    DEFAULT_LIMITS,
+    NATIVE_STATUSES,
+    PREFIXES,
+    SIM_VENDORS,
+)
+from bot.testing.sim_spec import SimRequest
 
 __all__ = ["VendorSimulator", "run_simulator"]
 
 _CAMPAIGN_IN_PATH = re.compile(r"/campaigns/(?:v2/)?([^/]+)")
 _DEFAULT_DELAY = {"timeout": 30.0, "slow": 1.0}
-#: The native status of each vendor that each stamp follows.
-_PAUSED = {"smartlead": "PAUSED", "leadterra": "paused", "inbox": "paused"}
-_RUNNING = {"smartlead": "ACTIVE", "leadterra": "running", "inbox": "active"}
-_COMPLETED = {"smartlead": "COMPLETED", "inbox": "completed"}
 #: What a person can do in each vendor's UI: action → (from statuses, to status), in native terms.
 _UI_ACTIONS = {
-    vendor: {"pause": ((_RUNNING[vendor],), _PAUSED[vendor]), "resume": ((_PAUSED[vendor],), _RUNNING[vendor])}
-    for vendor in PREFIXES
+    vendor: {"pause": ((sim.running,), sim.paused), "resume": ((sim.paused,), sim.running)}
+    for vendor, sim in SIM_VENDORS.items()
 }
 
 
@@ -151,11 +151,12 @@ class VendorSimulator(CallLog):
         native = self._native(parsed.vendor, status) if status is not None else COMMON_TO_NATIVE[parsed.vendor]["active"]
         campaign = SimCampaign(parsed.vendor, parsed.id, native, name=name, leads=leads, sequence_steps=sequence_steps,
                                accounts=list(accounts))
-        if native == _PAUSED[parsed.vendor]:
+        sim = SIM_VENDORS[parsed.vendor]
+        if native == sim.paused:
             campaign.paused_at = campaign.created_at
-        elif native == _RUNNING[parsed.vendor]:
+        elif native == sim.running:
             campaign.started_at = campaign.created_at
-        elif native == _COMPLETED.get(parsed.vendor):
+        elif native == sim.completed:
             campaign.completed_at = campaign.created_at
         self.campaigns[str(parsed)] = campaign
         self._notify()
@@ -203,13 +204,14 @@ class VendorSimulator(CallLog):
             moment = self._last_stamp + timedelta(milliseconds=1)    # every change gets a new stamp
         self._last_stamp = moment
         precise = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-        stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ") if campaign.vendor == "leadterra" else precise
+        sim = SIM_VENDORS[campaign.vendor]
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ") if sim.whole_second_stamps else precise
         campaign.updated_at = precise
-        if new == _PAUSED[campaign.vendor]:
+        if new == sim.paused:
             campaign.paused_at = stamp
-        elif new == _RUNNING[campaign.vendor]:
+        elif new == sim.running:
             campaign.started_at = stamp
-        elif new == _COMPLETED.get(campaign.vendor):
+        elif new == sim.completed:
             campaign.completed_at = stamp
 
     @staticmethod
@@ -329,7 +331,7 @@ class VendorSimulator(CallLog):
             fault.hits += 1
             if not fault.after_apply and (early := await self._misbehave(fault, vendor, req)) is not None:
                 return early
-        response = HANDLERS[vendor](self, req)
+        response = SIM_VENDORS[vendor].handle(self, req)
         decided.append(response.status)
         if fault is not None and fault.after_apply and (late := await self._misbehave(fault, vendor, req)):
             return late
@@ -339,17 +341,17 @@ class VendorSimulator(CallLog):
         if fault.kind in ("slow", "timeout", "hold"):
             await self._hang(fault.delay if fault.kind != "hold" or fault.delay > 0 else None,
                              CallRecord(vendor, req.method, req.path, None, None, req.now))
-            return error_response(vendor, 504, "GATEWAY_TIMEOUT") if fault.kind == "timeout" else None
+            return SIM_VENDORS[vendor].error(504, "GATEWAY_TIMEOUT") if fault.kind == "timeout" else None
         if fault.kind == "race":
             match = _CAMPAIGN_IN_PATH.match(req.path)
             if match and f"{vendor}:{match[1]}" in self.campaigns and fault.set_status:
                 self.set_status(f"{vendor}:{match[1]}", fault.set_status)
             return None
         if fault.kind == "rate_limit":
-            return rate_limited(vendor, format_retry_after(fault.retry_after, whole=False))
+            return SIM_VENDORS[vendor].rate_limited(format_retry_after(fault.retry_after, whole=False))
         if fault.kind == "empty":
             return web.Response(status=200)
-        return error_response(vendor, fault.status)
+        return SIM_VENDORS[vendor].error(fault.status)
 
     async def _hang(self, seconds: float | None, call: CallRecord) -> None:
         """Wait `seconds` (None: until released) or until `release_hangs()`; `call` is listed in `held`."""

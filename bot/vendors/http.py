@@ -45,9 +45,9 @@ from bot.errors import (
     VendorUnavailable,
     WriteCancelled,
 )
-from bot.events import CAMPAIGN_ID_PATTERNS
 from bot.log import scrub
 from bot.metrics import VENDOR_CALLS
+from bot.vendors import registry
 from bot.vendors.ratelimit import SlidingWindowLimiter
 
 __all__ = [
@@ -109,7 +109,8 @@ class Reply:
 
 def check_campaign_id(vendor: str, campaign_id: str, where: str) -> None:
     """Refuse an id that does not match the vendor's id pattern before it is put into a path."""
-    if not CAMPAIGN_ID_PATTERNS[vendor].fullmatch(campaign_id):
+    spec = registry.get(vendor)
+    if spec is None or not spec.campaign_id.fullmatch(campaign_id):
         raise VendorRefused(vendor, where, f"invalid {vendor} campaign id {campaign_id[:80]!r}")
 
 

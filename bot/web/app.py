@@ -1,7 +1,7 @@
 """The aiohttp application: settings, broker and clock in typed AppKeys, routes, JSON errors.
 
 Routes (one module each; add the next intake here):
-- `POST /webhooks/{smartlead,leadterra,inbox,events}`  (bot.web.webhooks)
+- `POST /webhooks/{<each registered vendor>,events}`  (bot.web.webhooks)
 - `POST /webhooks/{alertmanager,grafana}`              (bot.web.alerts)
 - `GET /healthz`, `GET /readyz`, `GET /metrics`         (bot.web.health)
 - `POST /slack/commands`, `POST /slack/interactions`   (bot.web.slack)
@@ -55,16 +55,13 @@ def create_app(
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
 ) -> web.Application:
     """Build the web intake. The broker must already be started; the app never closes it."""
-    for secret in (settings.webhook_token, settings.smartlead_webhook_secret, settings.leadterra_webhook_secret,
-                   settings.slack_signing_secret, settings.alertmanager_token, settings.grafana_webhook_secret):
-        if secret is not None:
-            register_secret(secret.get_secret_value())
+    register_secret(*settings.secrets())
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[BROKER] = broker
     app[CLOCK] = clock
     app[PUBLISH_TIMEOUT] = publish_timeout
-    app.add_routes(webhooks.routes)
+    webhooks.add_routes(app)
     app.add_routes(alerts.routes)
     app.add_routes(health.routes)
     app.add_routes(slack.routes)

@@ -1,6 +1,6 @@
 """Vendor and canonical webhooks: authenticate, normalize, publish every event, then answer 202.
 
-`POST /webhooks/{smartlead|leadterra|inbox|events}`. The order is fixed: size limit (413) →
+`POST /webhooks/{<vendor>|events}`, one path per registered vendor (bot.vendors.registry). The order is fixed: size limit (413) →
 authentication (401) → normalization (400) → publish each event with confirmation (503 +
 `Retry-After` when the broker does not confirm) → 202 `{"accepted": n, "ids": [...]}`. A sender is
 told "accepted" only once every event is in the broker; when a publish fails midway the sender
@@ -11,7 +11,7 @@ retry with the same key is a duplicate), else by a fresh request id: every such 
 event (bot.sources.canonical).
 
 Other intakes (`/webhooks/alertmanager`, `/webhooks/grafana`, `/slack/...`) get a module each: the
-`{source}` pattern here matches only the sources in `bot.sources.WEBHOOK_SOURCES`.
+`{source}` pattern here matches only the sources in `bot.sources.webhook_sources()` when the app is made.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from aiohttp import web
 from bot.errors import BrokerUnavailable, PayloadError
 from bot.events import Event
 from bot.metrics import WEBHOOK_SECONDS, WEBHOOKS
-from bot.sources import WEBHOOK_SOURCES, normalize
+from bot.sources import normalize, webhook_sources
 from bot.web.auth import AuthResult, authenticate
 from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
 
-__all__ = ["IDEMPOTENCY_HEADER", "RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "routes"]
+__all__ = ["IDEMPOTENCY_HEADER", "RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "add_routes"]
 
 log = structlog.get_logger(__name__)
-routes = web.RouteTableDef()
 
 RETRY_AFTER_SECONDS: Final = 5
 #: Identifies a `/webhooks/events` request whose events carry no `id`: a retry with the same key dedupes.
@@ -45,10 +44,14 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 Check = Callable[[bytes, datetime], AuthResult]
 #: fields to add to a 202 answer, from the events about to be published
 Extras = Callable[[list[Event]], dict[str, Any]]
-_SOURCE_PATTERN: Final = "|".join(sorted(WEBHOOK_SOURCES))
 
 
-@routes.post(f"/webhooks/{{source:(?:{_SOURCE_PATTERN})}}")
+def add_routes(app: web.Application) -> None:
+    """`POST /webhooks/{source}` for the sources known now (the registry's vendors and `events`)."""
+    pattern = "|".join(sorted(webhook_sources()))
+    app.router.add_post(f"/webhooks/{{source:(?:{pattern})}}", receive_webhook)
+
+
 async def receive_webhook(request: web.Request) -> web.Response:
     """A vendor's or the user's own webhook."""
     source = request.match_info["source"]

@@ -17,7 +17,8 @@ import schemathesis
 import yaml
 from schemathesis.core.result import Err
 
-from bot.events import CAMPAIGN_ID_PATTERNS, EVENT_TYPES
+from bot.events import EVENT_TYPES
+from bot.vendors import registry
 from bot.web import create_app
 from tests.conftest import REPO
 from tests.hostile.endpoints import Endpoint, credentials, discover, hostile_settings
@@ -73,8 +74,8 @@ def test_the_canonical_vocabulary_is_the_codes() -> None:
     event = SPEC["components"]["schemas"]["CanonicalEvent"]["properties"]
     assert event["type"]["enum"] == sorted(EVENT_TYPES)
     campaign = re.compile(SPEC["components"]["schemas"]["CampaignText"]["pattern"])
-    for vendor, pattern in CAMPAIGN_ID_PATTERNS.items():
-        assert f"{vendor}:{pattern.pattern}" in campaign.pattern
+    for spec in registry.specs():
+        assert f"{spec.name}:{spec.campaign_id.pattern}" in campaign.pattern
     assert campaign.fullmatch("smartlead:1843021") and not campaign.fullmatch("lemlist:cam_1")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.errors import PayloadError
 from bot.events import Event
-from bot.sources import ALERT_SOURCES, WEBHOOK_SOURCES, normalize
+from bot.sources import ALERT_SOURCES, normalize, webhook_sources
 
 Payload = Callable[[str], bytes]
 
@@ -22,7 +22,7 @@ def events(source: str, body: bytes | dict[str, Any], received_at: datetime) -> 
 
 
 def test_alert_sources_have_their_own_intake() -> None:
-    assert ALERT_SOURCES == {"alertmanager", "grafana"} and not ALERT_SOURCES & WEBHOOK_SOURCES
+    assert ALERT_SOURCES == {"alertmanager", "grafana"} and not ALERT_SOURCES & webhook_sources()
 
 
 def test_grouped_alertmanager_notification_is_split_into_one_event_per_alert(

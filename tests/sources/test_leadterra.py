@@ -11,7 +11,7 @@ import pytest
 from bot.errors import PayloadError
 from bot.events import EVENT_TYPES, Event
 from bot.sources import normalize
-from bot.sources.leadterra import TYPES
+from bot.vendors.leadterra.webhooks import TYPES
 
 Payload = Callable[[str], bytes]
 

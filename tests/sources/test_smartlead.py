@@ -11,7 +11,7 @@ import pytest
 from bot.errors import PayloadError
 from bot.events import EVENT_TYPES, CampaignRef, Event
 from bot.sources import normalize
-from bot.sources.smartlead import DOTTED_TYPES, FLAT_TYPES
+from bot.vendors.smartlead.webhooks import DOTTED_TYPES, FLAT_TYPES
 
 Payload = Callable[[str], bytes]
 

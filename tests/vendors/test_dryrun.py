@@ -8,7 +8,7 @@ import aiohttp
 import structlog
 
 from bot.config import Settings
-from bot.log import scrub
+from bot.log import register_secret, scrub
 from bot.testing import VendorSimulator
 from bot.vendors import (
     DryRunVendor,
@@ -16,7 +16,6 @@ from bot.vendors import (
     LeadterraClient,
     SmartleadClient,
     build_vendors,
-    register_vendor_secrets,
 )
 from bot.vendors.base import CampaignStatus, Observation, WriteResult
 
@@ -77,5 +76,5 @@ async def test_built_clients_talk_to_the_configured_base_urls(
 
 def test_vendor_keys_are_registered_for_scrubbing() -> None:
     settings = _settings(smartlead_api_key="zz-smartlead-secret-1", inbox_api_key="zz-inbox-secret-2")
-    register_vendor_secrets(settings)
+    register_secret(*settings.secrets())      # each vendor names its own (VendorSpec.secrets)
     assert scrub("key zz-smartlead-secret-1 and zz-inbox-secret-2") == "key *** and ***"

@@ -12,9 +12,9 @@ import pytest
 
 from bot.vendors.base import CampaignStatus, Observation
 from bot.vendors.http import RetryPolicy, error_detail, find_stamp, parse_retry_after
-from bot.vendors.inbox import parse_observation as inbox_observation
+from bot.vendors.inbox.client import parse_observation as inbox_observation
 from bot.vendors.ratelimit import SlidingWindowLimiter
-from bot.vendors.smartlead import parse_observation, parse_status
+from bot.vendors.smartlead.client import parse_observation, parse_status
 
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:

@@ -15,7 +15,7 @@ from bot.testing import VendorSimulator, max_in_window
 from bot.vendors import LeadterraClient, RetryPolicy, VendorRefused
 from bot.vendors.base import CampaignStatus, Observation, WriteResult
 from bot.vendors.http import error_detail
-from bot.vendors.leadterra import evidence, parse_stamp, parse_status
+from bot.vendors.leadterra.client import evidence, parse_stamp, parse_status
 from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
 
 REF = "leadterra:camp_123"

@@ -14,7 +14,7 @@ from bot.errors import VendorAuthError, VendorError, VendorNotFound, VendorRejec
 from bot.testing import VendorSimulator, max_in_window
 from bot.vendors import RetryPolicy, SmartleadClient, VendorRefused
 from bot.vendors.base import CampaignStatus, Observation, WriteResult
-from bot.vendors.smartlead import ALLOWED_STATUS_VALUES
+from bot.vendors.smartlead.client import ALLOWED_STATUS_VALUES
 from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
 
 REF = "smartlead:123"

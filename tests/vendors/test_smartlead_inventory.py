@@ -16,7 +16,7 @@ from bot.inventory_refresh import InventoryRefresher
 from bot.state.sqlite import SqliteStateStore
 from bot.testing import ACCOUNT_SECRET, DEFAULT_KEYS, VendorSimulator, max_in_window
 from bot.vendors import DryRunVendor, InboxClient, InventorySource, LeadterraClient, SmartleadClient
-from bot.vendors.smartlead import campaign_items, sender_emails
+from bot.vendors.smartlead.client import campaign_items, sender_emails
 from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
 
 

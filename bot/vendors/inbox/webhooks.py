@@ -1,4 +1,5 @@
-"""Inbox (inboxapp.com) webhooks → canonical events (docs/vendors.md §3.5).
+"""Inbox (inboxapp.com) webhooks → canonical events (docs/vendors.md §3.5). Authenticated with
+BOT_WEBHOOK_TOKEN (bearer or `?token=`): Inbox documents no signature.
 
 The envelope is `{id, seq, teamId, type, timestamp, version, data}`; `id` is the dedupe key and
 `seq` (kept in `data.seq`) lets gaps be detected.
@@ -16,10 +17,11 @@ user|manual|member|api → "user". `data.reason` is copied from `data.reason`/`d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.errors import PayloadError
 from bot.events import CampaignRef, Event
+from bot.sources.auth import AuthResult, WebhookRequest, token_only
 from bot.sources.payload import (
     Fields,
     campaign_ref,
@@ -30,7 +32,10 @@ from bot.sources.payload import (
     vendor_id,
 )
 
-__all__ = ["TYPES", "normalize"]
+if TYPE_CHECKING:
+    from bot.vendors.spec import VendorConfig
+
+__all__ = ["TYPES", "authenticate", "normalize"]
 
 SOURCE: Final = "inbox"
 
@@ -112,3 +117,8 @@ def _data(fields: Fields, inner: Fields, vendor_type: str) -> dict[str, Any]:
         "target_id": inner.first_text("target.id", "targetId"),
         "account_link_id": inner.first_text("accountLinkId", "target.accountLinkId"),
     })
+
+
+def authenticate(request: WebhookRequest, config: VendorConfig) -> AuthResult:
+    """BOT_WEBHOOK_TOKEN as bearer or `?token=`."""
+    return token_only(request)

@@ -32,18 +32,15 @@ from typing import Any, Final
 import aiohttp
 from pydantic import SecretStr
 
-from bot.config import REAL_BASE_URLS
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.http import RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
+from bot.vendors.leadterra import BASE_URL, SPEC, STATUSES
 from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.spec import VendorConfig
 
-__all__ = ["LeadterraClient", "evidence", "parse_stamp", "parse_status"]
+__all__ = ["LeadterraClient", "evidence", "make_client", "parse_stamp", "parse_status"]
 
-_TO_COMMON: Final = {
-    "draft": CampaignStatus.DRAFT,
-    "running": CampaignStatus.ACTIVE,
-    "paused": CampaignStatus.PAUSED,
-}
+_TO_COMMON: Final = STATUSES
 #: verb → (operation, target, the answer's time stamp of that transition)
 _VERBS: Final = {
     "pause": ("pause", CampaignStatus.PAUSED, "pausedAt"),
@@ -113,8 +110,8 @@ class LeadterraClient:
         session: aiohttp.ClientSession,
         *,
         api_key: SecretStr | str,
-        base_url: str = REAL_BASE_URLS["leadterra"],
-        rate_limit: tuple[int, float] = (60, 60.0),
+        base_url: str = BASE_URL,
+        rate_limit: tuple[int, float] = SPEC.rate_limits["rate_limit"],
         limiter: SlidingWindowLimiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
@@ -168,3 +165,11 @@ class LeadterraClient:
         assert reply is not None        # no `settled` callback: request() always answers or raises
         status, stamp, why = evidence(reply.body, campaign_id, target, stamp_key, requested[0])
         return WriteResult(status, sent=True, proven=not why, changed_at=stamp, detail=why)
+
+
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
+                timeout: float) -> LeadterraClient:
+    """`SPEC.client`: a client from the Leadterra settings block."""
+    assert config.api_key is not None
+    return LeadterraClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
+                           retry=retry, timeout=timeout)

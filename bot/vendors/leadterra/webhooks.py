@@ -1,4 +1,8 @@
-"""Leadterra webhooks → canonical events: the `{event, timestamp, data}` envelope (docs/vendors.md §2.6).
+"""Leadterra webhooks: their signature, and the `{event, timestamp, data}` envelope → canonical events
+(docs/vendors.md §2.6).
+
+Authentication: `X-Leadterra-Signature: <hex HMAC-SHA256(raw body, BOT_LEADTERRA_WEBHOOK_SECRET)>` (an
+optional `sha256=` prefix is tolerated). Required; refused when the secret is not configured.
 
 Leadterra documents `campaign.started`, `message.sent`, `message.bounced` (`data.bounceType`
 hard|soft, `data.bounceReason`) and `reply.received`; it has no `campaign.paused` event. Field names
@@ -9,10 +13,11 @@ documented, so the common camelCase spellings are read and anything else is igno
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.errors import PayloadError
 from bot.events import CampaignRef, Event
+from bot.sources.auth import AuthResult, WebhookRequest, signature_ok
 from bot.sources.payload import (
     Fields,
     campaign_ref,
@@ -23,9 +28,14 @@ from bot.sources.payload import (
     require_object,
 )
 
-__all__ = ["TYPES", "normalize"]
+if TYPE_CHECKING:
+    from bot.vendors.spec import VendorConfig
+
+__all__ = ["SIGNATURE_HEADER", "TYPES", "authenticate", "normalize"]
 
 SOURCE: Final = "leadterra"
+SIGNATURE_HEADER: Final = "X-Leadterra-Signature"
+_SECRET: Final = "BOT_LEADTERRA_WEBHOOK_SECRET"
 
 #: Leadterra `event` → canonical type. `campaign.paused` is not documented; mapped in case it appears.
 TYPES: Final[dict[str, str]] = {
@@ -106,3 +116,16 @@ def _data(inner: Fields, vendor_type: str) -> dict[str, Any]:
         "reply_id": inner.first_text("reply.id", "replyId"),
         "reply_from": inner.first_text("reply.from"),
     })
+
+
+def authenticate(request: WebhookRequest, config: VendorConfig) -> AuthResult:
+    """The body's HMAC signature, required (BOT_WEBHOOK_TOKEN is not accepted)."""
+    secret = config.secret("webhook_secret")
+    if secret is None:
+        return AuthResult.refused(f"no secret configured for leadterra (set {_SECRET})")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        return AuthResult.refused(f"missing {SIGNATURE_HEADER} (signed with {_SECRET})")
+    if signature_ok(signature, request.body, secret):
+        return AuthResult.passed("signature")
+    return AuthResult.refused(f"invalid {SIGNATURE_HEADER} (not signed with {_SECRET})")

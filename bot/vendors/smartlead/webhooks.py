@@ -1,4 +1,11 @@
-"""Smartlead webhooks → canonical events: flat formats A/B/legacy and the dot-style envelope C.
+"""Smartlead webhooks: their authentication, and their bodies → canonical events (flat formats A/B/legacy
+and the dot-style envelope C).
+
+Authentication, in this order, the first credential the request offers *and* we can check decides:
+`X-Smartlead-Signature: sha256=<hex HMAC-SHA256(raw body, BOT_SMARTLEAD_WEBHOOK_SECRET)>` (format C);
+BOT_WEBHOOK_TOKEN as `Authorization: Bearer <t>` or `?token=<t>`; for legacy payloads with neither, a
+body field `secret_key` equal to BOT_SMARTLEAD_WEBHOOK_SECRET. A bad signature is final (never retried
+as a token). Fails closed: nothing configured, nothing accepted.
 
 Format A and the legacy help-center payloads are flat and carry `event_type` (`EMAIL_REPLY`, ...);
 Format B is flat with `event` (`EMAIL_REPLIED`, ...); Format C is `{id, type, created_at, data, links,
@@ -8,10 +15,21 @@ meta}` with dot-style types (`email.account.disconnected`). See docs/vendors.md 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.errors import PayloadError
 from bot.events import CampaignRef, Event
+from bot.sources.auth import (
+    TOKEN_HINT,
+    TOKEN_SETTING,
+    AuthResult,
+    WebhookRequest,
+    body_secret,
+    check_token,
+    equal,
+    offered_tokens,
+    signature_ok,
+)
 from bot.sources.payload import (
     Fields,
     campaign_ref,
@@ -23,9 +41,14 @@ from bot.sources.payload import (
     vendor_id,
 )
 
-__all__ = ["DOTTED_TYPES", "FLAT_TYPES", "normalize"]
+if TYPE_CHECKING:
+    from bot.vendors.spec import VendorConfig
+
+__all__ = ["DOTTED_TYPES", "FLAT_TYPES", "SIGNATURE_HEADER", "authenticate", "normalize"]
 
 SOURCE: Final = "smartlead"
+SIGNATURE_HEADER: Final = "X-Smartlead-Signature"
+_SECRET: Final = "BOT_SMARTLEAD_WEBHOOK_SECRET"
 
 #: Formats A, B and legacy (`event_type` or `event`), upper-cased.
 FLAT_TYPES: Final[dict[str, str]] = {
@@ -219,3 +242,31 @@ def _envelope(body: dict[str, Any], vendor_type: str, received_at: datetime) -> 
         campaign=campaign,
         data=data,
     )
+
+
+def authenticate(request: WebhookRequest, config: VendorConfig) -> AuthResult:
+    """Signature, else token, else the legacy body `secret_key` (see the module docstring)."""
+    secret = config.secret("webhook_secret")
+    token = request.token
+    signature = request.headers.get(SIGNATURE_HEADER)
+    tokens = offered_tokens(request)
+    if signature is not None and secret is not None:
+        ok = signature_ok(signature, request.body, secret)
+        return AuthResult.passed("signature") if ok else AuthResult.refused(
+            f"invalid {SIGNATURE_HEADER} (not signed with {_SECRET})")
+    if tokens and token is not None:
+        return check_token(tokens, token)
+    if signature is None and secret is not None and (offered := body_secret(request.body)) is not None:
+        return AuthResult.passed("secret_key") if equal(offered, secret) else AuthResult.refused(
+            f"invalid secret_key (does not match {_SECRET})")
+    if secret is None and token is None:
+        return AuthResult.refused(f"no secret configured for smartlead (set {_SECRET} or {TOKEN_SETTING})")
+    # the request offers a credential we hold no secret for: fail closed, naming the missing setting
+    if signature is not None:
+        return AuthResult.refused(f"no secret configured for smartlead (signature given, {_SECRET} unset)")
+    if tokens:
+        return AuthResult.refused(f"no secret configured for smartlead (token given, {TOKEN_SETTING} unset)")
+    if secret is None and body_secret(request.body) is not None:
+        return AuthResult.refused(f"no secret configured for smartlead (secret_key given, {_SECRET} unset)")
+    return AuthResult.refused(f"missing credentials: {SIGNATURE_HEADER}, secret_key or {TOKEN_HINT} "
+                              f"({_SECRET} / {TOKEN_SETTING})")

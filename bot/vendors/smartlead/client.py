@@ -21,9 +21,7 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
-from bot.config import REAL_BASE_URLS
 from bot.errors import VendorNotFound
-from bot.events import CAMPAIGN_ID_PATTERNS
 from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import (
@@ -36,9 +34,11 @@ from bot.vendors.http import (
     find_status,
 )
 from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.smartlead import BASE_URL, CAMPAIGN_ID, SPEC, STATUSES
+from bot.vendors.spec import VendorConfig
 
-__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "parse_observation", "parse_status",
-           "sender_emails"]
+__all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "make_client", "parse_observation",
+           "parse_status", "sender_emails"]
 
 log = structlog.get_logger(__name__)
 
@@ -46,14 +46,7 @@ log = structlog.get_logger(__name__)
 ALLOWED_STATUS_VALUES: Final = frozenset({"PAUSED", "START"})
 _REQUEST_VALUE: Final[dict[str, str]] = {"pause": "PAUSED", "resume": "START"}
 
-_TO_COMMON: Final = {
-    "DRAFTED": CampaignStatus.DRAFT,
-    "ACTIVE": CampaignStatus.ACTIVE,
-    "PAUSED": CampaignStatus.PAUSED,
-    "STOPPED": CampaignStatus.STOPPED,
-    "COMPLETED": CampaignStatus.COMPLETED,
-    "ARCHIVED": CampaignStatus.ARCHIVED,
-}
+_TO_COMMON: Final = STATUSES
 
 
 #: Campaigns whose senders are not read: nothing will be sent from them again through this API.
@@ -71,7 +64,7 @@ def campaign_items(body: Any) -> Iterator[tuple[str, CampaignStatus]]:
     """(campaign id, common status) of each listed campaign whose id is a valid Smartlead id."""
     for item in _items(body):
         campaign_id = str(item.get("id", ""))
-        if CAMPAIGN_ID_PATTERNS["smartlead"].fullmatch(campaign_id):
+        if CAMPAIGN_ID.fullmatch(campaign_id):
             raw = item.get("status")
             yield campaign_id, _TO_COMMON.get(raw.upper() if isinstance(raw, str) else "", CampaignStatus.UNKNOWN)
 
@@ -108,8 +101,8 @@ class SmartleadClient(GuardedVendor):
         session: aiohttp.ClientSession,
         *,
         api_key: SecretStr | str,
-        base_url: str = REAL_BASE_URLS["smartlead"],
-        rate_limit: tuple[int, float] = (10, 2.0),
+        base_url: str = BASE_URL,
+        rate_limit: tuple[int, float] = SPEC.rate_limits["rate_limit"],
         limiter: SlidingWindowLimiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
@@ -174,3 +167,11 @@ class SmartleadClient(GuardedVendor):
                                 f"status {value[:20]!r} is never sent; allowed: {sorted(ALLOWED_STATUS_VALUES)}")
         return await self._http.request("POST", path, operation=operation, json_body={"status": value},
                                         settled=settled, guard=guard)
+
+
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
+                timeout: float) -> SmartleadClient:
+    """`SPEC.client`: a client from the Smartlead settings block."""
+    assert config.api_key is not None
+    return SmartleadClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
+                           retry=retry, timeout=timeout)

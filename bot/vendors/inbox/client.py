@@ -17,22 +17,18 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
-from bot.config import REAL_BASE_URLS
 from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
+from bot.vendors.inbox import BASE_URL, SPEC, STATUSES
 from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.spec import VendorConfig
 
-__all__ = ["InboxClient", "parse_observation", "parse_status"]
+__all__ = ["InboxClient", "make_client", "parse_observation", "parse_status"]
 
 log = structlog.get_logger(__name__)
 
-_TO_COMMON: Final = {
-    "draft": CampaignStatus.DRAFT,
-    "active": CampaignStatus.ACTIVE,
-    "paused": CampaignStatus.PAUSED,
-    "completed": CampaignStatus.COMPLETED,
-}
+_TO_COMMON: Final = STATUSES
 
 
 def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | None]:
@@ -57,9 +53,9 @@ class InboxClient(GuardedVendor):
         session: aiohttp.ClientSession,
         *,
         api_key: SecretStr | str,
-        base_url: str = REAL_BASE_URLS["inbox"],
-        read_rate_limit: tuple[int, float] = (100, 60.0),
-        write_rate_limit: tuple[int, float] = (30, 60.0),
+        base_url: str = BASE_URL,
+        read_rate_limit: tuple[int, float] = SPEC.rate_limits["read_rate_limit"],
+        write_rate_limit: tuple[int, float] = SPEC.rate_limits["write_rate_limit"],
         pause_path: str = "/campaigns/v2/{id}/disable",
         resume_path: str = "/campaigns/v2/{id}/enable",
         state_path: str = "/campaigns/{id}",
@@ -106,3 +102,15 @@ class InboxClient(GuardedVendor):
         path = self._path(action, campaign_id)
         check_campaign_id(self.name, campaign_id, f"POST {path}")
         return await self._http.request("POST", path, operation=action, json_body={}, settled=settled, guard=guard)
+
+
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
+                timeout: float) -> InboxClient:
+    """`SPEC.client`: a client from the Inbox settings block (its paths included)."""
+    assert config.api_key is not None
+    return InboxClient(
+        session, api_key=config.api_key, base_url=config.base_url,
+        read_rate_limit=config.rate("read_rate_limit"), write_rate_limit=config.rate("write_rate_limit"),
+        pause_path=config.text("pause_path"), resume_path=config.text("resume_path"),
+        state_path=config.text("state_path"), retry=retry, timeout=timeout,
+    )

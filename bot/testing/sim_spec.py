@@ -1,0 +1,74 @@
+"""What a vendor's package gives the simulator (`VendorSpec.simulator` names one `SimVendor`), and the
+request helpers its handlers share. The simulator itself is `bot.testing.simulator`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.testing.sim_core import format_retry_after
+
+if TYPE_CHECKING:
+    from bot.testing.simulator import VendorSimulator
+
+__all__ = ["ErrorBody", "SimRequest", "SimVendor", "bearer", "limit", "phrase"]
+
+#: (status, code, message) → the vendor's own error body
+ErrorBody = Callable[[int, str | None, str], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class SimRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: Any                  # decoded JSON, the raw text when not JSON, None when empty
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimVendor:
+    """One vendor as the simulator serves it, in its own vocabulary."""
+
+    name: str
+    prefix: str                                   # where it is served: the real base URL's path
+    key: str                                      # the credential accepted unless told otherwise (fake)
+    limits: Mapping[str, tuple[int, float] | None]  # bucket → (requests, seconds) per credential; None: off
+    statuses: tuple[str, ...]                     # its native statuses
+    common: Mapping[str, str]                     # common status → native
+    paused: str                                   # the native status each change stamp follows
+    running: str
+    completed: str | None
+    handle: Callable[[VendorSimulator, SimRequest], web.Response]
+    error_body: ErrorBody
+    rate_limited: Callable[[str], web.Response]   # Retry-After value → its 429 answer
+    whole_second_stamps: bool = False             # its paused/started stamps have no fractions
+
+    def error(self, status: int, code: str | None = None, message: str = "",
+              headers: Mapping[str, str] | None = None) -> web.Response:
+        """An error in the vendor's own body shape."""
+        return web.json_response(self.error_body(status, code, message or phrase(status)), status=status,
+                                 headers=headers)
+
+
+def phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def bearer(req: SimRequest) -> str | None:
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def limit(sim: VendorSimulator, vendor: SimVendor, bucket: str, credential: str, now: float) -> web.Response | None:
+    """The vendor's 429 when `credential` is over the `bucket` limit, else None (admitted)."""
+    wait = sim.check_limit(bucket, credential, now)
+    return None if wait is None else vendor.rate_limited(format_retry_after(wait))
