@@ -40,7 +40,8 @@ Action = Literal["pause", "resume"]
 
 #: States in which nothing is being sent: pausing them is a no-op we do not send.
 _NOT_SENDING: Final = frozenset(
-    {CampaignStatus.DRAFT, CampaignStatus.STOPPED, CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED}
+    {CampaignStatus.DRAFT, CampaignStatus.STOPPED, CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED,
+     CampaignStatus.VENDOR_HELD}
 )
 _SAME_STATE_ERRORS: Final = frozenset({400, 409, 422})
 
