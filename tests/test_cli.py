@@ -18,6 +18,7 @@ from bot.errors import ConfigError
 from bot.log import configure_logging
 from bot.service import running
 from bot.state.worker_lock import WorkerLock, lock_path
+from bot.vendors import registry
 from tests.conftest import REPO
 
 
@@ -47,7 +48,7 @@ def test_audit_names_the_expected_campaign_form(capsys: pytest.CaptureFixture[st
     assert cli.main(["audit", "--campaign", value]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"campaign-guard: --campaign {value!r}: expected vendor:id with vendor one of "
-                           "inbox, leadterra, smartlead (e.g. smartlead:123")
+                           f"{', '.join(sorted(registry.names()))} (e.g. smartlead:123")
     assert problem in line and "pydantic" not in line and "validation error" not in line
 
 

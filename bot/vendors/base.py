@@ -20,7 +20,7 @@ class CampaignStatus(StrEnum):
     STOPPED = "stopped"
     COMPLETED = "completed"
     ARCHIVED = "archived"
-    #: paused by the vendor itself (Instantly −1/−2/−99: accounts unhealthy, bounce protect, suspended;
+    #: paused by the vendor itself (Instantly -1/-2/-99: accounts unhealthy, bounce protect, suspended;
     #: lemlist `errors`): campaign-guard never pauses over it and never resumes it
     VENDOR_HELD = "vendor_held"
     UNKNOWN = "unknown"

@@ -20,12 +20,13 @@ waiter that was cancelled before it could use it is handed back unused (no cool-
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-__all__ = ["SlidingWindowLimiter"]
+__all__ = ["MultiWindowLimiter", "SlidingWindowLimiter"]
 
 
 class SlidingWindowLimiter:
@@ -113,8 +114,11 @@ class SlidingWindowLimiter:
             self._in_flight += 1
             waiter.set_result(None)
         if (self._foreground or self._background) and self._done:
-            delay = max(0.0, self._done[0] + self.period - self._clock())
-            self._timer = asyncio.get_running_loop().call_later(delay, self.wake)
+            self._timer = asyncio.get_running_loop().call_later(self._cooldown(), self.wake)
+
+    def _cooldown(self) -> float:
+        """Seconds until the oldest completion leaves the window (a slot frees up)."""
+        return max(0.0, self._done[0] + self.period - self._clock())
 
     @asynccontextmanager
     async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
@@ -124,3 +128,47 @@ class SlidingWindowLimiter:
             yield
         finally:
             self.release()
+
+
+class MultiWindowLimiter(SlidingWindowLimiter):
+    """Several sliding windows that must all hold at once, e.g. Instantly's 100 per second AND 6,000 per
+    minute. One instance per budget (Instantly: per workspace, shared by every key of it).
+
+    The completion times are kept for the longest window; a slot is free when, for every window, the
+    requests in flight plus those completed within its period stay under its limit. Priorities, the
+    cool-down of a slot and handing back an unused one work as for `SlidingWindowLimiter`.
+    """
+
+    def __init__(self, windows: Sequence[tuple[int, float]], *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not windows:
+            raise ValueError("give at least one (limit, period) window")
+        for limit, period in windows:
+            if limit < 1 or period <= 0:
+                raise ValueError("limit must be >= 1 and period > 0")
+        self.windows = tuple(sorted(((int(n), float(p)) for n, p in windows), key=lambda w: w[1]))
+        super().__init__(*self.windows[-1], clock=clock)        # the longest window keeps the history
+
+    def __repr__(self) -> str:
+        shown = " + ".join(f"{n}/{p:g}s" for n, p in self.windows)
+        return (f"MultiWindowLimiter({shown}, in_flight={self._in_flight}, "
+                f"waiting={len(self._foreground)}+{len(self._background)}bg)")
+
+    def _recent(self, period: float, now: float) -> int:
+        """Completions still inside the last `period` seconds (the history is in time order)."""
+        return len(self._done) - bisect.bisect_right(self._done, now - period)
+
+    def _free(self) -> bool:
+        now = self._clock()
+        self._expire(now)
+        return all(self._in_flight + self._recent(period, now) < limit for limit, period in self.windows)
+
+    def _cooldown(self) -> float:
+        """Seconds until every full window has cooled down enough for one more request."""
+        now = self._clock()
+        waits = []
+        for limit, period in self.windows:
+            recent = self._recent(period, now)
+            excess = self._in_flight + recent - limit + 1       # completions that must leave this window
+            if 0 < excess <= recent:
+                waits.append(self._done[len(self._done) - recent + excess - 1] + period - now)
+        return max(0.0, *waits) if waits else super()._cooldown()

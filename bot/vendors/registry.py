@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Final
 
 from bot.vendors.inbox import SPEC as INBOX
+from bot.vendors.instantly import SPEC as INSTANTLY
 from bot.vendors.leadterra import SPEC as LEADTERRA
 from bot.vendors.smartlead import SPEC as SMARTLEAD
 from bot.vendors.spec import VendorSpec
@@ -22,6 +23,7 @@ _BUILT_IN: Final = (
     SMARTLEAD,
     LEADTERRA,
     INBOX,
+    INSTANTLY,
 )
 
 _specs: dict[str, VendorSpec] = {spec.name: spec for spec in _BUILT_IN}

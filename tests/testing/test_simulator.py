@@ -274,7 +274,7 @@ async def test_after_apply_and_race_faults(sim: VendorSimulator, client: TestCli
     with pytest.raises(ValueError, match="set_status"):
         sim.inject("smartlead", "race")
     with pytest.raises(ValueError, match="unknown vendor"):
-        sim.inject("instantly")
+        sim.inject("mailchimp")
 
 
 # ------------------------------------------------------------------ call log and waiting

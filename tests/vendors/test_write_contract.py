@@ -15,6 +15,7 @@ from bot.errors import WriteCancelled
 from bot.testing import DEFAULT_KEYS, VendorSimulator
 from bot.vendors import InboxClient, LeadterraClient, SlidingWindowLimiter, SmartleadClient
 from bot.vendors.base import CampaignStatus, CampaignVendor, Observation
+from bot.vendors.instantly.client import InstantlyClient
 from tests.vendors.conftest import FAST_RETRY
 
 #: vendor → (campaign ref, id, the native status it is running / paused in)
@@ -22,18 +23,21 @@ CAMPAIGNS = {
     "smartlead": ("smartlead:123", "123", "ACTIVE", "PAUSED"),
     "leadterra": ("leadterra:camp_123", "camp_123", "running", "paused"),
     "inbox": ("inbox:abc123", "abc123", "active", "paused"),
+    "instantly": ("instantly:6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b", "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b", "1", "2"),
 }
 
 
 def make(vendor: str, session: aiohttp.ClientSession, base: Callable[[str], str], limiter: SlidingWindowLimiter,
          *, timeout: float = 5) -> CampaignVendor:
-    """A client whose WRITES wait for `limiter` (Smartlead and Leadterra: its reads too)."""
+    """A client whose WRITES wait for `limiter` (Smartlead, Leadterra and Instantly: its reads too)."""
     common: dict[str, Any] = {"api_key": DEFAULT_KEYS[vendor], "base_url": base(vendor), "retry": FAST_RETRY,
                               "timeout": timeout}
     if vendor == "smartlead":
         return SmartleadClient(session, limiter=limiter, **common)
     if vendor == "leadterra":
         return LeadterraClient(session, limiter=limiter, **common)
+    if vendor == "instantly":
+        return InstantlyClient(session, limiter=limiter, **common)
     return InboxClient(session, write_limiter=limiter, **common)
 
 

@@ -1,0 +1,157 @@
+"""Instantly client: read, pause and activate a campaign through API v2 with a Bearer key.
+
+Contract (docs/vendors.md §4): `GET /campaigns/{id}` reads the numeric `status` (0 draft, 1 active,
+2 paused, 3 completed, 4 running subsequences, -1 accounts unhealthy, -2 bounce protect, -99 account
+suspended) and `timestamp_updated`, the campaign object's last-change stamp [G: the field is not in
+the doc read], kept verbatim as `Observation.changed_at` (None when absent);
+`POST /campaigns/{id}/pause` pauses and `POST /campaigns/{id}/activate` resumes. Both answer "the
+Campaign object", but the documented pause example shows `status: 1`: a generic schema example, so the
+answer's status is never trusted and the campaign is ALWAYS read again (`bot.vendors.guarded`).
+
+Activate on a draft STARTS it [G from the title], so only a campaign read as paused (2) is activated;
+the vendor's holds (-1/-2/-99, `VENDOR_HELD`) are never paused over and never activated. The only two
+write paths are an allowlist checked right before the request is built.
+
+Rate limits [C]: 100 requests/s AND 6,000/min per WORKSPACE, across keys and across v1/v2: one
+`MultiWindowLimiter` holding both windows, shared by every client `make_client` builds on one session
+for one base URL (a single configured workspace; with several, conservative: they share one budget).
+The key rides in the Authorization header only; `VendorHttp` sets an explicit User-Agent (a third-party
+note says Instantly's Cloudflare may refuse requests without one).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from pydantic import SecretStr
+
+from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.guarded import Action, GuardedVendor, Settled
+from bot.vendors.http import (
+    Reply,
+    RetryPolicy,
+    VendorHttp,
+    VendorRefused,
+    check_campaign_id,
+    find_field,
+    find_stamp,
+)
+from bot.vendors.instantly import BASE_URL, SPEC, STATUSES
+from bot.vendors.ratelimit import MultiWindowLimiter, SlidingWindowLimiter
+from bot.vendors.spec import VendorConfig
+
+__all__ = ["ALLOWED_ACTIONS", "InstantlyClient", "make_client", "parse_observation", "parse_status",
+           "workspace_limiter"]
+
+log = structlog.get_logger(__name__)
+
+#: The only writes campaign-guard ever sends: action → the path's last segment.
+ALLOWED_ACTIONS: Final[dict[str, str]] = {"pause": "pause", "resume": "activate"}
+#: The workspace's windows by default: 100 per second and 6,000 per minute.
+DEFAULT_WINDOWS: Final = (SPEC.rate_limits["rate_limit"], SPEC.rate_limits["minute_rate_limit"])
+
+_TO_COMMON: Final = STATUSES
+_SHARED: weakref.WeakKeyDictionary[aiohttp.ClientSession, dict[str, MultiWindowLimiter]] = (
+    weakref.WeakKeyDictionary())
+
+
+def raw_status(body: Any, campaign_id: str) -> str | None:
+    """The campaign's numeric `status` as a decimal string (`"2"`, `"-99"`), from a number or a numeric
+    string; the raw text for anything else; None when absent."""
+    value = find_field(body, campaign_id, "status", (int, str))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return str(int(text))
+        except ValueError:
+            return text
+    return None
+
+
+def parse_status(body: Any, campaign_id: str) -> tuple[CampaignStatus, str | None]:
+    """(common status, raw vendor value); unknown values → UNKNOWN."""
+    raw = raw_status(body, campaign_id)
+    return _TO_COMMON.get(raw or "", CampaignStatus.UNKNOWN), raw
+
+
+def parse_observation(body: Any, campaign_id: str) -> Observation:
+    """Status and `timestamp_updated` (verbatim) of a campaign read."""
+    return Observation(parse_status(body, campaign_id)[0], find_stamp(body, campaign_id, "timestamp_updated"))
+
+
+def workspace_limiter(session: aiohttp.ClientSession, workspace: str,
+                      windows: Sequence[tuple[int, float]] = DEFAULT_WINDOWS) -> MultiWindowLimiter:
+    """The one limiter of `workspace` for clients sharing `session` (made on first use with `windows`)."""
+    by_workspace = _SHARED.setdefault(session, {})
+    if workspace not in by_workspace:
+        by_workspace[workspace] = MultiWindowLimiter(windows)
+    return by_workspace[workspace]
+
+
+class InstantlyClient(GuardedVendor):
+    """Instantly campaign API v2: pause, activate (resume), read status."""
+
+    name = "instantly"
+    can_read_state = True
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_key: SecretStr | str,
+        base_url: str = BASE_URL,
+        rate_limits: Sequence[tuple[int, float]] = DEFAULT_WINDOWS,
+        limiter: SlidingWindowLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._http = VendorHttp(
+            self.name, session, base_url=base_url,
+            api_key=api_key, auth="bearer",
+            limiter=limiter or MultiWindowLimiter(rate_limits), retry=retry, timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"InstantlyClient({self._http!r})"
+
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
+                    background: bool = False) -> Observation:
+        path = f"/campaigns/{campaign_id}"
+        check_campaign_id(self.name, campaign_id, f"GET {path}")
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
+                                         background=background)
+        assert reply is not None        # only a `settled` callback can make request() return None
+        seen = parse_observation(reply.body, campaign_id)
+        if seen.status is CampaignStatus.UNKNOWN:
+            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id,
+                        raw=str(raw_status(reply.body, campaign_id))[:40])
+        return seen
+
+    def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
+        # The write's answer is a generic example: it says nothing trustworthy about the state.
+        return CampaignStatus.UNKNOWN
+
+    async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
+        """The one place a write is sent. The allowlist check sits right before the request."""
+        segment = ALLOWED_ACTIONS.get(action)
+        path = f"/campaigns/{campaign_id}/{segment}"
+        check_campaign_id(self.name, campaign_id, f"POST {path}")
+        if segment is None:
+            raise VendorRefused(self.name, f"POST {path}", f"action {action[:20]!r} is never sent")
+        return await self._http.request("POST", path, operation=action, json_body={}, settled=settled, guard=guard)
+
+
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
+                timeout: float) -> InstantlyClient:
+    """`SPEC.client`: a client from the Instantly settings block; its limiter is the workspace's."""
+    assert config.api_key is not None
+    windows = (config.rate("rate_limit"), config.rate("minute_rate_limit"))
+    return InstantlyClient(session, api_key=config.api_key, base_url=config.base_url,
+                           limiter=workspace_limiter(session, config.base_url, windows),
+                           retry=retry, timeout=timeout)
