@@ -1,4 +1,5 @@
-"""`campaign-guard demo`: simulator + bot in one process, a bounce spike played through signed webhooks."""
+"""`campaign-guard demo`: simulator + bot in one process, bounce spikes played through the vendors' webhooks
+(signed Smartlead ones, token-authenticated Instantly ones)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ from bot.testing import DEFAULT_KEYS, VendorSimulator
 __all__ = ["run_demo"]
 
 _SECRET = "demo-smartlead-webhook-secret"
-#: (campaign, status in Smartlead's vocabulary, sends, bounces, what the reader should expect)
+_INSTANTLY_TOKEN = "demo-instantly-webhook-token"
+_INSTANTLY = "instantly:6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b"
+#: (campaign, status, sends, bounces, what the reader should expect)
 _STORY = [
     ("smartlead:1001", "ACTIVE", 100, 4, "bounce spike: 3 bounces in 100 sends crosses 3% -> paused once"),
     ("smartlead:1002", "ACTIVE", 100, 1, "healthy: 1% bounces -> left alone"),
     ("smartlead:1003", "PAUSED", 100, 5, "paused by a person earlier -> hold recorded, never claimed"),
+    (_INSTANTLY, "active", 100, 4, "Instantly bounce spike -> paused once, proven by a read"),
 ]
+_WIDTH = max(len(ref) for ref, *_ in _STORY)
 
 
 def _webhook(event_type: str, campaign_id: int, n: int) -> dict[str, Any]:
@@ -42,14 +47,27 @@ def _webhook(event_type: str, campaign_id: int, n: int) -> dict[str, Any]:
     }
 
 
-async def _post_all(url: str, bodies: list[bytes]) -> list[int]:
+def _instantly_webhook(event_type: str, campaign_id: str, n: int) -> dict[str, Any]:
+    """An Instantly webhook: one flat object, no event id (docs/vendors.md §4)."""
+    return {
+        "timestamp": f"2026-11-23T09:{n // 60:02d}:{n % 60:02d}.000Z", "event_type": event_type,
+        "workspace": "8c1d2e3f-4a5b-4c6d-9e7f-0a1b2c3d4e5f", "campaign_id": campaign_id,
+        "campaign_name": "Demo Instantly", "lead_email": f"lead{n}@prospect-demo.example",
+        "email_account": "sender@outreach-demo.example", "email_id": f"demo-{event_type}-{n}",
+    }
+
+
+async def _post_all(base: str, bodies: list[tuple[str, bytes]]) -> list[int]:
     statuses = []
     async with aiohttp.ClientSession() as session:
-        for body in bodies:
-            signature = "sha256=" + hmac.new(_SECRET.encode(), body, hashlib.sha256).hexdigest()
-            async with session.post(url, data=body, headers={
-                "Content-Type": "application/json", "X-Smartlead-Signature": signature,
-            }) as resp:
+        for vendor, body in bodies:
+            if vendor == "smartlead":
+                headers = {"X-Smartlead-Signature": "sha256=" + hmac.new(_SECRET.encode(), body,
+                                                                            hashlib.sha256).hexdigest()}
+            else:
+                headers = {"X-Campaign-Guard-Token": _INSTANTLY_TOKEN}
+            async with session.post(f"{base}/webhooks/{vendor}", data=body,
+                                    headers={"Content-Type": "application/json", **headers}) as resp:
                 statuses.append(resp.status)
     return statuses
 
@@ -72,7 +90,7 @@ def _print_story(echo: Callable[[str], None], sim: VendorSimulator, services: Se
         echo(f"  {call.vendor:<9} {call.method:<4} {call.path}{body} -> {call.status}")
     echo("\nFinal campaign statuses at the vendor:")
     for ref, _, _, _, story in _STORY:
-        echo(f"  {ref:<16} {sim.status_of(ref):<8} ({story})")
+        echo(f"  {ref:<{_WIDTH}} {sim.status_of(ref):<8} ({story})")
 
 
 async def run_demo(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
@@ -92,20 +110,27 @@ async def run_demo(settings: Settings, *, echo: Callable[[str], None] = print) -
                 "dry_run": False, "smartlead_api_key": SecretStr(DEFAULT_KEYS["smartlead"]),
                 "smartlead_base_url": sim.base_urls(sim_root)["smartlead"],
                 "smartlead_webhook_secret": SecretStr(_SECRET),
+                "instantly_api_key": SecretStr(DEFAULT_KEYS["instantly"]),
+                "instantly_base_url": sim.base_urls(sim_root)["instantly"],
+                "instantly_webhook_secret": SecretStr(_INSTANTLY_TOKEN),
                 "broker_prefix": f"campaign-guard-demo-{int(time.time())}",
                 "inventory_refresh": 0,         # the story is about webhooks: no inventory reads
             })
             async with running(demo, with_web=True, with_worker=True) as services:
-                url = f"http://127.0.0.1:{services.port}/webhooks/smartlead"
+                base = f"http://127.0.0.1:{services.port}"
                 echo(f"campaign-guard demo\n  simulator  {sim_root}\n  bot        http://127.0.0.1:{services.port}"
                      f"  (broker {'memory://' if demo.uses_memory_broker else 'RabbitMQ'}, rules {demo.rules_dir})")
-                bodies: list[bytes] = []
+                bodies: list[tuple[str, bytes]] = []
                 for ref, _, sends, bounces, _ in _STORY:
-                    campaign_id = int(ref.split(":")[1])
-                    bodies += [json.dumps(_webhook("EMAIL_SENT", campaign_id, n)).encode() for n in range(sends)]
-                    bodies += [json.dumps(_webhook("EMAIL_BOUNCE", campaign_id, n)).encode() for n in range(bounces)]
-                echo(f"\nPlaying {len(bodies)} signed Smartlead webhooks, each delivered twice (vendors retry)...")
-                statuses = await _post_all(url, bodies + bodies)
+                    vendor, _, campaign_id = ref.partition(":")
+                    for kind, count in (("sent", sends), ("bounced", bounces)):
+                        for n in range(count):
+                            body = (_webhook("EMAIL_SENT" if kind == "sent" else "EMAIL_BOUNCE", int(campaign_id), n)
+                                    if vendor == "smartlead" else _instantly_webhook(f"email_{kind}", campaign_id, n))
+                            bodies.append((vendor, json.dumps(body).encode()))
+                echo(f"\nPlaying {len(bodies)} Smartlead (signed) and Instantly (token) webhooks, each delivered "
+                     "twice (vendors retry)...")
+                statuses = await _post_all(base, bodies + bodies)
                 echo(f"  answers: {dict(sorted({s: statuses.count(s) for s in statuses}.items()))}")
                 recorded = await _wait_recorded(services, len(bodies))
                 echo(f"  distinct events recorded: {recorded} (duplicates dropped: {len(statuses) - recorded})")
@@ -115,11 +140,14 @@ async def run_demo(settings: Settings, *, echo: Callable[[str], None] = print) -
                 for row in await services.store.audit(limit=50):
                     numbers = (f" [{row.inputs['numerator']}/{row.inputs['denominator']}"
                                f" {row.inputs['threshold']}]" if "numerator" in row.inputs else "")
-                    echo(f"  {row.campaign:<16} {row.kind:<8} {row.action:<6} {row.outcome:<12} {row.detail}{numbers}")
-        pauses = [c for c in sim.calls if c.method == "POST"]
-        ok = (len(pauses) == 1 and sim.status_of("smartlead:1001") == "PAUSED"
-              and sim.status_of("smartlead:1002") == "ACTIVE" and sim.status_of("smartlead:1003") == "PAUSED")
-        echo("\nresult: " + ("as expected: one PAUSED call, for smartlead:1001 only" if ok else "UNEXPECTED"))
+                    echo(f"  {row.campaign:<{_WIDTH}} {row.kind:<8} {row.action:<6} {row.outcome:<12} {row.detail}{numbers}")
+        pauses = [(c.vendor, c.path) for c in sim.calls if c.method == "POST"]
+        ok = (sorted(pauses) == [("instantly", f"/campaigns/{_INSTANTLY.partition(':')[2]}/pause"),
+                                 ("smartlead", "/campaigns/1001/status")]
+              and sim.status_of("smartlead:1001") == "PAUSED" and sim.status_of("smartlead:1002") == "ACTIVE"
+              and sim.status_of("smartlead:1003") == "PAUSED" and sim.status_of(_INSTANTLY) == "2")
+        echo("\nresult: " + ("as expected: one pause each for smartlead:1001 and the Instantly campaign, nothing else"
+                             if ok else "UNEXPECTED"))
         return 0 if ok else 1
     finally:
         await sim_runner.cleanup()
