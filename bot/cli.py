@@ -30,8 +30,9 @@ _STATE = """\
   BOT_RULES_DIR           directory of rule files (rules)"""
 _WEB = """\
   BOT_HTTP_HOST, BOT_HTTP_PORT   where the web receiver listens (127.0.0.1, 8080)
-  BOT_WEBHOOK_TOKEN       token of /webhooks/events, /webhooks/inbox (and Smartlead, Instantly, alerts)
+  BOT_WEBHOOK_TOKEN       token of /webhooks/events, /webhooks/inbox (and Smartlead, Instantly, lemlist, alerts)
   BOT_INSTANTLY_WEBHOOK_SECRET   X-Campaign-Guard-Token of /webhooks/instantly
+  BOT_LEMLIST_WEBHOOK_SECRET     ?token= (or X-Lemlist-Token) of /webhooks/lemlist
   BOT_SMARTLEAD_WEBHOOK_SECRET, BOT_LEADTERRA_WEBHOOK_SECRET   vendor webhook signatures
   BOT_ALERTMANAGER_TOKEN, BOT_GRAFANA_WEBHOOK_SECRET          alert webhooks
   BOT_SLACK_SIGNING_SECRET                                    /slack/commands, /slack/interactions
@@ -39,7 +40,7 @@ _WEB = """\
 _WORKER = """\
   BOT_DRY_RUN             record decisions, call no vendor (a vendor without an API key is always dry-run)
   BOT_SMARTLEAD_API_KEY, BOT_LEADTERRA_API_KEY, BOT_INBOX_API_KEY,
-  BOT_INSTANTLY_API_KEY                                             vendor API keys
+  BOT_INSTANTLY_API_KEY, BOT_LEMLIST_API_KEY                        vendor API keys
   BOT_SLACK_BOT_TOKEN, BOT_SLACK_CHANNEL                            Slack notices
   BOT_INVENTORY_FILE      campaign → sender emails the vendors do not report
   BOT_PREFETCH, BOT_RETRY_DELAYS, BOT_SWEEP_SECONDS, BOT_BREAKER_LIMIT, BOT_BREAKER_WINDOW"""

@@ -14,9 +14,11 @@ __all__ = ["configure_logging", "redact_secrets", "register_secret", "scrub"]
 _SECRET_KEYS: Final = frozenset(
     {"api_key", "token", "authorization", "signature", "secret", "password", "secret_key", "webhook_token"}
 )
-# Query-string credentials (Smartlead's api_key, lemlist's access_token, our ?token=), bearer tokens, and
-# every configured secret, in one alternation: one regex pass per string value (logs run on the hot path).
-_PATTERNS: Final = (r"(?i:\b(?P<param>api_key|access_token|token)=[^&\s'\"]+)", r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]+)")
+# Query-string credentials (Smartlead's api_key, lemlist's access_token, our ?token=), bearer tokens, an
+# `Authorization: Basic ...` header (lemlist), and every configured secret (lemlist's base64 `:key` too, which
+# its client registers), in one alternation: one regex pass per string value (logs run on the hot path).
+_PATTERNS: Final = (r"(?i:\b(?P<param>api_key|access_token|token)=[^&\s'\"]+)", r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]+)",
+                    r"(?i:\b(?P<basic>authorization['\"]?\s*[:=]\s*['\"]?basic)\s+[A-Za-z0-9+/=]+)")
 _known_secrets: set[str] = set()
 _scrubber = re.compile("|".join(_PATTERNS))
 
@@ -35,6 +37,8 @@ def register_secret(*values: str | None) -> None:
 def _mask(match: re.Match[str]) -> str:
     if match.group("param"):
         return f"{match.group('param')}=***"
+    if match.group("basic"):
+        return f"{match.group('basic')} ***"
     return "Bearer ***" if match.group(0)[:6].lower() == "bearer" else "***"
 
 

@@ -17,20 +17,30 @@ Every vendor call goes through `VendorHttp.request()`:
 Keys never reach an exception, a log line or a repr: `where` is `"POST /campaigns/123/status"` (no
 host, no query), aiohttp exceptions (whose text holds the URL, and Smartlead's key rides in the
 query) are replaced by `VendorUnavailable` naming only the exception type, raised outside the
-`except` block so not even `__context__` refers to them, and error bodies are scrubbed.
+`except` block so not even `__context__` refers to them, and error bodies are scrubbed. With HTTP
+Basic auth (lemlist: empty user, the key as password) the header's base64 form is a secret of its
+own: it is registered with the log redactor when the client is made.
+
+Rate-limit waits: `Retry-After` (seconds, an HTTP date or a JavaScript `Date.toString()` date such
+as lemlist's "Tue Feb 16 2021 09:02:42 GMT+0100 (Central European Standard Time)"), else a body
+`retry_after`, else an `X-RateLimit-Reset` header holding such a date (never epoch numbers, whose
+unit no vendor agrees on). Anything unparseable is ignored: the backoff applies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
@@ -45,7 +55,7 @@ from bot.errors import (
     VendorUnavailable,
     WriteCancelled,
 )
-from bot.log import scrub
+from bot.log import register_secret, scrub
 from bot.metrics import VENDOR_CALLS
 from bot.vendors import registry
 from bot.vendors.ratelimit import SlidingWindowLimiter
@@ -55,17 +65,24 @@ __all__ = [
     "RetryPolicy",
     "VendorHttp",
     "VendorRefused",
+    "basic_credentials",
     "check_campaign_id",
     "error_detail",
     "find_field",
     "find_stamp",
     "find_status",
+    "parse_reset_date",
     "parse_retry_after",
 ]
 
 log = structlog.get_logger(__name__)
 
-AuthStyle = Literal["query", "bearer"]
+AuthStyle = Literal["query", "bearer", "basic"]
+
+
+def basic_credentials(key: str, user: str = "") -> str:
+    """The base64 part of `Authorization: Basic ...` for `user:key` (lemlist: an empty user, so `:key`)."""
+    return base64.b64encode(f"{user}:{key}".encode()).decode("ascii")
 
 
 class VendorRefused(VendorRejected):
@@ -168,24 +185,65 @@ def error_detail(body: Any, text: str, secret: str = "") -> str:
     return scrub(detail)[:200]
 
 
-def parse_retry_after(header: str | None, body: Any) -> float | None:
-    """Seconds from a `Retry-After` header (seconds or HTTP date) or a body `retry_after`."""
+_MONTHS: Final = {name: n for n, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+#: JavaScript's `Date.prototype.toString()`: "Tue Feb 16 2021 09:02:42 GMT+0100 (Central European ...)"
+_JS_DATE: Final = re.compile(
+    r"^\s*(?:[A-Za-z]{3},?\s+)?([A-Za-z]{3})\s+(\d{1,2})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
+    r"\s*(?:GMT|UTC)?\s*(?:([+-])(\d{2}):?(\d{2}))?(?:\s*\(.*\))?\s*$")
+
+
+def parse_reset_date(text: str | None) -> datetime | None:
+    """A JavaScript `Date.toString()` date (lemlist's `X-RateLimit-Reset`) as an aware datetime; None for
+    anything else (epoch numbers included). Never raises."""
+    if not text or len(text) > 200:
+        return None
+    match = _JS_DATE.match(text)
+    if match is None:
+        return None
+    month = _MONTHS.get(match[1].lower())
+    if month is None:
+        return None
+    offset = 0
+    if match[7]:
+        offset = (int(match[8]) * 60 + int(match[9])) * (-1 if match[7] == "-" else 1)
+    try:
+        return datetime(int(match[3]), month, int(match[2]), int(match[4]), int(match[5]), int(match[6]),
+                        tzinfo=timezone(timedelta(minutes=offset)))
+    except ValueError:              # day 31 of February, hour 25, an offset of a day or more
+        return None
+
+
+def _date_header(header: str) -> datetime | None:
+    """An HTTP date or a JavaScript date, aware; None if it is neither."""
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        when = None
+    if when is None:
+        return parse_reset_date(header)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def parse_retry_after(header: str | None, body: Any, reset: str | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (seconds, HTTP date or JavaScript date), a body `retry_after`,
+    or, failing both, an `X-RateLimit-Reset` date (`reset`; epoch numbers are not read)."""
     if header:
         try:
-            return max(0.0, float(header))
+            seconds = float(header)
         except ValueError:
-            try:
-                when = parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                when = None
+            when = _date_header(header)
             if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
                 return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        else:
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
     if isinstance(body, dict):
         for holder in (body.get("error"), body):
             if isinstance(holder, dict) and isinstance(holder.get("retry_after"), int | float):
                 return max(0.0, float(holder["retry_after"]))
+    if reset and (until := parse_reset_date(reset)) is not None:
+        return max(0.0, (until - datetime.now(UTC)).total_seconds())
     return None
 
 
@@ -210,6 +268,9 @@ class VendorHttp:
         self._base = base_url.rstrip("/")
         self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self._auth = auth
+        self._basic = basic_credentials(self._key.get_secret_value()) if auth == "basic" else ""
+        if self._basic:
+            register_secret(self._basic)        # the header's form of the key: a debug log must not show it
         self._read_limiter = limiter
         self._write_limiter = write_limiter or limiter
         self.retry = retry or RetryPolicy()
@@ -270,6 +331,8 @@ class VendorHttp:
         headers = {"Accept": "application/json", "User-Agent": "campaign-guard/0.1"}
         if self._auth == "query":
             params["api_key"] = self._key.get_secret_value()
+        elif self._auth == "basic":
+            headers["Authorization"] = f"Basic {self._basic}"
         else:
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
         limiter = self._read_limiter if method == "GET" else self._write_limiter
@@ -277,6 +340,7 @@ class VendorHttp:
         status = 0
         text = ""
         retry_after_header: str | None = None
+        reset_header: str | None = None
         extra: dict[str, Any] = {"timeout": self._timeout} if self._timeout else {}
         await limiter.acquire(background=background)
         sent = False
@@ -295,6 +359,7 @@ class VendorHttp:
                 ) as resp:
                     status = resp.status
                     retry_after_header = resp.headers.get("Retry-After")
+                    reset_header = resp.headers.get("X-RateLimit-Reset")
                     text = (await resp.read()).decode("utf-8", errors="replace")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # str(exc) may hold the URL, and with it the key: keep only the type name.
@@ -315,12 +380,16 @@ class VendorHttp:
         body = _decode(text)
         if 200 <= status < 300:
             return Reply(status, body)
-        raise self._error(status, where, body, text, retry_after_header)
+        raise self._error(status, where, body, text, retry_after_header, reset_header)
 
-    def _error(self, status: int, where: str, body: Any, text: str, retry_after: str | None) -> VendorError:
+    def _error(self, status: int, where: str, body: Any, text: str, retry_after: str | None,
+               reset: str | None = None) -> VendorError:
         detail = error_detail(body, text, self._key.get_secret_value())
+        if self._basic:
+            detail = detail.replace(self._basic, "***")
         if status == 429 or status >= 500:
-            return VendorUnavailable(self.vendor, status, where, detail, retry_after=parse_retry_after(retry_after, body))
+            return VendorUnavailable(self.vendor, status, where, detail,
+                                     retry_after=parse_retry_after(retry_after, body, reset))
         if status in (401, 403):
             return VendorAuthError(self.vendor, status, where, detail)
         if status == 404:

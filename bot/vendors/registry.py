@@ -14,6 +14,7 @@ from typing import Final
 from bot.vendors.inbox import SPEC as INBOX
 from bot.vendors.instantly import SPEC as INSTANTLY
 from bot.vendors.leadterra import SPEC as LEADTERRA
+from bot.vendors.lemlist import SPEC as LEMLIST
 from bot.vendors.smartlead import SPEC as SMARTLEAD
 from bot.vendors.spec import VendorSpec
 
@@ -24,6 +25,7 @@ _BUILT_IN: Final = (
     LEADTERRA,
     INBOX,
     INSTANTLY,
+    LEMLIST,
 )
 
 _specs: dict[str, VendorSpec] = {spec.name: spec for spec in _BUILT_IN}

@@ -123,7 +123,7 @@ async def test_other_methods_are_405_json(endpoint: Endpoint) -> None:
         assert answer.status == 405, f"{method} {endpoint.path} → {answer.status}"
 
 
-@pytest.mark.parametrize("path", ["/webhooks/lemlist", "/webhooks/", "/webhooks/SMARTLEAD", "/webhooks/smartlead/x",
+@pytest.mark.parametrize("path", ["/webhooks/mailchimp", "/webhooks/", "/webhooks/SMARTLEAD", "/webhooks/smartlead/x",
                                   "/webhooks/%00", "/slack", "/slack/commands/../../healthz/x", "/", "/metrics.json",
                                   "/webhooks/smartlead%2F..%2Fevents", "/" + "a" * 4000])
 async def test_unknown_paths_are_404_json(path: str) -> None:

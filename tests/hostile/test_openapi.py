@@ -76,7 +76,7 @@ def test_the_canonical_vocabulary_is_the_codes() -> None:
     campaign = re.compile(SPEC["components"]["schemas"]["CampaignText"]["pattern"])
     for spec in registry.specs():
         assert f"{spec.name}:{spec.campaign_id.pattern}" in campaign.pattern
-    assert campaign.fullmatch("smartlead:1843021") and not campaign.fullmatch("lemlist:cam_1")
+    assert campaign.fullmatch("smartlead:1843021") and not campaign.fullmatch("mailchimp:cam_1")
 
 
 EXAMPLES = [(path, op) for path, op in INTAKES

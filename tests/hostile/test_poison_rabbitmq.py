@@ -44,7 +44,7 @@ POISON: dict[str, tuple[bytes, dict[str, Any], tuple[str, ...]]] = {
     "p-wrong-shape-object": (b'{"hello": "world"}', {}, ("invalid event", "id")),
     "p-wrong-types": (_event(id=7, occurred_at="yesterday", data=[1]), {}, ("invalid event",)),
     "p-version-2": (_event(id="v2", version=2), {}, ("invalid event", "version")),
-    "p-unknown-vendor": (_event(id="lem", campaign="lemlist:cam_1"), {}, ("invalid event", "campaign", "lemlist")),
+    "p-unknown-vendor": (_event(id="mc", campaign="mailchimp:cam_1"), {}, ("invalid event", "campaign", "mailchimp")),
     "p-unknown-source": (_event(id="src", source="mailchimp"), {}, ("invalid event", "mailchimp")),
     "p-extra-field": (_event(id="xf", admin=True), {}, ("invalid event", "admin")),
     "p-huge": (_event(id="huge", data={"blob": "x" * (5 * 1024 * 1024)}), {}, ("message too large",)),

@@ -238,7 +238,7 @@ def test_the_registry_forgets_a_vendor_registered_for_a_test() -> None:
 def test_each_vendor_package_names_its_secrets_and_settings() -> None:
     assert {spec.name: spec.secrets for spec in registry.specs()} == {
         "smartlead": ("api_key", "webhook_secret"), "leadterra": ("api_key", "webhook_secret"),
-        "inbox": ("api_key",), "instantly": ("api_key", "webhook_secret")}
+        "lemlist": ("api_key", "webhook_secret"), "inbox": ("api_key",), "instantly": ("api_key", "webhook_secret")}
     settings = Settings.model_validate({"smartlead_api_key": "zz-key-1", "leadterra_webhook_secret": "zz-sec-2",
                                         "inbox_api_key": "zz-key-3", "webhook_token": "zz-tok-4"})
     assert {"zz-key-1", "zz-sec-2", "zz-key-3", "zz-tok-4"} <= set(settings.secrets())

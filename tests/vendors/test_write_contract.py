@@ -16,6 +16,7 @@ from bot.testing import DEFAULT_KEYS, VendorSimulator
 from bot.vendors import InboxClient, LeadterraClient, SlidingWindowLimiter, SmartleadClient
 from bot.vendors.base import CampaignStatus, CampaignVendor, Observation
 from bot.vendors.instantly.client import InstantlyClient
+from bot.vendors.lemlist.client import LemlistClient
 from tests.vendors.conftest import FAST_RETRY
 
 #: vendor → (campaign ref, id, the native status it is running / paused in)
@@ -23,6 +24,7 @@ CAMPAIGNS = {
     "smartlead": ("smartlead:123", "123", "ACTIVE", "PAUSED"),
     "leadterra": ("leadterra:camp_123", "camp_123", "running", "paused"),
     "inbox": ("inbox:abc123", "abc123", "active", "paused"),
+    "lemlist": ("lemlist:cam_abc123", "cam_abc123", "running", "paused"),
     "instantly": ("instantly:6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b", "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b", "1", "2"),
 }
 
@@ -36,6 +38,8 @@ def make(vendor: str, session: aiohttp.ClientSession, base: Callable[[str], str]
         return SmartleadClient(session, limiter=limiter, **common)
     if vendor == "leadterra":
         return LeadterraClient(session, limiter=limiter, **common)
+    if vendor == "lemlist":
+        return LemlistClient(session, limiter=limiter, **common)
     if vendor == "instantly":
         return InstantlyClient(session, limiter=limiter, **common)
     return InboxClient(session, write_limiter=limiter, **common)

@@ -1,0 +1,132 @@
+"""lemlist client: read, pause and start (resume) a campaign, with HTTP Basic auth.
+
+Contract (docs/vendors.md §5):
+
+* Auth [C]: `Authorization: Basic base64(":" + key)`, an empty user and the key as password. Never the
+  legacy `?access_token=` (the key would ride in URLs). The base64 form is registered with the log
+  redactor when the client is made (`bot.vendors.http`).
+* `GET /campaigns/{id}` [C]: `status` running|paused|draft|ended|archived|errors, plus `hasError`.
+  `ended` → completed and `errors` → VENDOR_HELD are [G]; a `paused` campaign with `hasError: true` is
+  read as VENDOR_HELD too [G] (lemlist stopped it for its errors: never resumed automatically), while a
+  running one with errors stays ACTIVE (it is sending: pausing it is safe). The campaign object documents
+  no update stamp: `updatedAt` is used as `changed_at` when present, else None.
+* `POST /campaigns/{id}/pause` [C]: `{"_id", "state"}` (`state`, not `status`); "if the campaign is not
+  running, it simply does nothing". Only a campaign read `running` is paused, and the read after the
+  pause is the evidence; a pause of a paused, draft or held campaign is not sent, not proven.
+* `POST /campaigns/{id}/start` [3P]: 400 "You can't start campaigns that are already running" is a no-op:
+  the campaign is read again and, running, the resume is "already at target" (not proven, nothing raised,
+  as for any same-state 400 in `bot.vendors.guarded`). A start on a draft LAUNCHES it: resume sends it only
+  for a campaign read `paused` (never draft, ended, archived, errors or unknown).
+* 20 requests per 2 s per key [C]; `Retry-After` seconds, and `X-RateLimit-Reset` as a date string
+  (read by `bot.vendors.http.parse_retry_after` as a fallback).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from pydantic import SecretStr
+
+from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.guarded import Action, GuardedVendor, Settled
+from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id
+from bot.vendors.lemlist import BASE_URL, SPEC, STATUSES
+from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.spec import VendorConfig
+
+__all__ = ["LemlistClient", "make_client", "parse_observation", "parse_status"]
+
+log = structlog.get_logger(__name__)
+
+_PATHS: Final[dict[str, str]] = {"pause": "/campaigns/{id}/pause", "resume": "/campaigns/{id}/start"}
+_STAMPS: Final = ("updatedAt", "updated_at", "lastUpdatedAt")
+
+
+def _campaign(body: Any) -> dict[str, Any]:
+    """The campaign object of an answer: flat, or wrapped in `campaign` / `data`."""
+    if isinstance(body, dict):
+        for wrapper in ("campaign", "data"):
+            inner = body.get(wrapper)
+            if isinstance(inner, dict):
+                return inner
+        return body
+    return {}
+
+
+def parse_status(body: Any, *, key: str = "status") -> tuple[CampaignStatus, str | None]:
+    """(common status, raw value) of `key` (`status` in reads, `state` in the pause answer; either is
+    tried); unknown values → UNKNOWN. `hasError` on a paused campaign → VENDOR_HELD."""
+    campaign = _campaign(body)
+    raw = campaign.get(key)
+    if not isinstance(raw, str):
+        raw = next((v for k in ("status", "state") if isinstance(v := campaign.get(k), str)), None)
+    status = STATUSES.get(raw.strip().lower() if raw else "", CampaignStatus.UNKNOWN)
+    if status is CampaignStatus.PAUSED and campaign.get("hasError") is True:
+        status = CampaignStatus.VENDOR_HELD
+    return status, raw
+
+
+def parse_observation(body: Any) -> Observation:
+    """Status and the update stamp (verbatim; None: lemlist documents none) of a campaign read."""
+    campaign = _campaign(body)
+    stamp = next((campaign[k] for k in _STAMPS if isinstance(campaign.get(k), str | int | float)
+                  and not isinstance(campaign.get(k), bool)), None)
+    return Observation(parse_status(body)[0], None if stamp is None else str(stamp))
+
+
+class LemlistClient(GuardedVendor):
+    """lemlist campaign API: pause, start (resume), read status."""
+
+    name = "lemlist"
+    can_read_state = True
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_key: SecretStr | str,
+        base_url: str = BASE_URL,
+        rate_limit: tuple[int, float] = SPEC.rate_limits["rate_limit"],
+        limiter: SlidingWindowLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._http = VendorHttp(
+            self.name, session, base_url=base_url,
+            api_key=api_key, auth="basic",
+            limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"LemlistClient({self._http!r})"
+
+    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
+                    background: bool = False) -> Observation:
+        path = f"/campaigns/{campaign_id}"
+        check_campaign_id(self.name, campaign_id, f"GET {path}")
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
+                                         background=background)
+        assert reply is not None        # only a `settled` callback can make request() return None
+        seen = parse_observation(reply.body)
+        if seen.status is CampaignStatus.UNKNOWN:
+            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id,
+                        raw=str(parse_status(reply.body)[1])[:40])
+        return seen
+
+    def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
+        return parse_status(reply.body, key="state")[0]
+
+    async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
+        path = _PATHS[action].replace("{id}", campaign_id)
+        check_campaign_id(self.name, campaign_id, f"POST {path}")
+        return await self._http.request("POST", path, operation=action, settled=settled, guard=guard)
+
+
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
+                timeout: float) -> LemlistClient:
+    """`SPEC.client`: a client from the lemlist settings block."""
+    assert config.api_key is not None
+    return LemlistClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
+                         retry=retry, timeout=timeout)
