@@ -95,7 +95,7 @@ def _print_story(echo: Callable[[str], None], sim: VendorSimulator, services: Se
 
 async def run_demo(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
     """Play the story; return 0 when the bot did exactly what the story expects."""
-    configure_logging(json=False, level="warning")
+    configure_logging(json=False, level="warning", cache=False)   # tests capture logs after it
     sim = VendorSimulator()
     for ref, status, *_ in _STORY:
         sim.add_campaign(ref, status)
