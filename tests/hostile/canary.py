@@ -6,6 +6,7 @@ with it) escapes. Nothing else in the scenario may contain that word.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import sqlite3
 import subprocess
@@ -29,6 +30,10 @@ SECRETS: Final = {
     "smartlead_api_key": f"{MARK}-smartlead-key-{_N}",
     "leadterra_api_key": f"sk_live_{MARK}_leadterra_{_N}",
     "inbox_api_key": f"{MARK}-inbox-token-{_N}",
+    "instantly_api_key": f"{MARK}-instantly-key-{_N}",
+    "lemlist_api_key": f"{MARK}-lemlist-key-{_N}",
+    "instantly_webhook_secret": f"{MARK}-instantly-whtoken-{_N}",
+    "lemlist_webhook_secret": f"{MARK}-lemlist-whtoken-{_N}",
     "webhook_token": f"{MARK}-webhook-token-{_N}",
     "smartlead_webhook_secret": f"{MARK}-smartlead-whsec-{_N}",
     "leadterra_webhook_secret": f"{MARK}-leadterra-whsec-{_N}",
@@ -109,12 +114,17 @@ async def dead_letter_texts(admin_url: str, queue: str) -> list[str]:
     return texts
 
 
+#: Encodings a secret can travel in: lemlist's key rides as HTTP Basic, base64 of `:<key>`.
+_ENCODED: Final = tuple(base64.b64encode(f":{value}".encode()).decode()[:24] for value in SECRETS.values())
+
+
 def find_leaks(places: dict[str, list[str]]) -> list[str]:
-    """`place: …context…` for every text holding the mark."""
+    """`place: …context…` for every text holding the mark, or a secret in its Basic-auth encoding."""
     found = []
     for place, texts in places.items():
         for text in texts:
-            at = text.find(MARK)
-            if at >= 0:
-                found.append(f"{place}: …{text[max(0, at - 160):at + 80]}…")
+            for needle in (MARK, *_ENCODED):
+                at = text.find(needle)
+                if at >= 0:
+                    found.append(f"{place}: …{text[max(0, at - 160):at + 80]}…")
     return found

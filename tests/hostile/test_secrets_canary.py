@@ -43,6 +43,9 @@ from tests.slack.fake_slack import FakeSlack, click_body, command_body, slack_he
 pytestmark = pytest.mark.integration
 
 PAYLOADS = REPO / "tests" / "payloads"
+VENDORS = ("smartlead", "leadterra", "inbox", "instantly", "lemlist")
+INSTANTLY = "instantly:0c0ffee0-0000-4000-8000-000000000001"
+INSTANTLY_401 = "instantly:0c0ffee0-0000-4000-8000-000000000002"
 RETRY_DELAYS = (0.05, 0.1)
 T0 = "2026-11-23T09:00:00Z"
 ADMIN = "UADMIN"
@@ -80,9 +83,10 @@ class Run:
 
 @pytest.fixture
 async def run(amqp_url: str, prefix: str, aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Run]:
-    sim = VendorSimulator(keys={v: SECRETS[f"{v}_api_key"] for v in ("smartlead", "leadterra", "inbox")})
+    sim = VendorSimulator(keys={v: SECRETS[f"{v}_api_key"] for v in VENDORS})
     for ref in ("smartlead:3001", "smartlead:3002", "smartlead:3004", "smartlead:3005", "smartlead:3006",
-                "smartlead:3007", "leadterra:camp_leak1", "leadterra:camp_leak2", "inbox:leakinbox1"):
+                "smartlead:3007", "leadterra:camp_leak1", "leadterra:camp_leak2", "inbox:leakinbox1",
+                INSTANTLY, INSTANTLY_401, "lemlist:cam_leak1", "lemlist:cam_leak2"):
         sim.add_campaign(ref, "active")
     sim_root = str((await aiohttp_server(sim.app)).make_url(""))
     slack = FakeSlack()
@@ -96,7 +100,8 @@ async def run(amqp_url: str, prefix: str, aiohttp_server: Any, tmp_path: Path) -
             slack_api_url=f"{slack_url}/api/", slack_pause_users=ADMIN, slack_resume_users=ADMIN,
             slack_approve_users=ADMIN, slack_retry_delays=(0.02, 0.05), log_level="debug",
             smartlead_base_url=bases["smartlead"], leadterra_base_url=bases["leadterra"],
-            inbox_base_url=bases["inbox"], **{name: SecretStr(value) for name, value in SECRETS.items()},
+            inbox_base_url=bases["inbox"], instantly_base_url=bases["instantly"], lemlist_base_url=bases["lemlist"],
+            **{name: SecretStr(value) for name, value in SECRETS.items()},
         )
         try:
             async with running(settings, with_web=True, with_worker=True) as services, \
@@ -195,18 +200,22 @@ async def test_no_secret_leaks_anywhere(run: Run, amqp_url: str, prefix: str, tm
     sim.inject("smartlead", "error", status=503, forever=True, path="/campaigns/3005*")
     sim.inject("leadterra", "timeout", forever=True, delay=3.0, path="/campaigns/camp_leak2*")
     sim.inject("smartlead", "timeout", forever=True, delay=3.0, path="/campaigns/3007*")
+    sim.inject("instantly", "error", status=401, forever=True, path=f"/campaigns/{INSTANTLY_401.partition(':')[2]}*")
+    sim.inject("lemlist", "rate_limit", times=1, retry_after=0.1, path="/campaigns/cam_leak2*")
     run.slack.fail_api.extend([500, "invalid_auth"])               # Slack refuses the bot token, then recovers
     with recording() as recorder:
         await _smartlead_spike(run, 3001)
         for campaign in ("smartlead:3002", "smartlead:3003", "smartlead:3004", "smartlead:3005", "smartlead:3007",
-                         "leadterra:camp_leak1", "leadterra:camp_leak2", "inbox:leakinbox1"):
+                         "leadterra:camp_leak1", "leadterra:camp_leak2", "inbox:leakinbox1", INSTANTLY, INSTANTLY_401,
+                         "lemlist:cam_leak1", "lemlist:cam_leak2"):
             assert await run.metrics(campaign) == 202
         await _webhooks(run)
         await _rejections(run)
         await run.services.broker.publish(b'{"poison": true', message_id="canary-poison", routing_key="events.x")
         await _slack(run)
         await sim.wait_until(lambda: all(sim.status_of(ref) in ("PAUSED", "paused") for ref in (
-            "smartlead:3001", "smartlead:3004", "leadterra:camp_leak1", "inbox:leakinbox1")), timeout=30,
+            "smartlead:3001", "smartlead:3004", "leadterra:camp_leak1", "inbox:leakinbox1", "lemlist:cam_leak1",
+            "lemlist:cam_leak2")) and sim.status_of(INSTANTLY) == "2", timeout=30,
             what="the pauses")
         await _settled(run, dead=4)                   # poison, 503 until exhausted, timeouts until exhausted
         unreachable = await _unreachable_broker(run.services.settings.broker_url.get_secret_value())
