@@ -1,4 +1,6 @@
-"""Pause/resume logic shared by vendors with a read endpoint (Smartlead, Inbox): read, act, read again.
+"""Client machinery shared by the vendors: `VendorClient` (the HTTP connection with the vendor's auth style,
+`repr`), and `GuardedVendor`, the pause/resume logic of vendors with a read endpoint (Smartlead, Inbox,
+Instantly, lemlist): read, act, read again.
 
 Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (docs/vendors.md §7, §8.4, §8.7):
 
@@ -24,15 +26,19 @@ Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal, Required, TypedDict
 
+import aiohttp
 import structlog
+from pydantic import SecretStr
 
 from bot.errors import VendorError, VendorRejected, VendorUnavailable
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
-from bot.vendors.http import Reply, VendorHttp, VendorRefused
+from bot.vendors.http import AuthStyle, Reply, RetryPolicy, VendorHttp, VendorRefused, check_campaign_id
+from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.spec import VendorSpec
 
-__all__ = ["Action", "GuardedVendor", "Settled"]
+__all__ = ["Action", "Connection", "GuardedVendor", "Settled", "VendorClient"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,16 +57,82 @@ def _as_observation(current: Observation | CampaignStatus | None) -> Observation
     return Observation(current) if isinstance(current, CampaignStatus) else current
 
 
-class GuardedVendor:
-    """Base for clients that can read campaign state. Subclasses implement `_read` and `_write`."""
+class Connection(TypedDict, total=False):
+    """The keyword arguments of `VendorClient.__init__` (for subclasses that add their own)."""
+
+    api_key: Required[SecretStr | str]
+    base_url: str | None
+    rate_limit: tuple[int, float] | None
+    limiter: SlidingWindowLimiter | None
+    retry: RetryPolicy | None
+    timeout: float | None
+
+
+class VendorClient:
+    """Base of every vendor client: one `VendorHttp` with the vendor's `auth` style, its `spec`'s base URL
+    and one-window `rate_limit` (the spec's `rate_limit` by default) unless a `limiter` is given."""
 
     name: str
-    can_read_state = True
+    auth: ClassVar[AuthStyle]
+    spec: ClassVar[VendorSpec]
     _http: VendorHttp
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_key: SecretStr | str,
+        base_url: str | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        limiter: SlidingWindowLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        limiter = limiter or SlidingWindowLimiter(*(rate_limit or self.spec.rate_limits["rate_limit"]))
+        self._http = self._connect(session, api_key=api_key, base_url=base_url, limiter=limiter, retry=retry,
+                                   timeout=timeout)
+
+    def _connect(self, session: aiohttp.ClientSession, *, api_key: SecretStr | str, base_url: str | None,
+                 limiter: SlidingWindowLimiter, write_limiter: SlidingWindowLimiter | None = None,
+                 retry: RetryPolicy | None, timeout: float | None) -> VendorHttp:
+        return VendorHttp(
+            self.name, session, base_url=self.spec.base_url if base_url is None else base_url,
+            api_key=api_key, auth=self.auth, limiter=limiter, write_limiter=write_limiter, retry=retry,
+            timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._http!r})"
+
+
+class GuardedVendor(VendorClient):
+    """Base for clients that can read campaign state (`GET /campaigns/{id}` by default). Subclasses
+    implement `_parse_read`, `_raw_status`, `_reply_status` and `_write`."""
+
+    can_read_state = True
+
+    def _state_path(self, campaign_id: str) -> str:
+        return f"/campaigns/{campaign_id}"
+
+    def _parse_read(self, body: Any, campaign_id: str) -> Observation:
+        raise NotImplementedError
+
+    def _raw_status(self, body: Any, campaign_id: str) -> str | None:
+        """The vendor's own status value, for the log of a status read as UNKNOWN."""
+        raise NotImplementedError
 
     async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
                     background: bool = False) -> Observation:
-        raise NotImplementedError
+        path = self._state_path(campaign_id)
+        check_campaign_id(self.name, campaign_id, f"GET {path}")
+        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
+                                         background=background)
+        assert reply is not None        # only a `settled` callback can make request() return None
+        seen = self._parse_read(reply.body, campaign_id)
+        if seen.status is CampaignStatus.UNKNOWN:
+            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id,
+                        raw=str(self._raw_status(reply.body, campaign_id))[:40])
+        return seen
 
     async def _write(self, campaign_id: str, action: Action, settled: Settled, guard: Guard | None) -> Reply | None:
         raise NotImplementedError

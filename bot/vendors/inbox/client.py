@@ -14,19 +14,16 @@ from __future__ import annotations
 from typing import Any, Final
 
 import aiohttp
-import structlog
 from pydantic import SecretStr
 
 from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
-from bot.vendors.http import Reply, RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
+from bot.vendors.http import Reply, RetryPolicy, check_campaign_id, find_stamp, find_status
 from bot.vendors.inbox import BASE_URL, SPEC, STATUSES
 from bot.vendors.ratelimit import SlidingWindowLimiter
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["InboxClient", "make_client", "parse_observation", "parse_status"]
-
-log = structlog.get_logger(__name__)
 
 _TO_COMMON: Final = STATUSES
 
@@ -46,7 +43,8 @@ class InboxClient(GuardedVendor):
     """Inbox campaign API: pause (disable), resume (enable), read status."""
 
     name = "inbox"
-    can_read_state = True
+    auth = "bearer"
+    spec = SPEC
 
     def __init__(
         self,
@@ -68,32 +66,24 @@ class InboxClient(GuardedVendor):
             if not template.startswith("/") or template.count("{id}") != 1:
                 raise ValueError(f"path template must start with / and contain {{id}} once: {template!r}")
         self._paths: dict[str, str] = {"pause": pause_path, "resume": resume_path, "state": state_path}
-        self._http = VendorHttp(
-            self.name, session, base_url=base_url,
-            api_key=api_key, auth="bearer",
+        self._http = self._connect(
+            session, api_key=api_key, base_url=base_url,
             limiter=read_limiter or SlidingWindowLimiter(*read_rate_limit),
             write_limiter=write_limiter or SlidingWindowLimiter(*write_rate_limit),
             retry=retry, timeout=timeout,
         )
 
-    def __repr__(self) -> str:
-        return f"InboxClient({self._http!r})"
-
     def _path(self, which: str, campaign_id: str) -> str:
         return self._paths[which].replace("{id}", campaign_id)
 
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
-                    background: bool = False) -> Observation:
-        path = self._path("state", campaign_id)
-        check_campaign_id(self.name, campaign_id, f"GET {path}")
-        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
-                                         background=background)
-        assert reply is not None        # only a `settled` callback can make request() return None
-        seen = parse_observation(reply.body, campaign_id)
-        if seen.status is CampaignStatus.UNKNOWN:
-            raw = find_status(reply.body, campaign_id)
-            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
-        return seen
+    def _state_path(self, campaign_id: str) -> str:
+        return self._path("state", campaign_id)
+
+    def _parse_read(self, body: Any, campaign_id: str) -> Observation:
+        return parse_observation(body, campaign_id)
+
+    def _raw_status(self, body: Any, campaign_id: str) -> str | None:
+        return find_status(body, campaign_id)
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         return parse_status(reply.body, campaign_id)[0]

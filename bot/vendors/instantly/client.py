@@ -23,31 +23,19 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import aiohttp
-import structlog
-from pydantic import SecretStr
 
 from bot.vendors.base import CampaignStatus, Guard, Observation
-from bot.vendors.guarded import Action, GuardedVendor, Settled
-from bot.vendors.http import (
-    Reply,
-    RetryPolicy,
-    VendorHttp,
-    VendorRefused,
-    check_campaign_id,
-    find_field,
-    find_stamp,
-)
-from bot.vendors.instantly import BASE_URL, SPEC, STATUSES
-from bot.vendors.ratelimit import MultiWindowLimiter, SlidingWindowLimiter
+from bot.vendors.guarded import Action, Connection, GuardedVendor, Settled
+from bot.vendors.http import Reply, RetryPolicy, VendorRefused, check_campaign_id, find_field, find_stamp
+from bot.vendors.instantly import SPEC, STATUSES
+from bot.vendors.ratelimit import MultiWindowLimiter
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["ALLOWED_ACTIONS", "InstantlyClient", "make_client", "parse_observation", "parse_status",
            "workspace_limiter"]
-
-log = structlog.get_logger(__name__)
 
 #: The only writes campaign-guard ever sends: action → the path's last segment.
 ALLOWED_ACTIONS: Final[dict[str, str]] = {"pause": "pause", "resume": "activate"}
@@ -98,40 +86,20 @@ class InstantlyClient(GuardedVendor):
     """Instantly campaign API v2: pause, activate (resume), read status."""
 
     name = "instantly"
-    can_read_state = True
+    auth = "bearer"
+    spec = SPEC
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = BASE_URL,
-        rate_limits: Sequence[tuple[int, float]] = DEFAULT_WINDOWS,
-        limiter: SlidingWindowLimiter | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self._http = VendorHttp(
-            self.name, session, base_url=base_url,
-            api_key=api_key, auth="bearer",
-            limiter=limiter or MultiWindowLimiter(rate_limits), retry=retry, timeout=timeout,
-        )
+    def __init__(self, session: aiohttp.ClientSession, *,
+                 rate_limits: Sequence[tuple[int, float]] = DEFAULT_WINDOWS, **connection: Unpack[Connection]) -> None:
+        """`rate_limits`: the windows of a limiter of its own (one `MultiWindowLimiter`) unless `limiter` is given."""
+        connection["limiter"] = connection.get("limiter") or MultiWindowLimiter(rate_limits)
+        super().__init__(session, **connection)
 
-    def __repr__(self) -> str:
-        return f"InstantlyClient({self._http!r})"
+    def _parse_read(self, body: Any, campaign_id: str) -> Observation:
+        return parse_observation(body, campaign_id)
 
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
-                    background: bool = False) -> Observation:
-        path = f"/campaigns/{campaign_id}"
-        check_campaign_id(self.name, campaign_id, f"GET {path}")
-        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
-                                         background=background)
-        assert reply is not None        # only a `settled` callback can make request() return None
-        seen = parse_observation(reply.body, campaign_id)
-        if seen.status is CampaignStatus.UNKNOWN:
-            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id,
-                        raw=str(raw_status(reply.body, campaign_id))[:40])
-        return seen
+    def _raw_status(self, body: Any, campaign_id: str) -> str | None:
+        return raw_status(body, campaign_id)
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         # The write's answer is a generic example: it says nothing trustworthy about the state.

@@ -27,15 +27,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import aiohttp
-from pydantic import SecretStr
 
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
-from bot.vendors.http import RetryPolicy, VendorHttp, check_campaign_id, find_stamp, find_status
-from bot.vendors.leadterra import BASE_URL, SPEC, STATUSES
-from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.guarded import Connection, VendorClient
+from bot.vendors.http import RetryPolicy, check_campaign_id, find_stamp, find_status
+from bot.vendors.leadterra import SPEC, STATUSES
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["LeadterraClient", "evidence", "make_client", "parse_stamp", "parse_status"]
@@ -99,34 +98,19 @@ def evidence(body: Any, campaign_id: str, target: CampaignStatus, stamp_key: str
     return status, stamp, ""
 
 
-class LeadterraClient:
+class LeadterraClient(VendorClient):
     """Leadterra campaign API: pause and start. No state read."""
 
     name = "leadterra"
     can_read_state = False
+    auth = "bearer"
+    spec = SPEC
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = BASE_URL,
-        rate_limit: tuple[int, float] = SPEC.rate_limits["rate_limit"],
-        limiter: SlidingWindowLimiter | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self._http = VendorHttp(
-            self.name, session, base_url=base_url,
-            api_key=api_key, auth="bearer",
-            limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
-        )
+    def __init__(self, session: aiohttp.ClientSession, *, clock: Callable[[], datetime] | None = None,
+                 **connection: Unpack[Connection]) -> None:
+        super().__init__(session, **connection)
         #: wall clock (UTC) for the request time; tests may replace it
         self._now = clock or (lambda: datetime.now(UTC))
-
-    def __repr__(self) -> str:
-        return f"LeadterraClient({self._http!r})"
 
     async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
         """Leadterra documents no read endpoint: always UNKNOWN, no call."""

@@ -18,29 +18,16 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import aiohttp
-import structlog
-from pydantic import SecretStr
 
 from bot.errors import VendorNotFound
 from bot.vendors.base import CampaignStatus, Guard, Observation
 from bot.vendors.guarded import Action, GuardedVendor, Settled
-from bot.vendors.http import (
-    Reply,
-    RetryPolicy,
-    VendorHttp,
-    VendorRefused,
-    check_campaign_id,
-    find_stamp,
-    find_status,
-)
-from bot.vendors.ratelimit import SlidingWindowLimiter
-from bot.vendors.smartlead import BASE_URL, CAMPAIGN_ID, SPEC, STATUSES
+from bot.vendors.http import Reply, RetryPolicy, VendorRefused, check_campaign_id, find_stamp, find_status
+from bot.vendors.smartlead import CAMPAIGN_ID, SPEC, STATUSES
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "make_client", "parse_observation",
            "parse_status", "sender_emails"]
-
-log = structlog.get_logger(__name__)
 
 #: The only values campaign-guard ever sends to `POST /campaigns/{id}/status`. Never STOPPED.
 ALLOWED_STATUS_VALUES: Final = frozenset({"PAUSED", "START"})
@@ -94,40 +81,14 @@ class SmartleadClient(GuardedVendor):
     """Smartlead campaign API: pause, resume, read status."""
 
     name = "smartlead"
-    can_read_state = True
+    auth = "query"
+    spec = SPEC
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = BASE_URL,
-        rate_limit: tuple[int, float] = SPEC.rate_limits["rate_limit"],
-        limiter: SlidingWindowLimiter | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self._http = VendorHttp(
-            self.name, session, base_url=base_url,
-            api_key=api_key, auth="query",
-            limiter=limiter or SlidingWindowLimiter(*rate_limit), retry=retry, timeout=timeout,
-        )
+    def _parse_read(self, body: Any, campaign_id: str) -> Observation:
+        return parse_observation(body, campaign_id)
 
-    def __repr__(self) -> str:
-        return f"SmartleadClient({self._http!r})"
-
-    async def _read(self, campaign_id: str, *, operation: str, attempts: int | None = None,
-                    background: bool = False) -> Observation:
-        path = f"/campaigns/{campaign_id}"
-        check_campaign_id(self.name, campaign_id, f"GET {path}")
-        reply = await self._http.request("GET", path, operation=operation, max_attempts=attempts,
-                                         background=background)
-        assert reply is not None        # only a `settled` callback can make request() return None
-        seen = parse_observation(reply.body, campaign_id)
-        if seen.status is CampaignStatus.UNKNOWN:
-            raw = find_status(reply.body, campaign_id)
-            log.warning("vendor.unknown_status", vendor=self.name, campaign_id=campaign_id, raw=str(raw)[:40])
-        return seen
+    def _raw_status(self, body: Any, campaign_id: str) -> str | None:
+        return find_status(body, campaign_id)
 
     async def inventory(self) -> dict[str, set[str]]:
         """`smartlead:<id>` → sender emails of every campaign that is not archived or stopped.
