@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
@@ -27,6 +27,7 @@ __all__ = [
     "campaign_ref",
     "compact",
     "derived_id",
+    "find_campaign",
     "keyed_id",
     "make_event",
     "parse_timestamp",
@@ -132,6 +133,20 @@ def campaign_ref(vendor: str, value: Any, *, field: str) -> CampaignRef:
         return CampaignRef(vendor=vendor, id=text)
     except ValidationError:
         raise PayloadError(f"field {field}: invalid {vendor} campaign id {text[:80]!r}") from None
+
+
+def find_campaign(fields: Fields, source: str, event_type: str, paths: Sequence[str], *, prefix: str = "",
+                  optional: Collection[str] = frozenset({"vendor.other"})) -> CampaignRef | None:
+    """The campaign at the first of the dotted `paths` that holds a non-empty value (`prefix`: where `fields`
+    sit in the body, for the field names of errors); else None for an `optional` event type, and a
+    PayloadError naming the first path for any other."""
+    for path in paths:
+        value = fields.get(*path.split("."))
+        if value is not None and value != "":
+            return campaign_ref(source, value, field=prefix + path)
+    if event_type in optional:
+        return None
+    raise PayloadError(f"field {prefix}{paths[0]}: missing (required for {event_type})")
 
 
 @functools.cache

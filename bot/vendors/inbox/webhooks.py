@@ -20,13 +20,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.errors import PayloadError
-from bot.events import CampaignRef, Event
+from bot.events import Event
 from bot.sources.auth import AuthResult, WebhookRequest, token_only
 from bot.sources.payload import (
     Fields,
-    campaign_ref,
     compact,
     derived_id,
+    find_campaign,
     make_event,
     require_object,
     vendor_id,
@@ -51,6 +51,7 @@ _ACTORS: Final[dict[str, str]] = {
     "user": "user", "manual": "user", "member": "user", "team_member": "user", "api": "user",
 }
 _ACTOR_PATHS: Final = ("pausedBy", "campaign.pausedBy", "triggeredBy", "actor", "initiator")
+_CAMPAIGN_PATHS: Final = ("campaign.id", "campaignId", "campaign_id")
 
 
 def normalize(payload: Any, received_at: datetime) -> list[Event]:
@@ -77,20 +78,10 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
             event_type=event_type,
             source=SOURCE,
             occurred_at=occurred or received_at,
-            campaign=_campaign(inner, event_type),
+            campaign=find_campaign(inner, SOURCE, event_type, _CAMPAIGN_PATHS, prefix="data."),
             data=data,
         )
     ]
-
-
-def _campaign(inner: Fields, event_type: str) -> CampaignRef | None:
-    for path in ("campaign.id", "campaignId", "campaign_id"):
-        value = inner.get(*path.split("."))
-        if value is not None and value != "":
-            return campaign_ref(SOURCE, value, field=f"data.{path}")
-    if event_type == "vendor.other":
-        return None
-    raise PayloadError(f"field data.campaign.id: missing (required for {event_type})")
 
 
 def _paused_by(inner: Fields) -> str | None:

@@ -38,9 +38,9 @@ from bot.sources.auth import (
 )
 from bot.sources.payload import (
     Fields,
-    campaign_ref,
     compact,
     derived_id,
+    find_campaign,
     keyed_id,
     make_event,
     require_object,
@@ -88,7 +88,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     if vendor_type is None:
         raise PayloadError("field event_type: missing (expected e.g. email_bounced)")
     event_type = TYPES.get(vendor_type.lower(), "vendor.other")
-    campaign = _campaign(fields, event_type)
+    campaign = find_campaign(fields, SOURCE, event_type, ("campaign_id",), optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time("timestamp")
     data = _data(fields, vendor_type)
     if event_type == "lead.category_updated":
@@ -106,15 +106,6 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
             data=data,
         )
     ]
-
-
-def _campaign(fields: Fields, event_type: str) -> CampaignRef | None:
-    value = fields.get("campaign_id")
-    if value is not None and value != "":
-        return campaign_ref(SOURCE, value, field="campaign_id")
-    if event_type in _CAMPAIGN_OPTIONAL:
-        return None
-    raise PayloadError(f"field campaign_id: missing (required for {event_type})")
 
 
 def _event_id(body: dict[str, Any], fields: Fields, vendor_type: str, campaign: CampaignRef | None) -> str:

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.errors import PayloadError
-from bot.events import CampaignRef, Event
+from bot.events import Event
 from bot.sources.auth import AuthResult, WebhookRequest, signature_ok
 from bot.sources.payload import (
     Fields,
-    campaign_ref,
     compact,
     derived_id,
+    find_campaign,
     keyed_id,
     make_event,
     require_object,
@@ -68,20 +68,10 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
             event_type=event_type,
             source=SOURCE,
             occurred_at=occurred or received_at,
-            campaign=_campaign(inner, event_type),
+            campaign=find_campaign(inner, SOURCE, event_type, _CAMPAIGN_PATHS, prefix="data."),
             data=_data(inner, vendor_type),
         )
     ]
-
-
-def _campaign(inner: Fields, event_type: str) -> CampaignRef | None:
-    for path in _CAMPAIGN_PATHS:
-        value = inner.get(*path.split("."))
-        if value is not None and value != "":
-            return campaign_ref(SOURCE, value, field=f"data.{path}")
-    if event_type == "vendor.other":
-        return None
-    raise PayloadError(f"field data.campaignId: missing (required for {event_type})")
 
 
 def _event_id(body: dict[str, Any], inner: Fields, event_type: str) -> str:

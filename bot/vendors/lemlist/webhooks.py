@@ -38,9 +38,9 @@ from bot.events import CampaignRef, Event
 from bot.sources.auth import TOKEN_SETTING, AuthResult, WebhookRequest, equal, offered_tokens
 from bot.sources.payload import (
     Fields,
-    campaign_ref,
     compact,
     derived_id,
+    find_campaign,
     keyed_id,
     make_event,
     require_object,
@@ -84,7 +84,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     if vendor_type is None:
         raise PayloadError("field type: missing (expected a lemlist activity type, e.g. emailsBounced)")
     event_type = TYPES.get(vendor_type, "vendor.other")
-    campaign = _campaign(fields, event_type)
+    campaign = find_campaign(fields, SOURCE, event_type, _CAMPAIGN_PATHS, optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time("createdAt", "date", "timestamp")
     data = _data(fields, vendor_type)
     if vendor_type in _CATEGORIES:
@@ -102,16 +102,6 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
             data=data,
         )
     ]
-
-
-def _campaign(fields: Fields, event_type: str) -> CampaignRef | None:
-    for path in _CAMPAIGN_PATHS:
-        value = fields.get(*path.split("."))
-        if value is not None and value != "":
-            return campaign_ref(SOURCE, value, field=path)
-    if event_type in _CAMPAIGN_OPTIONAL:
-        return None
-    raise PayloadError(f"field campaignId: missing (required for {event_type})")
 
 
 def _keyed(fields: Fields, event_type: str, vendor_type: str, campaign: CampaignRef | None,

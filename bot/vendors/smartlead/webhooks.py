@@ -32,9 +32,9 @@ from bot.sources.auth import (
 )
 from bot.sources.payload import (
     Fields,
-    campaign_ref,
     compact,
     derived_id,
+    find_campaign,
     keyed_id,
     make_event,
     require_object,
@@ -121,16 +121,6 @@ def _identity(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in _NOT_IDENTITY}
 
 
-def _campaign(fields: Fields, event_type: str, *paths: str, prefix: str = "") -> CampaignRef | None:
-    for path in paths:
-        value = fields.get(*path.split("."))
-        if value is not None and value != "":
-            return campaign_ref(SOURCE, value, field=prefix + path)
-    if event_type in _CAMPAIGN_OPTIONAL:
-        return None
-    raise PayloadError(f"field {prefix}{paths[0]}: missing (required for {event_type})")
-
-
 def _bounce_type(fields: Fields) -> str | None:
     """`hard` or `soft` when the payload says so in any common spelling."""
     raw = fields.first_text("bounce_type", "bounce_category", "bounce.type", "type_of_bounce")
@@ -189,20 +179,14 @@ def _keyed(fields: Fields, event_type: str, occurred: str | None) -> str | None:
 def _flat(body: dict[str, Any], vendor_type: str, received_at: datetime) -> Event:
     fields = Fields(body)
     event_type = FLAT_TYPES.get(vendor_type.upper()) or DOTTED_TYPES.get(vendor_type.lower(), "vendor.other")
-    campaign = _campaign(fields, event_type, "campaign_id", "email_campaign_id", "campaign.id")
+    campaign = find_campaign(fields, SOURCE, event_type, ("campaign_id", "email_campaign_id", "campaign.id"),
+                             optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time(*_TIME_FIELDS)
     data = _email_data(fields, vendor_type)
     if vendor_type.upper() == "FIRST_EMAIL_SENT":
         data["first_email"] = True
     event_id = _keyed(fields, event_type, occurred.isoformat() if occurred else None)
-    return make_event(
-        event_id=event_id or derived_id(SOURCE, _identity(body)),
-        event_type=event_type,
-        source=SOURCE,
-        occurred_at=occurred or received_at,
-        campaign=campaign,
-        data=data,
-    )
+    return _event(body, event_id, event_type, occurred or received_at, campaign, data)
 
 
 def _envelope(body: dict[str, Any], vendor_type: str, received_at: datetime) -> Event:
@@ -210,7 +194,8 @@ def _envelope(body: dict[str, Any], vendor_type: str, received_at: datetime) -> 
     fields = Fields(body)
     inner = fields.sub("data")
     event_type = DOTTED_TYPES.get(vendor_type.lower(), "vendor.other")
-    campaign = _campaign(inner, event_type, "campaign_id", "campaign.id", "email_campaign_id", prefix="data.")
+    campaign = find_campaign(inner, SOURCE, event_type, ("campaign_id", "campaign.id", "email_campaign_id"),
+                             prefix="data.", optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time("created_at", "timestamp") or inner.first_time(*_TIME_FIELDS)
     data = _email_data(inner, vendor_type)
     if event_type == "account.disconnected":
@@ -234,14 +219,14 @@ def _envelope(body: dict[str, Any], vendor_type: str, received_at: datetime) -> 
         event_id: str | None = vendor_id(SOURCE, vendor_event_id)
     else:
         event_id = _keyed(inner, event_type, occurred.isoformat() if occurred else None)
-    return make_event(
-        event_id=event_id or derived_id(SOURCE, _identity(body)),
-        event_type=event_type,
-        source=SOURCE,
-        occurred_at=occurred or received_at,
-        campaign=campaign,
-        data=data,
-    )
+    return _event(body, event_id, event_type, occurred or received_at, campaign, data)
+
+
+def _event(body: dict[str, Any], event_id: str | None, event_type: str, occurred_at: datetime,
+           campaign: CampaignRef | None, data: dict[str, Any]) -> Event:
+    """The event; without a vendor or keyed id, its id is a hash of the body's identity fields."""
+    return make_event(event_id=event_id or derived_id(SOURCE, _identity(body)), event_type=event_type,
+                      source=SOURCE, occurred_at=occurred_at, campaign=campaign, data=data)
 
 
 def authenticate(request: WebhookRequest, config: VendorConfig) -> AuthResult:
