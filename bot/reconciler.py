@@ -140,11 +140,10 @@ class Reconciler:
             if admitted is None:
                 return
             record = admitted
-        sent_at = record.sent_at if resend and record.sent_at else self._clock()
-        record = await self._save(replace(record, pending=Pending.PAUSE_SENT, sent_at=sent_at,
-                                          bot_paused=False))
+        # the guard stores the write-ahead intent right before the request goes out (after the rate-limit
+        # wait): a crash while waiting leaves `pause`, never a `pause-sent` that would claim a person's pause
         result = await vendor.pause(ref.id, current=seen, guard=partial(self._wanted, str(ref), held=True),
-                                    sent_at=sent_at)
+                                    sent_at=record.sent_at if resend else None)
         await self._paused(ref, record, holds, result, reasons)
 
     async def _admitted(self, ref: CampaignRef, record: CampaignRecord, holds: list[Hold]) -> CampaignRecord | None:
@@ -221,10 +220,9 @@ class Reconciler:
                                vendor_marker=None, audit=("action", "skipped", _not_resumed(ref, seen, moved), {}))
             return
         resend = record.pending is Pending.RESUME_SENT
-        sent_at = record.sent_at if resend and record.sent_at else self._clock()
-        record = await self._save(replace(record, pending=Pending.RESUME_SENT, sent_at=sent_at))
         result = await vendor.resume(ref.id, current=seen if vendor.can_read_state else None,
-                                     guard=partial(self._wanted, str(ref), held=False), sent_at=sent_at)
+                                     guard=partial(self._wanted, str(ref), held=False),
+                                     sent_at=record.sent_at if resend else None)
         outcome = "resumed" if result.status is CampaignStatus.ACTIVE else "unproven"
         detail = "no hold remains" if outcome == "resumed" else (
             f"resume sent; {ref.vendor} reports {result.status}" + (f" ({result.detail})" if result.detail else ""))
@@ -310,9 +308,21 @@ class Reconciler:
             return await tx.campaign(key), active(await tx.holds(key))
 
     async def _wanted(self, key: str, *, held: bool) -> bool:
-        """The write's guard: is a pause (held=True) or a resume (held=False) still what the holds ask?"""
-        _, holds = await self._read(key)
-        return bool(holds) == held
+        """The write's guard, called right before each attempt is sent: is a pause (held=True) or a resume
+        (held=False) still what the holds ask? If so, the write-ahead intent (`*-sent`, with the time of the
+        first send) is stored in the same transaction before the request leaves, so after a crash
+        `pause-sent` means the request may have gone out, and a campaign found paused then was seen
+        running before it and paused after it."""
+        sent = Pending.PAUSE_SENT if held else Pending.RESUME_SENT
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            if bool(active(await tx.holds(key))) != held:
+                return False
+            record = await tx.campaign(key)
+            if record.pending is not sent:
+                await tx.set_campaign(replace(record, pending=sent, sent_at=now,
+                                              bot_paused=False if held else record.bot_paused), now)
+        return True
 
     async def _withdrawn(self, ref: CampaignRef, record: CampaignRecord, exc: WriteCancelled) -> None:
         """The guard withdrew a write before it was sent: the holds changed while it waited."""
@@ -325,11 +335,6 @@ class Reconciler:
             await self._audit(tx, str(ref), Act.PAUSE if record.pending in PAUSE_INTENTS else Act.RESUME, "withdrawn",
                               f"{exc.where} withdrawn before it was sent: the holds changed while it waited", now)
         log.info("campaign.write_withdrawn", where=exc.where, sent_before=exc.sent_before)
-
-    async def _save(self, record: CampaignRecord) -> CampaignRecord:
-        """Store the write-ahead intent (compare-and-set: StaleRecord if the record moved since read)."""
-        async with self._store.transaction() as tx:
-            return await tx.set_campaign(record, self._clock())
 
     async def _finish(self, record: CampaignRecord, holds: list[Hold], *, settle: bool = False,
                       audit: _Audit | None = None, **changes: Any) -> None:

@@ -66,6 +66,11 @@ M = [
   ["tests/test_decisions.py::test_commits_are_durable_on_an_os_crash"]),
  ("11 events without an id collide", "bot/web/webhooks.py", "request_id=uuid.uuid4().hex",
   "request_id=str(len(body))", ["tests/web/test_webhooks.py::test_events_without_id_or_key_are_distinct_per_post"]),
+ ("13 write-ahead intent stored before the rate-limit wait", "bot/reconciler.py",
+  "        result = await vendor.pause(ref.id, current=seen, guard=partial(self._wanted, str(ref), held=True),",
+  "        await self._wanted(str(ref), held=True)\n"
+  "        result = await vendor.pause(ref.id, current=seen, guard=partial(self._wanted, str(ref), held=True),",
+  ["tests/test_decisions.py::test_a_crash_while_a_pause_waits_for_the_rate_limit_never_claims_a_persons_pause"]),
  ("guard: a write never withdrawn", "bot/reconciler.py", "guard=partial(self._wanted, str(ref), held=False)",
   "guard=None", [RACES + "::test_a_resume_waiting_out_a_429_is_withdrawn_when_an_alert_fires_meanwhile", STATEFUL]),
 ] + ([tuple(x) for x in __import__("json").loads(sys.argv[1])] if len(sys.argv) > 1 else [])
@@ -82,7 +87,7 @@ for name, path, old, new, tests in M:
     try:
         out = subprocess.run([".venv/bin/pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "timeout=300", *tests],
                              capture_output=True, text=True, check=False,
-                             env={**os.environ, "BOT_HYPOTHESIS_EXAMPLES": "100"})
+                             env={**os.environ, "BOT_HYPOTHESIS_EXAMPLES": "300"})
     finally:
         file.write_text(src)
     failed = [line.split(" ")[1] for line in out.stdout.splitlines() if line.startswith("FAILED")]

@@ -4,6 +4,8 @@ the drift watch, dry run carried into live mode, durability."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -14,7 +16,7 @@ from bot.errors import StaleRecord, VendorNotFound
 from bot.events import CampaignRef, Event
 from bot.executor import Executor
 from bot.ruleset import load_rules
-from bot.state.base import CampaignRecord, Hold, HoldKind
+from bot.state.base import CampaignRecord, Hold, HoldKind, Pending
 from bot.state.sqlite import SqliteStateStore
 from bot.vendors.base import CampaignStatus
 from bot.worker import Worker
@@ -174,6 +176,31 @@ async def test_a_leadterra_answer_without_a_status_is_not_a_pause(bot: Bot) -> N
     record = await bot.record("leadterra:camp_2")
     assert not record.bot_paused and record.vendor_status == CampaignStatus.UNKNOWN
     assert await bot.holds("leadterra:camp_2") == ["rule:bounce-guard@leadterra:camp_2"]     # the hold stays
+
+
+async def test_a_crash_while_a_pause_waits_for_the_rate_limit_never_claims_a_persons_pause(store, clock) -> None:
+    bot = Bot(store, clock)
+    sl = bot.vendors["smartlead"]
+    sl.statuses["1"] = CampaignStatus.ACTIVE
+    sl.gate = asyncio.Event()                                      # the pause waits for its rate-limit slot
+    await bot.spike("smartlead:1", bounces=2)
+    waiting = asyncio.ensure_future(bot.spike("smartlead:1", sends=0, bounces=1))
+    for _ in range(100):                                           # let it reach the gate
+        await asyncio.sleep(0)
+    assert not waiting.done() and (await bot.record("smartlead:1")).pending is Pending.PAUSE   # not yet sent
+    sl.set("1", CampaignStatus.PAUSED)                             # meanwhile a person pauses it in the UI
+    waiting.cancel()                                               # the worker dies before the slot comes
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    sl.gate = None
+
+    restarted = Bot(store, clock)
+    restarted.vendors["smartlead"] = sl
+    restarted.executor = Executor(store, restarted.vendors, clock=clock, notifier=restarted.notices)
+    restarted.worker = Worker(store=store, rules=load_rules(REPO / "rules"), executor=restarted.executor, clock=clock)
+    await restarted.worker.start(frozenset(restarted.vendors))
+    assert not (await restarted.record("smartlead:1")).bot_paused  # the person's pause, not campaign-guard's
+    assert sl.writes() == []
 
 
 # --------------------------------------------------------------------------- drift

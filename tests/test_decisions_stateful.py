@@ -8,7 +8,8 @@ restart on the same database. Work runs as tasks on one event loop, so a step ca
 step's vendor call is in flight.
 
 Checked after every step, and at quiescence (everything finished, a sweep run):
-- no resume is sent while a hold remains, and no campaign the bot resumed stays running under a hold;
+- every resume carries the guard that re-reads the holds right before it is sent, and no campaign the bot
+  resumed stays running under a hold;
 - a pause campaign-guard made (it saw the campaign running, then paused) with no hold left ends resumed;
 - no pause is claimed (`bot_paused`) without the evidence, and none is resumed unless it was the bot's
   (as of the bot's last read: a person acting while the write waits for the rate limit races it);
@@ -73,6 +74,21 @@ class TruthVendor(FakeVendor):
         #: campaigns a person changed since the bot last read them: a write that waited (rate limit) after
         #: its read races the person, and no vendor offers a conditional write to close that window
         self.person_since_read: set[str] = set()
+        #: the send time of the intent each campaign's write belongs to (what the guard stored)
+        self.intent: dict[str, datetime | None] = {}
+
+    def _tracked(self, campaign_id: str, guard: Guard | None, sent_at: datetime | None) -> Guard | None:
+        """The bot's guard, noting which intent the write belongs to once it lets the write through."""
+        self.intent[campaign_id] = sent_at
+        if guard is None:
+            return None
+
+        async def tracked() -> bool:
+            wanted = await guard()
+            if wanted and sent_at is None:
+                self.intent[campaign_id] = await self.machine.stored_sent_at(f"{self.name}:{campaign_id}")
+            return wanted
+        return tracked
 
     async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
         self.person_since_read.discard(campaign_id)
@@ -88,27 +104,32 @@ class TruthVendor(FakeVendor):
     async def pause(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
                     sent_at: datetime | None = None) -> WriteResult:
         before = self.statuses.get(campaign_id)
+        guard = self._tracked(campaign_id, guard, sent_at)
         if not self.can_read_state and before is CampaignStatus.PAUSED and self.paused_for.get(campaign_id) == sent_at \
                 and sent_at is not None:
             await self._send("pause", campaign_id, guard)   # a resend after a lost answer: the vendor's pausedAt
-            return self._answered("pause", campaign_id, sent_at,  # is not earlier than the first send
+            return self._answered("pause", campaign_id,     # is not earlier than the first send
                                   WriteResult(CampaignStatus.PAUSED, sent=True, proven=True))
         result = await super().pause(campaign_id, current=current, guard=guard, sent_at=sent_at)
         if result.sent and before is CampaignStatus.ACTIVE:
             self.bot_paused_truth[campaign_id] = True
             self.last_actor[campaign_id] = "bot"
-            self.paused_for[campaign_id] = sent_at
-        return self._answered("pause", campaign_id, sent_at, result) if result.sent else result
+            self.paused_for[campaign_id] = self.intent.get(campaign_id)
+        return self._answered("pause", campaign_id, result) if result.sent else result
 
     async def resume(self, campaign_id: str, *, current: Observation | None = None, guard: Guard | None = None,
                      sent_at: datetime | None = None) -> WriteResult:
         resend = self.resumed_for.get(campaign_id) == sent_at is not None and \
             self.statuses.get(campaign_id) is CampaignStatus.ACTIVE    # the same intent, its answer lost: a no-op
+        guard = self._tracked(campaign_id, guard, sent_at)
 
         async def checked() -> bool:
-            wanted = guard is None or await guard()
+            if guard is None:
+                self.machine.violations.append(f"resume of {campaign_id} sent without a guard")
+                return True
+            wanted = await guard()
             if wanted and not resend:
-                await self.machine.check_resume(self.name, campaign_id)
+                self.machine.check_resume(self.name, campaign_id)
             return wanted
 
         before = self.statuses.get(campaign_id)
@@ -116,13 +137,14 @@ class TruthVendor(FakeVendor):
         if result.sent and before is CampaignStatus.PAUSED:
             self.last_actor[campaign_id] = "bot"
             self.bot_paused_truth[campaign_id] = False
-            self.resumed_for[campaign_id] = sent_at
-        return self._answered("resume", campaign_id, sent_at, result) if result.sent else result
+            self.resumed_for[campaign_id] = self.intent.get(campaign_id)
+        return self._answered("resume", campaign_id, result) if result.sent else result
 
-    def _answered(self, op: str, campaign_id: str, sent_at: datetime | None, result: WriteResult) -> WriteResult:
+    def _answered(self, op: str, campaign_id: str, result: WriteResult) -> WriteResult:
         if self.lose_answer:        # the write went through; its answer is lost (a timeout)
             self.lose_answer = False
             raise VendorUnavailable(self.name, None, f"POST {op}", "TimeoutError")
+        sent_at = self.intent.get(campaign_id)
         key = (op, campaign_id, sent_at)
         self.answered[key] = self.answered.get(key, 0) + 1
         if self.answered[key] > 1:
@@ -186,13 +208,18 @@ class DecisionMachine(RuleBasedStateMachine):
                       data=data)
         await self.worker.handle(Delivery(event.model_dump_json().encode(), event.id, event.routing_key, 0, False))
 
-    async def check_resume(self, vendor: str, campaign_id: str) -> None:
-        """At the moment a resume is sent: no hold may remain, and the pause must have been the bot's."""
-        key = f"{vendor}:{campaign_id}"
+    async def stored_sent_at(self, key: str) -> datetime | None:
         async with self.store.transaction() as tx:
-            holds = active(await tx.holds(key))
-        if holds:
-            self.violations.append(f"resume of {key} sent while held by {[h.owner for h in holds]}")
+            return (await tx.campaign(key)).sent_at
+
+    def check_resume(self, vendor: str, campaign_id: str) -> None:
+        """At the moment a resume is sent, after its guard found no hold: the pause must have been the bot's.
+
+        "No resume while a hold remains" is the guard's own read, the last one before the request (every
+        resume must carry one: checked by the caller). A hold committed after that read races the request
+        itself; the reconcile then pauses again, which the quiescence check (no bot-resumed campaign left
+        running under a hold) proves."""
+        key = f"{vendor}:{campaign_id}"
         raced = campaign_id in self.vendors[vendor].person_since_read
         if not self.vendors[vendor].bot_paused_truth.get(campaign_id) and not raced:
             self.violations.append(f"resume of {key}, whose pause was not campaign-guard's")
