@@ -285,7 +285,7 @@ class Executor:
         key = str(ref)
         record = await tx.campaign(key)
         holds = active(await tx.holds(key))
-        record = await tx.set_campaign(replace(record, dry_paused=False), now)
+        await tx.set_campaign(replace(record, dry_paused=False), now)
         if not holds:
             return False
         detail = (f"held while {ref.vendor} ran in dry run ({'; '.join(h.reason for h in holds)}); "

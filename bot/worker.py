@@ -123,15 +123,19 @@ class Worker:
         return len(keys)
 
     async def _each(self, key: str, step: Callable[[CampaignRef], Awaitable[None]], deferred: str) -> None:
+        """`step` under the campaign's lock; a failure is logged (a background duty goes on to the next)."""
+        try:
+            await self._locked(key, step)
+        except RetryableError as exc:
+            log.warning(deferred, error=str(exc), campaign=key)
+        except BotError as exc:
+            log.error(deferred, error=str(exc), campaign=key)
+
+    async def _locked(self, key: str, step: Callable[[CampaignRef], Awaitable[None]]) -> None:
         ref = CampaignRef.parse(key)
         with bound_contextvars(campaign=key):
             async with self._executor.lock(ref):
-                try:
-                    await step(ref)
-                except RetryableError as exc:
-                    log.warning(deferred, error=str(exc))
-                except BotError as exc:
-                    log.error(deferred, error=str(exc))
+                await step(ref)
 
     async def sweep(self) -> None:
         """Expire parked decisions, release what the clock releases, then finish pending vendor actions
@@ -234,11 +238,9 @@ class Worker:
         return new
 
     async def _reconcile(self, touched: AbstractSet[str]) -> None:
+        """Reconcile each campaign under its lock; a failure propagates (the message is retried)."""
         for key in sorted(touched):
-            ref = CampaignRef.parse(key)
-            with bound_contextvars(campaign=key):
-                async with self._executor.lock(ref):
-                    await self._executor.reconcile(ref)
+            await self._locked(key, self._executor.reconcile)
 
     async def _evaluate(self, tx: Transaction, rule: Rule, event: Event, now: datetime,
                         keys: dict[str, str | None]) -> AbstractSet[str]:

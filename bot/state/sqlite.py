@@ -385,21 +385,20 @@ class SqliteStateStore:
         async with self._reading(), self._db.execute("SELECT campaign, sender FROM inventory") as cursor:
             return [(r[0], r[1]) for r in await cursor.fetchall()]
 
+    async def _campaigns(self, sql: str) -> list[str]:
+        """The first column of a committed query's rows (campaign keys)."""
+        async with self._reading(), self._db.execute(sql) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
+
     async def dry_paused_campaigns(self) -> list[str]:
         """Campaigns a dry run recorded as paused (carried into live mode at start)."""
-        async with self._reading(), self._db.execute(
-            "SELECT campaign FROM campaigns WHERE dry_paused = 1 ORDER BY campaign"
-        ) as cursor:
-            return [r[0] for r in await cursor.fetchall()]
+        return await self._campaigns("SELECT campaign FROM campaigns WHERE dry_paused = 1 ORDER BY campaign")
 
     async def watched_campaigns(self) -> list[str]:
         """Campaigns holding an active hold or paused by campaign-guard: their vendor state is re-read."""
         passive = ", ".join(f"'{kind}'" for kind in sorted(PASSIVE_KINDS))
-        async with self._reading(), self._db.execute(
-            f"SELECT campaign FROM holds WHERE kind NOT IN ({passive})"
-            " UNION SELECT campaign FROM campaigns WHERE bot_paused = 1 ORDER BY campaign"
-        ) as cursor:
-            return [r[0] for r in await cursor.fetchall()]
+        return await self._campaigns(f"SELECT campaign FROM holds WHERE kind NOT IN ({passive})"
+                                     " UNION SELECT campaign FROM campaigns WHERE bot_paused = 1 ORDER BY campaign")
 
     async def windows_where(self, rule: str, flag: str) -> list[tuple[str, dict[str, Any]]]:
         """(key, state) of `rule`'s windows whose state has a true `flag` (e.g. `active`), committed ones."""
@@ -410,10 +409,7 @@ class SqliteStateStore:
 
     async def pending_campaigns(self) -> list[str]:
         """Campaigns with an unfinished vendor action (reconciled at worker start)."""
-        async with self._reading(), self._db.execute(
-            "SELECT campaign FROM campaigns WHERE pending IS NOT NULL ORDER BY campaign"
-        ) as cursor:
-            return [r[0] for r in await cursor.fetchall()]
+        return await self._campaigns("SELECT campaign FROM campaigns WHERE pending IS NOT NULL ORDER BY campaign")
 
     async def audit(self, *, campaign: str | None = None, limit: int = 100) -> list[AuditRow]:
         """Newest last; filtered by campaign when given."""
