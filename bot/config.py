@@ -145,13 +145,20 @@ class CoreSettings(BaseSettings):
     @field_validator("state_url")
     @classmethod
     def _state_scheme(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
         if not value.startswith("sqlite:///") or value == "sqlite:///":
-            raise ValueError("must be sqlite:///relative/path or sqlite:////absolute/path")
+            raise ValueError("must be sqlite:///relative/path, sqlite:////absolute/path or "
+                             "postgresql://user:pass@host:5432/db")
         return value
 
     @property
+    def uses_postgres(self) -> bool:
+        return self.state_url.startswith(("postgresql://", "postgres://"))
+
+    @property
     def state_path(self) -> Path:
-        """Filesystem path of the SQLite database."""
+        """Filesystem path of the SQLite database (meaningless when `uses_postgres`)."""
         return Path(self.state_url.removeprefix("sqlite:///"))
 
     @property
