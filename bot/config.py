@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -185,6 +186,8 @@ class CoreSettings(BaseSettings):
         values = [self.broker_url, self.webhook_token, self.slack_signing_secret, self.slack_bot_token,
                   self.alertmanager_token, self.grafana_webhook_secret]
         found = [value.get_secret_value() for value in values if value is not None]
+        if self.uses_postgres and (password := urlsplit(self.state_url).password):
+            found.append(password)
         for spec in self.vendors():
             config = self.vendor(spec.name)
             found += [secret for key in spec.secrets if (secret := config.secret(key)) is not None]
