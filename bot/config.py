@@ -26,11 +26,11 @@ from bot.errors import ConfigError
 from bot.vendors import registry
 from bot.vendors.spec import Setting, VendorConfig, VendorSpec
 
-__all__ = ["CoreSettings", "Settings", "load_settings", "settings_class"]
+__all__ = ["CoreSettings", "Settings", "load_settings", "settings_class", "vendor_field"]
 
 #: Optional settings for which an empty value means "not set".
 _OPTIONAL: Final = (
-    "inventory_file", "webhook_token", "alertmanager_token", "grafana_webhook_secret", "slack_signing_secret",
+    "inventory_file", "accounts_file", "webhook_token", "alertmanager_token", "grafana_webhook_secret", "slack_signing_secret",
     "slack_bot_token", "slack_channel",
 )
 #: RabbitMQ's per-queue TTL is at most 2^32-1 ms; a retry delay of more than 30 days is a mistake anyway.
@@ -75,6 +75,7 @@ class CoreSettings(BaseSettings):
         300.0, ge=0, description="how often the vendor state of every held or bot-paused campaign is re-read "
         "(drift watch; 0 turns it off)")
     inventory_file: Path | None = None
+    accounts_file: Path | None = Field(None, description="YAML list of named vendor accounts (README, \"Accounts\")")
     inventory_refresh: float = Field(600.0, ge=0, description="seconds between reads of vendor campaign → sender lists; 0: off")
 
     # web intake
@@ -191,7 +192,8 @@ class CoreSettings(BaseSettings):
         for spec in self.vendors():
             config = self.vendor(spec.name)
             found += [secret for key in spec.secrets if (secret := config.secret(key)) is not None]
-        return found
+        from bot.accounts import load_accounts      # here: bot.accounts reads these settings
+        return found + load_accounts(self).secrets()
 
     def rate_limit(self, name: str) -> tuple[int, float]:
         """(`requests`, `per seconds`) of the `<name>_rate_limit` setting (`smartlead`, `inbox_read`)."""
@@ -243,7 +245,7 @@ def _path_template(value: str) -> str:
     return value
 
 
-def _field(setting: Setting) -> tuple[Any, Any]:
+def vendor_field(setting: Setting) -> tuple[Any, Any]:
     """(annotation, default) of one vendor setting, validated by its kind."""
     if setting.kind == "secret":
         secret = Annotated[SecretStr | None, BeforeValidator(_unset_if_empty)]
@@ -257,7 +259,7 @@ def settings_class(specs: Iterable[VendorSpec], *, base: type[CoreSettings] = Co
                    name: str = "Settings") -> type[CoreSettings]:
     """`base` with each vendor's settings block as `<vendor>_<key>` fields (env `BOT_<VENDOR>_<KEY>`).
     `Settings` is this for the registry's vendors; a test may add a vendor of its own."""
-    fields: dict[str, Any] = {f"{spec.name}_{key}": _field(setting)
+    fields: dict[str, Any] = {f"{spec.name}_{key}": vendor_field(setting)
                               for spec in specs for key, setting in spec.settings.items()}
     made: type[CoreSettings] = create_model(name, __base__=base, __module__=__name__, **fields)
     return made

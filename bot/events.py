@@ -19,6 +19,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "ACCOUNT_NAME",
+    "DEFAULT_ACCOUNT",
     "EVENT_TYPES",
     "SOURCES",
     "VENDORS",
@@ -104,22 +106,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: An account name (`bot.accounts`): lower-case letters, digits, `_` and `-`.
+ACCOUNT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+#: The account of a vendor's single-account settings block (`BOT_<VENDOR>_API_KEY`), never written in a ref.
+DEFAULT_ACCOUNT: Final = "default"
+
+
 class CampaignRef(BaseModel):
-    """A campaign, written `vendor:id` everywhere (`smartlead:123`, `leadterra:camp_1`, `inbox:abc`)."""
+    """A campaign, written `vendor:id` everywhere (`smartlead:123`, `leadterra:camp_1`, `inbox:abc`), or
+    `vendor@account:id` (`smartlead@acme:123`) for a campaign of a named account (bot.accounts).
+
+    `account` None is the vendor's default account (its `BOT_<VENDOR>_*` block); `smartlead@default:1` is
+    read as `smartlead:1`. The text is the campaign's identity in the state store."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     vendor: str
     id: str
+    account: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
-            vendor, sep, campaign_id = value.partition(":")
+            head, sep, campaign_id = value.partition(":")
             if not sep:
                 raise ValueError(f"campaign must be written vendor:id, got {value[:80]!r}")
-            return {"vendor": vendor, "id": campaign_id}
+            vendor, at, account = head.partition("@")
+            return {"vendor": vendor, "id": campaign_id, **({"account": account} if at else {})}
         return value
 
     @model_validator(mode="after")
@@ -129,6 +143,11 @@ class CampaignRef(BaseModel):
             raise ValueError(f"unknown vendor {self.vendor[:40]!r}; expected one of {sorted(VENDORS)}")
         if not pattern.fullmatch(self.id):
             raise ValueError(f"invalid {self.vendor} campaign id {self.id[:80]!r}")
+        if self.account is not None:
+            if not ACCOUNT_NAME.fullmatch(self.account):
+                raise ValueError(f"invalid account name {self.account[:40]!r}: lower-case letters, digits, _ and -")
+            if self.account == DEFAULT_ACCOUNT:
+                object.__setattr__(self, "account", None)
         return self
 
     @model_serializer
@@ -137,11 +156,25 @@ class CampaignRef(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> CampaignRef:
-        """Validate `vendor:id` text; raises pydantic.ValidationError (a ValueError) when invalid."""
+        """Validate `vendor:id` or `vendor@account:id` text; raises pydantic.ValidationError (a ValueError)."""
         return cls.model_validate(text)
 
+    @property
+    def route(self) -> str:
+        """Which credential acts on the campaign: `smartlead` (the default account) or `smartlead@acme`."""
+        return f"{self.vendor}@{self.account}" if self.account else self.vendor
+
+    @property
+    def account_name(self) -> str:
+        return self.account or DEFAULT_ACCOUNT
+
+    def of_account(self, account: str | None) -> CampaignRef:
+        """The same campaign id at `account` (None or `default`: the default account)."""
+        return CampaignRef(vendor=self.vendor, id=self.id,
+                           account=None if account in (None, DEFAULT_ACCOUNT) else account)
+
     def __str__(self) -> str:
-        return f"{self.vendor}:{self.id}"
+        return f"{self.route}:{self.id}"
 
 
 class Event(BaseModel):
