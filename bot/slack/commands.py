@@ -1,7 +1,10 @@
 """Slash-command grammar and Slack request → canonical Event (pure: no I/O, no clock).
 
     pause <vendor:id>[,<vendor:id>...] [reason]      resume <vendor:id>[,...]
-    status <vendor:id>[,...]    history <vendor:id>[,...]    list [paused|held]    help
+    status <vendor:id>[,...]    history <vendor:id>[,...]    help
+    list [paused|held] [account:<name>|client:<label>]
+
+A campaign of a named account is written `vendor@account:id` (`smartlead@acme:123`, bot.accounts).
 
 The slash command's own name is whatever the workspace registered; only its text is parsed here.
 Event ids derive from Slack's `trigger_id` (else a hash of the raw body), so a replayed HTTP request
@@ -22,13 +25,14 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from bot.errors import PayloadError
-from bot.events import VENDORS, CampaignRef, Event
+from bot.events import ACCOUNT_NAME, VENDORS, CampaignRef, Event
 
 __all__ = [
     "BUTTON_ACTIONS",
     "CAMPAIGN_VERBS",
     "LIST_FILTERS",
     "MAX_CAMPAIGNS",
+    "SCOPES",
     "Command",
     "UsageError",
     "click_event",
@@ -40,6 +44,11 @@ __all__ = [
 CAMPAIGN_VERBS: Final = ("pause", "resume", "status", "history")
 VERBS: Final = (*CAMPAIGN_VERBS, "list", "help")
 LIST_FILTERS: Final = ("all", "paused", "held")
+#: What `list` may be narrowed to: one account (`account:acme`, `account:smartlead@acme`) or one client label.
+SCOPES: Final = ("account", "client")
+MAX_CLIENT: Final = 200
+_ACCOUNT_SCOPE: Final = re.compile(rf"(?:[a-z0-9_]+@)?{ACCOUNT_NAME.pattern}")
+_QUOTES: Final = "\"'\u201c\u201d\u2018\u2019"    # Slack turns straight quotes curly
 #: Button action ids (bot.slack.blocks builds them; bot.slack.operator acts on them).
 BUTTON_ACTIONS: Final = ("resume", "keep_paused", "approve", "reject")
 MAX_CAMPAIGNS: Final = 20
@@ -53,26 +62,32 @@ class UsageError(PayloadError):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One parsed command: `verb`, its campaigns (in order, no repeats), a pause reason, a list filter."""
+    """One parsed command: `verb`, its campaigns (in order, no repeats), a pause reason, a list filter and
+    the list's scope (`scope` one of SCOPES, `scope_value` the account or client label; "" for none)."""
 
     verb: str
     campaigns: tuple[CampaignRef, ...] = ()
     reason: str = ""
     filter: str = "all"
+    scope: str = ""
+    scope_value: str = ""
 
 
 def help_text(name: str = "/guard") -> str:
     """The usage text (answered at the edge for `help`, an empty command, or bad syntax)."""
     return "\n".join([
         (f"*campaign-guard* — `{name} <command>`; campaigns are written `vendor:id` "
-         f"({', '.join(sorted(VENDORS))}), several separated by commas."),
+         f"({', '.join(sorted(VENDORS))}), or `vendor@account:id` for a named account "
+         "(`smartlead@acme:123`), several separated by commas."),
         f"• `{name} pause smartlead:123[,smartlead:124] [reason]` — hold campaigns paused (pause permission)",
         (f"• `{name} resume smartlead:123` — remove the holds you may remove; counts as an override "
          "(resume permission)"),
         f"• `{name} status smartlead:123` — vendor status, holds and overrides",
-        f"• `{name} list [paused|held]` — campaigns campaign-guard paused or holds",
+        (f"• `{name} list [paused|held] [account:<name>|client:<label>]` — campaigns campaign-guard paused or "
+         "holds, of every account or of one account or client (`list held client:Acme Corp`)"),
         f"• `{name} history smartlead:123` — the latest audit records",
-        f"• `{name} help` — this text. Read-only commands are open to everyone in the workspace.",
+        (f"• `{name} help` — this text. Read-only commands are open to everyone in the workspace; a person "
+         "allowed only on some accounts' campaigns sees and acts on those accounts' campaigns only."),
     ])
 
 
@@ -81,7 +96,8 @@ def _campaign(text: str) -> CampaignRef:
         return CampaignRef.parse(text)
     except (ValidationError, ValueError):
         raise UsageError(f"unknown campaign `{text[:80]}`: write it vendor:id, e.g. `smartlead:123`, "
-                         f"`leadterra:camp_abc`, `inbox:abc123` (vendors: {', '.join(sorted(VENDORS))})") from None
+                         f"`leadterra:camp_abc`, `inbox:abc123`, or vendor@account:id for a named account "
+                         f"(`smartlead@acme:123`) (vendors: {', '.join(sorted(VENDORS))})") from None
 
 
 def _campaigns_and_rest(verb: str, args: str) -> tuple[tuple[CampaignRef, ...], str]:
@@ -104,10 +120,7 @@ def parse_command(text: str) -> Command:
     if verb not in VERBS:
         raise UsageError(f"unknown command `{verb[:40]}`: use one of {', '.join(VERBS)}")
     if verb == "list":
-        wanted = args.lower() or "all"
-        if wanted not in LIST_FILTERS:
-            raise UsageError("`list` takes `paused`, `held` or nothing")
-        return Command("list", filter=wanted)
+        return _list(args)
     refs, rest = _campaigns_and_rest(verb, args)
     if verb != "pause" and rest:
         raise UsageError(f"`{verb}` takes campaigns only, got `{rest[:60]}` after them "
@@ -115,6 +128,30 @@ def parse_command(text: str) -> Command:
     if len(rest) > MAX_REASON:
         raise UsageError(f"the reason is limited to {MAX_REASON} characters")
     return Command(verb, refs, reason=rest)
+
+
+def _list(args: str) -> Command:
+    """`list [paused|held] [account:<name>|client:<label>]`."""
+    first, _, rest = args.partition(" ")
+    wanted = first.lower() if first.lower() in LIST_FILTERS else "all"
+    scope_text = rest.strip() if first.lower() in LIST_FILTERS else args
+    if not scope_text:
+        return Command("list", filter=wanted)
+    scope, sep, value = scope_text.partition(":")
+    scope, value = scope.strip().lower(), value.strip().strip(_QUOTES).strip()
+    if not sep or scope not in SCOPES:
+        raise UsageError("`list` takes `paused`, `held` or nothing, then optionally `account:<name>` or "
+                         f"`client:<label>`, e.g. `list held account:acme`; got `{scope_text[:60]}`")
+    if scope == "account":
+        value = value.lower()
+        if not _ACCOUNT_SCOPE.fullmatch(value):
+            raise UsageError(f"`account:` takes an account name (lower-case letters, digits, _ and -), e.g. "
+                             f"`list account:acme` or `list account:smartlead@acme`; got `{value[:60]}`")
+    elif not value:
+        raise UsageError("`client:` takes a client label, e.g. `list client:Acme Corp`")
+    elif len(value) > MAX_CLIENT:
+        raise UsageError(f"the client label is limited to {MAX_CLIENT} characters")
+    return Command("list", filter=wanted, scope=scope, scope_value=value)
 
 
 def _event_id(kind: str, trigger_id: str | None, body: bytes) -> str:
@@ -127,7 +164,7 @@ def command_event(command: Command, form: Mapping[str, str], *, body: bytes, now
     """The canonical event for a parsed slash command (`help` never becomes one)."""
     data: dict[str, Any] = {
         "command": command.verb, "campaigns": [str(ref) for ref in command.campaigns], "reason": command.reason,
-        "filter": command.filter, "user_id": form.get("user_id", ""), "user_name": form.get("user_name", ""),
+        "filter": command.filter, "scope": command.scope, "scope_value": command.scope_value, "user_id": form.get("user_id", ""), "user_name": form.get("user_name", ""),
         "team_id": form.get("team_id", ""), "channel_id": form.get("channel_id", ""),
         "response_url": form.get("response_url", ""), "slash_command": form.get("command", ""),
     }

@@ -1,5 +1,8 @@
 """Slack delivery: SlackNotifier (notices → outbox, nothing else) and SlackDeliverer (outbox → Slack).
 
+A notice goes to its campaign's account channel (bot.accounts, `slack_channel`), else to the default
+channel (BOT_SLACK_CHANNEL); shadow notices are batched into one digest per channel and interval.
+
 The deliverer is one background task: it sends what is due with slack_sdk's async clients
 (`AsyncWebClient.chat_postMessage` to the channel, `AsyncWebhookClient` for `response_url` replies),
 records each attempt, and retries 429/5xx/network failures with backoff (`Retry-After` honoured).
@@ -21,11 +24,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.accounts import Accounts
 from bot.errors import StateError
-from bot.events import utcnow
+from bot.events import CampaignRef, utcnow
 from bot.notify import Notice
 from bot.slack.blocks import digest_message, notice_from_json, notice_message, notice_to_json
-from bot.state.outbox import OutboxItem, SqliteOutbox
+from bot.state.outbox import Outbox, OutboxItem
 
 __all__ = ["REPLY_TTL", "SlackDeliverer", "SlackNotifier"]
 
@@ -37,26 +41,47 @@ _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class SlackNotifier:
-    """The Notifier for Slack: each notice becomes an outbox row; shadow notices share a digest per interval."""
+    """The Notifier for Slack: each notice becomes an outbox row in its channel; shadow notices share a digest
+    per channel and interval.
 
-    def __init__(self, outbox: SqliteOutbox, *, channel: str, digest_seconds: float,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    `channel` is the default (BOT_SLACK_CHANNEL); a campaign whose account has a `slack_channel` is noticed
+    there instead. With no default, notices of campaigns without an account channel (and notices about no
+    campaign) are logged, not sent."""
+
+    def __init__(self, outbox: Outbox, *, channel: str | None, digest_seconds: float,
+                 clock: Callable[[], datetime] = utcnow, accounts: Accounts | None = None) -> None:
         self._outbox = outbox
         self._channel = channel
         self._digest = digest_seconds
         self._clock = clock
+        self._accounts = accounts if accounts is not None else Accounts([])
+
+    def channel(self, notice: Notice) -> str | None:
+        """Where the notice goes: its campaign's account channel, else the default (None: nowhere)."""
+        ref = None
+        if notice.campaign:
+            try:
+                ref = CampaignRef.parse(notice.campaign)
+            except ValueError:          # a campaign of a vendor no longer registered: the default channel
+                ref = None
+        return self._accounts.channel(ref, self._channel)
 
     async def notify(self, notice: Notice) -> None:
         now = self._clock()
+        channel = self.channel(notice)
+        if channel is None:
+            log.info("slack.notice_unrouted", kind=notice.kind, notice_campaign=notice.campaign,
+                     reason="no BOT_SLACK_CHANNEL and no account channel for this campaign")
+            return
         if notice.kind != "shadow":
-            await self._outbox.enqueue("channel", {"channel": self._channel, **notice_message(notice)}, now=now)
+            await self._outbox.enqueue("channel", {"channel": channel, **notice_message(notice)}, now=now)
             return
         index = int((now - _EPOCH).total_seconds() // self._digest)
         start = _EPOCH + timedelta(seconds=index * self._digest)
         end = start + timedelta(seconds=self._digest)
-        payload = {"channel": self._channel, "notice": notice_to_json(notice), "start": start.isoformat(),
+        payload = {"channel": channel, "notice": notice_to_json(notice), "start": start.isoformat(),
                    "end": end.isoformat()}
-        await self._outbox.enqueue("channel", payload, now=now, group=f"shadow:{index}", due_at=end)
+        await self._outbox.enqueue("channel", payload, now=now, group=f"shadow:{channel}:{index}", due_at=end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +112,7 @@ class SlackDeliverer:
     `deliver_due()` directly."""
 
     def __init__(
-        self, outbox: SqliteOutbox, *, token: str | None, api_url: str, retry_delays: Sequence[float],
+        self, outbox: Outbox, *, token: str | None, api_url: str, retry_delays: Sequence[float],
         max_attempts: int, clock: Callable[[], datetime] = utcnow, idle_poll: float = 30.0, timeout: float = 10.0,
     ) -> None:
         self._outbox = outbox

@@ -17,6 +17,7 @@ from bot.vendors.base import CampaignStatus, CampaignVendor
 __all__ = [
     "PASSIVE_KINDS",
     "VendorView",
+    "api_key_name",
     "campaign_line",
     "history_text",
     "outcome_text",
@@ -30,6 +31,14 @@ def vendor_name(ref: CampaignRef) -> str:
     return spec.display_name if spec is not None else ref.vendor
 
 
+def api_key_name(ref: CampaignRef) -> str:
+    """Where the campaign's API key is configured: `BOT_SMARTLEAD_API_KEY` (the vendor's default account)
+    or `the acme account's api_key` (a named account: BOT_ACCOUNTS_FILE or BOT_ACCOUNT_<N>_API_KEY)."""
+    if ref.account is not None:
+        return f"the {ref.account} account's api_key"
+    return f"BOT_{ref.vendor.upper()}_API_KEY"
+
+
 @dataclass(frozen=True, slots=True)
 class VendorView:
     """The vendor's status of a campaign as read just now; `status` None when it could not be read."""
@@ -41,12 +50,14 @@ class VendorView:
 
 
 async def read_vendor(ref: CampaignRef, vendors: Mapping[str, CampaignVendor], dry: frozenset[str]) -> VendorView:
-    """Read the status, turning every vendor error into a view with a sentence saying what to do."""
+    """Read the status, turning every vendor error into a view with a sentence saying what to do.
+    `vendors` and `dry` are keyed by route (`smartlead`, `smartlead@acme`: `CampaignRef.route`)."""
     name = vendor_name(ref)
-    vendor = vendors.get(ref.vendor)
-    if vendor is None or ref.vendor in dry:
-        return VendorView(None, f"dry run: campaign-guard has no {name} API key (or BOT_DRY_RUN is set), "
-                                "so it reads and changes nothing at the vendor")
+    vendor = vendors.get(ref.route)
+    if vendor is None or ref.route in dry:
+        key = f"{name} API key" if ref.account is None else f"API key for the {ref.account} {name} account"
+        return VendorView(None, f"dry run: campaign-guard has no {key} (or BOT_DRY_RUN is set), so it reads "
+                                "and changes nothing at the vendor")
     if not vendor.can_read_state:
         return VendorView(None, f"{name} has no status endpoint: campaign-guard knows only what it did")
     try:
@@ -56,7 +67,7 @@ async def read_vendor(ref: CampaignRef, vendors: Mapping[str, CampaignVendor], d
                                 "check the id", missing=True)
     except VendorAuthError:
         return VendorView(None, f"{name} refused campaign-guard's API key: ask an admin to check "
-                                f"BOT_{ref.vendor.upper()}_API_KEY")
+                                f"{api_key_name(ref)}")
     except VendorUnavailable:
         return VendorView(None, f"{name} is not answering right now", unavailable=True)
     except VendorError as exc:
@@ -117,7 +128,7 @@ def outcome_text(ref: CampaignRef, rows: Sequence[AuditRow]) -> str:
     for row in rows:
         if row.kind == "failure":
             parts.append(f"{name} refused: {esc(row.detail)[:200]}. The hold is kept; check the campaign id "
-                         f"and BOT_{ref.vendor.upper()}_API_KEY, then try again")
+                         f"and {api_key_name(ref)}, then try again")
         elif row.outcome == "paused":
             parts.append(f"paused in {name}")
         elif row.outcome == "resumed":
