@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from bot.config import CoreSettings, vendor_field
-from bot.errors import BotError, ConfigError, RetryableError
+from bot.errors import AccountError, AccountUnknown, ConfigError
 from bot.events import ACCOUNT_NAME, DEFAULT_ACCOUNT, CampaignRef
 from bot.vendors import registry
 from bot.vendors.spec import VendorConfig, VendorSpec
@@ -41,14 +41,6 @@ __all__ = ["PERMISSIONS", "Account", "AccountError", "AccountUnknown", "Accounts
 #: What a Slack user may be allowed to do, each an allowlist (`BOT_SLACK_<NAME>_USERS`, `<name>_users`).
 PERMISSIONS: Final = ("pause", "resume", "approve")
 _INDEXED: Final = "BOT_ACCOUNT_"
-
-
-class AccountError(BotError):
-    """A campaign that cannot be placed in exactly one account (ambiguous, or an unknown account)."""
-
-
-class AccountUnknown(AccountError, RetryableError):
-    """No account lists the campaign yet: the next inventory refresh may find it, so it is retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +233,12 @@ def load_accounts(settings: CoreSettings, environ: Mapping[str, str] | None = No
     environ = os.environ if environ is None else environ
     path = settings.accounts_file
     entries = (_file_entries(path) if path is not None else []) + _indexed_entries(environ)
-    named = [_account(raw, where, environ) for where, raw in entries]
+    named: list[Account] = []
+    for where, raw in entries:
+        account = _account(raw, where, environ)
+        if any(a.route == account.route for a in named):
+            raise ConfigError(f"{where}: account {account.name!r} of {account.vendor} is configured twice")
+        named.append(account)
     defaults = []
     for spec in settings.vendors():
         config = settings.vendor(spec.name)

@@ -192,7 +192,7 @@ class CoreSettings(BaseSettings):
         for spec in self.vendors():
             config = self.vendor(spec.name)
             found += [secret for key in spec.secrets if (secret := config.secret(key)) is not None]
-        from bot.accounts import load_accounts      # here: bot.accounts reads these settings
+        from bot.accounts import load_accounts  # here: bot.accounts reads these settings
         return found + load_accounts(self).secrets()
 
     def rate_limit(self, name: str) -> tuple[int, float]:
@@ -210,16 +210,6 @@ class CoreSettings(BaseSettings):
         """User ids of `slack_<permission>_users` (pause | resume | approve)."""
         raw = str(getattr(self, f"slack_{permission}_users"))
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-
-    @property
-    def slack_notices(self) -> bool:
-        """Channel notices need both a bot token and a channel."""
-        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
-        return bool(token and self.slack_channel)
-
-    def vendor_dry_run(self, vendor: str) -> bool:
-        """A vendor is dry-run when BOT_DRY_RUN is set or it has no API key."""
-        return self.dry_run or self.api_key(vendor) is None
 
 
 def _http_url(value: str) -> str:

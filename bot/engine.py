@@ -123,15 +123,18 @@ def ticking(rule: Rule) -> bool:
     return rule.action is None and rule.release is not None
 
 
-def field_value(event: Event, name: str) -> Any:
-    """The value of a `when` field on an event, or a sentinel when absent."""
+def field_value(event: Event, name: str, client: str | None = None) -> Any:
+    """The value of a `when` field on an event, or a sentinel when absent. `client`: the client label of
+    the event's campaign's account (bot.accounts), for `campaign.client`."""
     if name in ("type", "source"):
         return getattr(event, name)
     if name.startswith("campaign"):
         if event.campaign is None:
             return _MISSING
+        if name == "campaign.client":
+            return client if client is not None else _MISSING
         return {"campaign": str(event.campaign), "campaign.vendor": event.campaign.vendor,
-                "campaign.id": event.campaign.id}[name]
+                "campaign.id": event.campaign.id, "campaign.account": event.campaign.account_name}[name]
     value: Any = event.data
     for part in name.split(".")[1:]:
         if not isinstance(value, dict) or part not in value:
@@ -165,11 +168,12 @@ def compare(comparison: Comparison, value: Any) -> bool:
     return _EQUALITY[op](value, operand)
 
 
-def matches(rule: Rule, event: Event) -> bool:
-    """True when the rule listens for the event's type and every `when` clause holds."""
+def matches(rule: Rule, event: Event, client: str | None = None) -> bool:
+    """True when the rule listens for the event's type and every `when` clause holds (`client`: see
+    `field_value`)."""
     if event.type not in rule.on:
         return False
-    return not rule.when or all(compare(c, field_value(event, n)) for n, c in rule.when.items())
+    return not rule.when or all(compare(c, field_value(event, n, client)) for n, c in rule.when.items())
 
 
 def _text(event: Event, *names: str) -> str | None:
@@ -207,8 +211,11 @@ def _key_value(kind: str, event: Event) -> str | None:
 
 
 def _targets(rule: Rule, event: Event, memo: dict[str, str | None] | None) -> tuple[Target, ...]:
-    """Whom the rule's action applies to; built only when a decision is taken."""
+    """Whom the rule's action applies to; built only when a decision is taken. Sender scopes stay within
+    the event's named account when its campaign has one (`smartlead@acme`), else within its vendor."""
     vendor = key_value("vendor", event, memo)
+    if event.campaign is not None and event.campaign.account is not None:
+        vendor = event.campaign.route
     if rule.scope != "labels":
         value = key_value(rule.scope, event, memo)
         return (Target(rule.scope, value, vendor),) if value else ()
@@ -452,12 +459,13 @@ def _judge_release(rule: Rule, new: dict[str, Any], measured: Measured | None, n
 
 
 def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datetime, *,
-             memo: dict[str, str | None] | None = None) -> Evaluation:
+             memo: dict[str, str | None] | None = None, client: str | None = None) -> Evaluation:
     """Fold the event into the rule's window and decide: pause when `pause.when` holds (a cooldown never
     delays a pause), release when `release.when` has held for `release.after` since the rule paused
     (hysteresis) and the cooldown's minimum hold has passed. `memo`: see `key_value` (one dict per event,
-    shared by the rules it reaches). `window` is never modified."""
-    if not matches(rule, event):
+    shared by the rules it reaches). `client`: the client label of the event's campaign's account, for
+    `when: {campaign.client: ...}`. `window` is never modified."""
+    if not matches(rule, event, client):
         return _UNTOUCHED
     if rule.action is not None:
         return _event_rule(rule, event, memo)

@@ -20,6 +20,8 @@ No message here ever holds a credential or a full URL: callers pass a safe `wher
 from __future__ import annotations
 
 __all__ = [
+    "AccountError",
+    "AccountUnknown",
     "BotError",
     "BrokerUnavailable",
     "ConfigError",
@@ -46,6 +48,14 @@ class RetryableError(BotError):
 
 class ConfigError(BotError):
     """Settings or rule files are invalid; the message says what to change."""
+
+
+class AccountError(BotError):
+    """A campaign that cannot be placed in exactly one configured account (bot.accounts)."""
+
+
+class AccountUnknown(AccountError, RetryableError):
+    """No account lists the campaign yet: the next inventory refresh may find it, so it is retried."""
 
 
 class PayloadError(BotError):

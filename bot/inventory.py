@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from bot.engine import Target, key_value
 from bot.errors import ConfigError
-from bot.events import CampaignRef, Event
+from bot.events import DEFAULT_ACCOUNT, CampaignRef, Event
 
 __all__ = ["Inventory", "load_inventory_file"]
 
@@ -39,6 +39,15 @@ def load_inventory_file(path: Path) -> dict[str, set[str]]:
             raise ConfigError(f"{path}: campaigns.{ref}: expected a list of sender emails")
         mapping[key] = {s.strip().lower() for s in senders}
     return mapping
+
+
+def _within(campaign: str, scope: str) -> bool:
+    """Is `campaign` (`vendor[@account]:id`) of `scope`: a vendor (`smartlead`: every account's campaigns)
+    or one account (`smartlead@acme`; `smartlead@default`: the default account's)?"""
+    vendor, at, account = scope.partition("@")
+    head = campaign.partition(":")[0]
+    own_vendor, _, own_account = head.partition("@")
+    return own_vendor == vendor and (not at or (own_account or DEFAULT_ACCOUNT) == account)
 
 
 class Inventory:
@@ -72,8 +81,9 @@ class Inventory:
         """Every known campaign a set of targets designates, sorted, without duplicates.
 
         A sender account or domain designates the campaigns of the target's vendor only (a Smartlead
-        account's trouble says nothing of a Leadterra campaign that sends from the same address); with no
-        vendor known (an alert naming a sender but no `vendor` label), those of every vendor.
+        account's trouble says nothing of a Leadterra campaign that sends from the same address), and of
+        its account when the target names one (`smartlead@acme`: the event came from that account); with
+        no vendor known (an alert naming a sender but no `vendor` label), those of every vendor.
         """
         found: set[str] = set()
         for target in targets:
@@ -83,17 +93,20 @@ class Inventory:
                 except ValidationError:
                     continue
             elif target.scope == "vendor":
-                found.update(c for c in self._senders if c.startswith(f"{target.value}:"))
+                found.update(c for c in self._senders if _within(c, target.value))
             elif target.scope in ("sender_account", "sender_domain"):
-                prefix = f"{target.vendor}:" if target.vendor else ""
+                scoped = [(c, senders) for c, senders in self._senders.items()
+                          if not target.vendor or _within(c, target.vendor)]
                 if target.scope == "sender_account":
-                    found.update(c for c, senders in self._senders.items()
-                                 if c.startswith(prefix) and target.value in senders)
+                    found.update(c for c, senders in scoped if target.value in senders)
                 else:
-                    found.update(c for c, senders in self._senders.items()
-                                 if c.startswith(prefix) and any(s.rpartition("@")[2] == target.value
-                                                                 for s in senders))
+                    found.update(c for c, senders in scoped if any(s.rpartition("@")[2] == target.value
+                                                                    for s in senders))
         return [CampaignRef.parse(c) for c in sorted(found)]
+
+    def listed(self, ref: CampaignRef) -> bool:
+        """Does the inventory know this campaign (of this account)? What `Accounts.place` asks."""
+        return str(ref) in self._senders
 
     def senders(self, campaign: str) -> frozenset[str]:
         return frozenset(self._senders.get(campaign, ()))

@@ -31,8 +31,10 @@ __all__ = ["InventoryRefresher"]
 log = structlog.get_logger(__name__)
 
 
-def _checked(vendor: str, mapping: Mapping[str, set[str]]) -> dict[str, set[str]]:
-    """Only valid `vendor:id` keys of this vendor, and lower-cased sender emails."""
+def _checked(route: str, mapping: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Only valid `vendor:id` keys of the route's vendor, as the route's account's campaigns
+    (`smartlead@acme:123` for route `smartlead@acme`), and lower-cased sender emails."""
+    vendor, _, account = route.partition("@")
     checked: dict[str, set[str]] = {}
     for campaign, senders in mapping.items():
         try:
@@ -40,14 +42,15 @@ def _checked(vendor: str, mapping: Mapping[str, set[str]]) -> dict[str, set[str]
         except ValidationError:
             ref = None
         if ref is None or ref.vendor != vendor:
-            log.warning("inventory.bad_campaign", vendor=vendor, campaign=str(campaign)[:80])
+            log.warning("inventory.bad_campaign", vendor=route, campaign=str(campaign)[:80])
             continue
-        checked[str(ref)] = {s.strip().lower() for s in senders if "@" in s}
+        checked[str(ref.of_account(account or None))] = {s.strip().lower() for s in senders if "@" in s}
     return checked
 
 
 class InventoryRefresher:
-    """Merges what `sources` (vendor name → client) report into `inventory`, persisting new pairs."""
+    """Merges what `sources` (route → client: one per account, bot.vendors.build) report into `inventory`,
+    persisting new pairs. Each account's campaigns are recorded as that account's."""
 
     def __init__(
         self, inventory: Inventory, store: StateStore, sources: Mapping[str, object], *,

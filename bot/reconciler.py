@@ -31,7 +31,14 @@ from typing import Any, Final
 import structlog
 
 from bot.breaker import Breaker, Trip
-from bot.errors import StaleRecord, VendorError, VendorNotFound, VendorUnavailable, WriteCancelled
+from bot.errors import (
+    AccountError,
+    StaleRecord,
+    VendorError,
+    VendorNotFound,
+    VendorUnavailable,
+    WriteCancelled,
+)
 from bot.events import CampaignRef
 from bot.notify import Notice, Notifier, deliver
 from bot.state.base import SENT, AuditRow, CampaignRecord, Hold, Pending, active
@@ -112,6 +119,14 @@ class Reconciler:
             tx.on_commit(partial(deliver, self._notifier, Notice("failed", str(ref), detail, now)))
         log.error("campaign.action_failed", error=error, attempts=attempts)
 
+    def _client(self, ref: CampaignRef) -> CampaignVendor:
+        """The client of the campaign's account; AccountError when that account is no longer configured."""
+        vendor = self._vendors.get(ref.route)
+        if vendor is None:
+            raise AccountError(f"{ref}: no account {ref.account_name!r} of {ref.vendor} is configured "
+                               "(BOT_ACCOUNTS_FILE / BOT_ACCOUNT_<N>_*): nothing can be done at the vendor")
+        return vendor
+
     # ------------------------------------------------------------------ pausing
 
     async def _ensure_paused(self, ref: CampaignRef, record: CampaignRecord, holds: list[Hold]) -> None:
@@ -119,12 +134,12 @@ class Reconciler:
         if record.bot_paused and record.pending is not Pending.RESUME_SENT:
             await self._finish(record, holds, settle=True)
             return
-        if ref.vendor in self._dry:
+        if ref.route in self._dry:
             await self._finish(record, holds, settle=True, dry_paused=True,
                                audit=("action", "dry_run", f"dry run: would have paused {ref}: {reasons}", {}))
             log.info("campaign.pause_simulated", reason=reasons)
             return
-        vendor = self._vendors[ref.vendor]
+        vendor = self._client(ref)
         seen = await vendor.observe(ref.id) if vendor.can_read_state else None
         if seen is not None and seen.status is CampaignStatus.PAUSED and record.pending is Pending.RESUME_SENT:
             await self._finish(record, holds)     # the resume did not go through: still campaign-guard's pause
@@ -198,7 +213,7 @@ class Reconciler:
     # ------------------------------------------------------------------ resuming
 
     async def _ensure_released(self, ref: CampaignRef, record: CampaignRecord) -> None:
-        if record.pending is Pending.PAUSE_SENT and ref.vendor not in self._dry:
+        if record.pending is Pending.PAUSE_SENT and ref.route not in self._dry:
             await self._settle_lost_pause(ref, record)
             return
         if not record.bot_paused:
@@ -206,7 +221,7 @@ class Reconciler:
             await self._finish(record, [], settle=True, dry_paused=False,
                                audit=simulated if record.dry_paused else None)
             return
-        vendor = self._vendors[ref.vendor]
+        vendor = self._client(ref)
         if vendor.can_read_state:
             seen = await vendor.observe(ref.id)
         elif record.vendor_status == CampaignStatus.PAUSED:
@@ -233,7 +248,7 @@ class Reconciler:
     async def _settle_lost_pause(self, ref: CampaignRef, record: CampaignRecord) -> None:
         """A release found a pause whose answer was lost (a crash, a timeout): find out whether it was ours
         first; the next step resumes it if so."""
-        vendor = self._vendors[ref.vendor]
+        vendor = self._client(ref)
         if vendor.can_read_state:
             seen = await vendor.observe(ref.id)
             await self._not_running(record, [], seen) if seen.status is not CampaignStatus.ACTIVE else \
@@ -252,8 +267,8 @@ class Reconciler:
         """Re-read a held or bot-paused campaign in the background (the rate limiter serves pauses and
         resumes first) and record what people did at the vendor without a webhook. Call holding the lock.
         True: a person resumed it while held; the caller records that override (Executor.check)."""
-        vendor = self._vendors.get(ref.vendor)
-        if vendor is None or ref.vendor in self._dry or not vendor.can_read_state:
+        vendor = self._vendors.get(ref.route)
+        if vendor is None or ref.route in self._dry or not vendor.can_read_state:
             return False
         try:
             seen = await vendor.observe(ref.id, background=True)

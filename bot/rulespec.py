@@ -42,7 +42,8 @@ OPERATORS: Final = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exist
 KEYS: Final = ("campaign", "sender_account", "sender_domain", "vendor")
 #: Which campaigns an action applies to. `labels`: an alert's `campaign`/`sender_email`/`sender_domain`/`vendor`.
 SCOPES: Final = (*KEYS, "labels")
-_FIELD: Final = re.compile(r"^(type|source|campaign|campaign\.vendor|campaign\.id|data(\.[A-Za-z0-9_]+)+)$")
+_FIELD: Final = re.compile(
+    r"^(type|source|campaign|campaign\.(vendor|id|account|client)|data(\.[A-Za-z0-9_]+)+)$")
 _DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -64,8 +65,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 def _check_field(name: str) -> str:
     if not _FIELD.match(name):
-        raise ValueError(f"unknown field {name!r}: use type, source, campaign, campaign.vendor, campaign.id "
-                         "or data.<name>")
+        raise ValueError(f"unknown field {name!r}: use type, source, campaign, campaign.vendor, campaign.id, "
+                         "campaign.account, campaign.client or data.<name>")
     return name
 
 

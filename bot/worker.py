@@ -17,6 +17,7 @@ import structlog
 from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
+from bot.accounts import Accounts
 from bot.broker.base import Delivery, Outcome
 from bot.engine import Decision, Evaluation, evaluate, key_value, tick, ticking
 from bot.errors import BotError, RetryableError, VendorUnavailable
@@ -61,8 +62,11 @@ class Worker:
         self, *, store: StateStore, rules: RuleSet, executor: Executor,
         clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None, max_retries: int | None = None,
         operator: EventOperator | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
+        accounts: Accounts | None = None,
     ) -> None:
         self._store = store
+        #: the configured accounts: an event's campaign is placed in one (`Accounts.place`) before the rules
+        self._accounts = accounts if accounts is not None else Accounts([])
         self._max_message_bytes = max_message_bytes
         self._operator = operator
         self._rules = rules
@@ -102,7 +106,7 @@ class Worker:
         vendor actions left pending; returns how many campaigns were reconciled."""
         for key in await self._store.dry_paused_campaigns():
             ref = CampaignRef.parse(key)
-            if ref.vendor in live_vendors:
+            if ref.route in live_vendors:
                 async with self._executor.lock(ref), self._store.transaction() as tx:
                     await self._executor.go_live(tx, ref, self._clock())
         return await self.recover()
@@ -216,6 +220,11 @@ class Worker:
         """
         if self._operator is not None and self._operator.handles(event):
             return await self._operator.handle(event)
+        if event.campaign is not None:      # which account's campaign: AccountError when that is not one
+            placed = self._accounts.place(event.campaign, self._inventory.listed)
+            if placed != event.campaign:
+                event = event.model_copy(update={"campaign": placed})
+        client = self._accounts.client(event.campaign)
         now = self._clock()
         touched: set[str] = set()
         async with self._store.transaction() as tx:
@@ -231,7 +240,7 @@ class Worker:
                     rules = ()                  # a late duplicate of a firing that already resolved
                 keys: dict[str, str | None] = {}
                 for rule in rules:
-                    touched |= await self._evaluate(tx, rule, event, now, keys)
+                    touched |= await self._evaluate(tx, rule, event, now, keys, client)
         if event.campaign is not None and not new:
             touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
         await self._reconcile(touched)
@@ -243,10 +252,11 @@ class Worker:
             await self._locked(key, self._executor.reconcile)
 
     async def _evaluate(self, tx: Transaction, rule: Rule, event: Event, now: datetime,
-                        keys: dict[str, str | None]) -> AbstractSet[str]:
+                        keys: dict[str, str | None], client: str | None) -> AbstractSet[str]:
         """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
         key = key_value(rule.key, event, keys)
-        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now, memo=keys)
+        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now, memo=keys,
+                          client=client)
         if not result.decisions and not result.declined:
             if result.window is not None and key is not None:
                 await tx.set_window(rule.name, key, result.window, now)

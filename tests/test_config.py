@@ -81,7 +81,7 @@ def test_an_empty_optional_value_means_unset(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.inventory_file is None and settings.webhook_token is None
     assert settings.slack_signing_secret is None and settings.slack_channel is None
     assert settings.alertmanager_token is None and settings.grafana_webhook_secret is None
-    assert settings.vendor_dry_run("smartlead")
+    assert settings.api_key("smartlead") is None
     assert Settings(webhook_token="").webhook_token is None     # type: ignore[arg-type]
 
 

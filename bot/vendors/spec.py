@@ -49,6 +49,9 @@ class VendorConfig:
 
     name: str
     values: Mapping[str, Any]
+    #: the rate budget its requests count against where a vendor shares one among keys (an Instantly
+    #: workspace: `bot.accounts.Account.budget`); None: the credential's own
+    budget: str | None = None
 
     def secret(self, key: str) -> str | None:
         """The secret's value, None when it is unset or empty."""

@@ -1,7 +1,7 @@
 """The aiohttp application: settings, broker and clock in typed AppKeys, routes, JSON errors.
 
 Routes (one module each; add the next intake here):
-- `POST /webhooks/{<each registered vendor>,events}`  (bot.web.webhooks)
+- `POST /webhooks/{<each registered vendor>,events}`, `POST /webhooks/<vendor>/<account>`  (bot.web.webhooks)
 - `POST /webhooks/{alertmanager,grafana}`              (bot.web.alerts)
 - `GET /healthz`, `GET /readyz`, `GET /metrics`         (bot.web.health)
 - `POST /slack/commands`, `POST /slack/interactions`   (bot.web.slack)
@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from bot.accounts import load_accounts
 from bot.broker.base import Broker
 from bot.config import Settings
 from bot.events import utcnow
 from bot.log import register_secret
 from bot.web import alerts, health, slack, webhooks
-from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
+from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
 
 __all__ = ["DEFAULT_PUBLISH_TIMEOUT", "create_app", "json_errors"]
 
@@ -58,6 +59,7 @@ def create_app(
     register_secret(*settings.secrets())
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[SETTINGS] = settings
+    app[ACCOUNTS] = load_accounts(settings)
     app[BROKER] = broker
     app[CLOCK] = clock
     app[PUBLISH_TIMEOUT] = publish_timeout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.accounts import Account
 from bot.config import Settings
 from bot.sources.auth import AuthResult, WebhookRequest, hmac_hex, token_only
 from bot.vendors import registry
@@ -16,12 +17,16 @@ __all__ = ["AuthResult", "authenticate", "hmac_hex"]
 
 
 def authenticate(
-    source: str, *, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, settings: Settings
+    source: str, *, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, settings: Settings,
+    account: Account | None = None,
 ) -> AuthResult:
-    """Check one request for `source` (`headers` must be case-insensitive, as aiohttp's are)."""
+    """Check one request for `source` (`headers` must be case-insensitive, as aiohttp's are); a vendor's
+    with `account`'s settings block when given (`/webhooks/<vendor>/<account>`), else the vendor's own."""
     token = settings.webhook_token.get_secret_value() if settings.webhook_token is not None else ""
     request = WebhookRequest(source, headers, query, body, token or None)
     spec = registry.get(source)
+    if spec is not None and account is not None:
+        return spec.authenticate(request, account.config)
     if spec is not None:
         try:
             config = settings.vendor(source)

@@ -8,15 +8,18 @@ from typing import Final
 
 from aiohttp import web
 
+from bot.accounts import Accounts
 from bot.broker.base import Broker
 from bot.config import Settings
 
-__all__ = ["BROKER", "CLOCK", "PUBLISH_TIMEOUT", "SETTINGS", "Clock"]
+__all__ = ["ACCOUNTS", "BROKER", "CLOCK", "PUBLISH_TIMEOUT", "SETTINGS", "Clock"]
 
 #: Returns the current time, timezone-aware (tests pass a frozen clock).
 Clock = Callable[[], datetime]
 
 SETTINGS: Final = web.AppKey("settings", Settings)
+#: The configured accounts (bot.accounts): `/webhooks/<vendor>/<account>` authenticates with the account's block.
+ACCOUNTS: Final = web.AppKey("accounts", Accounts)
 BROKER: Final = web.AppKey("broker", Broker)
 CLOCK: Final = web.AppKey[Clock]("clock")
 #: Seconds allowed for publishing every event of one request before answering 503.

@@ -1,6 +1,7 @@
 """Vendor and canonical webhooks: authenticate, normalize, publish every event, then answer 202.
 
-`POST /webhooks/{<vendor>|events}`, one path per registered vendor (bot.vendors.registry). The order is fixed: size limit (413) →
+`POST /webhooks/{<vendor>|events}`, one path per registered vendor (bot.vendors.registry), and
+`POST /webhooks/<vendor>/<account>` per named account (bot.accounts). The order is fixed: size limit (413) →
 authentication (401) → normalization (400) → publish each event with confirmation (503 +
 `Retry-After` when the broker does not confirm) → 202 `{"accepted": n, "ids": [...]}`. A sender is
 told "accepted" only once every event is in the broker; when a publish fails midway the sender
@@ -27,11 +28,12 @@ import structlog
 from aiohttp import web
 
 from bot.errors import BrokerUnavailable, PayloadError
-from bot.events import Event
+from bot.events import ACCOUNT_NAME, DEFAULT_ACCOUNT, Event
 from bot.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from bot.sources import normalize, webhook_sources
+from bot.vendors import registry
 from bot.web.auth import AuthResult, authenticate
-from bot.web.keys import BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
+from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
 
 __all__ = ["IDEMPOTENCY_HEADER", "RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "add_routes"]
 
@@ -47,9 +49,28 @@ Extras = Callable[[list[Event]], dict[str, Any]]
 
 
 def add_routes(app: web.Application) -> None:
-    """`POST /webhooks/{source}` for the sources known now (the registry's vendors and `events`)."""
+    """`POST /webhooks/{source}` for the sources known now (the registry's vendors and `events`), and
+    `POST /webhooks/{vendor}/{account}` for each vendor's named accounts."""
     pattern = "|".join(sorted(webhook_sources()))
     app.router.add_post(f"/webhooks/{{source:(?:{pattern})}}", receive_webhook)
+    vendors = "|".join(sorted(registry.names()))
+    app.router.add_post(f"/webhooks/{{source:(?:{vendors})}}/{{account:{ACCOUNT_NAME.pattern}}}",
+                        receive_account_webhook)
+
+
+async def receive_account_webhook(request: web.Request) -> web.Response:
+    """A webhook of one account of a vendor: authenticated with that account's settings block, and its
+    events' campaigns are that account's (`smartlead@acme:123`)."""
+    source, name = request.match_info["source"], request.match_info["account"]
+    account = request.app[ACCOUNTS].get(f"{source}@{name}" if name != DEFAULT_ACCOUNT else source)
+    if account is None:
+        return _refuse(source, 404, f"no {source} account is named {name!r}")
+
+    def check(body: bytes, _: datetime) -> AuthResult:
+        return authenticate(source, headers=request.headers, query=request.query, body=body,
+                            settings=request.app[SETTINGS], account=account)
+
+    return await accept(request, source, check, account=account.name)
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
@@ -68,15 +89,17 @@ def _refuse(source: str, status: int, reason: str, **extra: object) -> web.Respo
     return web.json_response({"error": reason}, status=status)
 
 
-async def accept(request: web.Request, source: str, check: Check, *, extras: Extras | None = None) -> web.Response:
+async def accept(request: web.Request, source: str, check: Check, *, extras: Extras | None = None,
+                 account: str | None = None) -> web.Response:
     """The intake pipeline every webhook shares, with its answer counted in WEBHOOKS / WEBHOOK_SECONDS.
 
-    `check(body, now)` authenticates; `extras(events)` adds fields to the 202 answer (and its log line).
+    `check(body, now)` authenticates; `extras(events)` adds fields to the 202 answer (and its log line);
+    `account`: the events are that account's (see `_of_account`).
     """
     started = time.perf_counter()
     status = 500
     try:
-        response = await _receive(request, source, check, extras)
+        response = await _receive(request, source, check, extras, account)
         status = response.status
         return response
     finally:
@@ -84,7 +107,8 @@ async def accept(request: web.Request, source: str, check: Check, *, extras: Ext
         WEBHOOK_SECONDS.labels(source=source).observe(time.perf_counter() - started)
 
 
-async def _receive(request: web.Request, source: str, check: Check, extras: Extras | None) -> web.Response:
+async def _receive(request: web.Request, source: str, check: Check, extras: Extras | None,
+                   account: str | None) -> web.Response:
     limit = request.app[SETTINGS].max_body_bytes
     too_large = f"body larger than {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
@@ -105,6 +129,8 @@ async def _receive(request: web.Request, source: str, check: Check, extras: Extr
             events = normalize(source, body, received_at=now)
     except PayloadError as exc:
         return _refuse(source, 400, str(exc))
+    if account is not None and account != DEFAULT_ACCOUNT:
+        events = [_of_account(event, account) for event in events]
     ids = [event.id for event in events]
     more = extras(events) if extras is not None else {}
     try:
@@ -119,6 +145,13 @@ async def _receive(request: web.Request, source: str, check: Check, extras: Extr
     log.debug("webhook.accepted", source=source, auth=auth.method, count=published, event_ids=ids,
               event_types=sorted({event.type for event in events}), **more)
     return web.json_response({"accepted": published, "ids": ids, **more}, status=202)
+
+
+def _of_account(event: Event, account: str) -> Event:
+    """The event as one of `account`'s: its campaign is the account's, and its id is too (the same body sent
+    to two accounts' paths is two events)."""
+    campaign = event.campaign.of_account(account) if event.campaign is not None else None
+    return event.model_copy(update={"campaign": campaign, "id": f"{event.id[:150]}@{account}"})
 
 
 def _idempotency_key(request: web.Request) -> str | None:

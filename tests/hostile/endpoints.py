@@ -51,7 +51,11 @@ NOW: Final = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 MAX_BODY: Final = 65536
 
 #: Concrete values for path parts whose regex cannot be enumerated: `{formatter: [paths]}`.
-EXAMPLES: Final[dict[str, list[str]]] = {}
+EXAMPLES: Final[dict[str, list[str]]] = {
+    # an account's webhooks (bot.web.webhooks): `default` is the vendor block's account, always there
+    "/webhooks/{source}/{account}": ["/webhooks/smartlead/default", "/webhooks/leadterra/default",
+                                     "/webhooks/inbox/default"],
+}
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -177,6 +181,9 @@ SCHEMES: Final[Mapping[str, Callable[[bytes, int], Credentials]]] = {
     "/webhooks/smartlead": _smartlead,
     "/webhooks/leadterra": _leadterra,
     "/webhooks/inbox": _bearer,
+    "/webhooks/smartlead/default": _smartlead,
+    "/webhooks/leadterra/default": _leadterra,
+    "/webhooks/inbox/default": _bearer,
     "/webhooks/events": _bearer,
     "/webhooks/alertmanager": _bearer,
     "/webhooks/grafana": _grafana,

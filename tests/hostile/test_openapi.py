@@ -17,10 +17,11 @@ import schemathesis
 import yaml
 from schemathesis.core.result import Err
 
-from bot.events import EVENT_TYPES
+from bot.events import ACCOUNT_NAME, EVENT_TYPES
 from bot.vendors import registry
 from bot.web import create_app
 from tests.conftest import REPO
+from tests.hostile.endpoints import EXAMPLES as ROUTE_EXAMPLES
 from tests.hostile.endpoints import Endpoint, credentials, discover, hostile_settings
 from tests.hostile.harness import Request, assert_contract, exchange
 from tests.web.conftest import FakeBroker
@@ -44,7 +45,8 @@ def resolve(node: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_spec_has_exactly_the_routes_of_the_router() -> None:
     routed = set(discover(create_app(hostile_settings(), FakeBroker())))
-    documented = {Endpoint(path, method.upper()) for path, method, _ in OPERATIONS}
+    documented = {Endpoint(example, method.upper()) for path, method, _ in OPERATIONS
+                  for example in ROUTE_EXAMPLES.get(path, [path])}
     assert documented - routed == set(), "documented in openapi.yaml but not routed"
     assert routed - documented == set(), "routed but missing from openapi.yaml"
 
@@ -75,8 +77,9 @@ def test_the_canonical_vocabulary_is_the_codes() -> None:
     assert event["type"]["enum"] == sorted(EVENT_TYPES)
     campaign = re.compile(SPEC["components"]["schemas"]["CampaignText"]["pattern"])
     for spec in registry.specs():
-        assert f"{spec.name}:{spec.campaign_id.pattern}" in campaign.pattern
+        assert f"{spec.name}(@{ACCOUNT_NAME.pattern})?:{spec.campaign_id.pattern}" in campaign.pattern
     assert campaign.fullmatch("smartlead:1843021") and not campaign.fullmatch("mailchimp:cam_1")
+    assert campaign.fullmatch("smartlead@acme:1843021") and not campaign.fullmatch("smartlead@Acme:1")
 
 
 EXAMPLES = [(path, op) for path, op in INTAKES

@@ -4,6 +4,7 @@ the vendor's holds never touched, a draft never activated, both workspace window
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -240,9 +241,9 @@ async def test_clients_built_on_one_session_share_the_workspace_limiter(session:
     second = build_vendors(settings, session)["instantly"]
     assert isinstance(first, InstantlyClient) and isinstance(second, InstantlyClient)
     assert first._http._read_limiter is second._http._read_limiter
-    limiter = workspace_limiter(session, settings.vendor("instantly").base_url)
+    limiter = workspace_limiter(session, "instantly")     # the default account's own workspace
     assert limiter.windows == ((7, 1.0), (300, 60.0))
-    config = settings.vendor("instantly")
+    config = replace(settings.vendor("instantly"), budget="instantly")
     assert make_client(session, config, FAST_RETRY, 5)._http._read_limiter is limiter
     async with aiohttp.ClientSession() as other:
         assert workspace_limiter(other, config.base_url) is not limiter

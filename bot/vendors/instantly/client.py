@@ -14,7 +14,7 @@ write paths are an allowlist checked right before the request is built.
 
 Rate limits [C]: 100 requests/s AND 6,000/min per WORKSPACE, across keys and across v1/v2: one
 `MultiWindowLimiter` holding both windows, shared by every client `make_client` builds on one session
-for one base URL (a single configured workspace; with several, conservative: they share one budget).
+for one workspace (`VendorConfig.budget`: accounts naming the same `workspace` share it; bot.accounts).
 The key rides in the Authorization header only; `VendorHttp` sets an explicit User-Agent (a third-party
 note says Instantly's Cloudflare may refuse requests without one).
 """
@@ -121,5 +121,5 @@ def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: Ret
     assert config.api_key is not None
     windows = (config.rate("rate_limit"), config.rate("minute_rate_limit"))
     return InstantlyClient(session, api_key=config.api_key, base_url=config.base_url,
-                           limiter=workspace_limiter(session, config.base_url, windows),
+                           limiter=workspace_limiter(session, config.budget or config.base_url, windows),
                            retry=retry, timeout=timeout)
