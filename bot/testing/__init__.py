@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.testing.sim_core import ACCOUNT_SECRET, CallRecord, Fault, SimCampaign, max_in_window
+from bot.testing.sim_core import ACCOUNT_SECRET, CallRecord, Fault, SimCampaign, fingerprint, max_in_window
 from bot.testing.sim_registry import DEFAULT_KEYS, DEFAULT_LIMITS, PREFIXES
 from bot.testing.simulator import VendorSimulator, run_simulator
 
@@ -15,6 +15,7 @@ __all__ = [
     "Fault",
     "SimCampaign",
     "VendorSimulator",
+    "fingerprint",
     "max_in_window",
     "run_simulator",
 ]

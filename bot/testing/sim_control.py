@@ -3,7 +3,9 @@
     GET    /_sim                      prefixes, limits, options, counts
     GET    /_sim/campaigns            every campaign
     POST   /_sim/campaigns            {"campaign": "smartlead:1", "status"?, "leads"?, "sequence_steps"?, "name"?,
-                                       "accounts"?: ["sender@example.com", ...]}
+                                       "accounts"?: ["sender@example.com", ...], "key"?: "client-key"}
+                                      `key`: the key that owns it (accepted from then on); any other key
+                                      gets the vendor's 404 for it (Instantly: any key of another workspace)
     GET    /_sim/campaigns/{ref}      one campaign (`smartlead:1`)
     PUT    /_sim/campaigns/{ref}      {"status"?: "PAUSED" (native or common; "raw": true allows anything),
                                        "accounts"?: [...]}: at least one of the two
@@ -25,6 +27,8 @@
     POST   /_sim/reset                forget campaigns, faults, calls and rate windows
 
 Errors answer 400/404 with `{"error": "..."}`. There is no auth: the simulator is a local test tool.
+A campaign's `owner` is shown as its key's label (`VendorSimulator(labels=...)`) or fingerprint
+(`key#` + 8 hex digits of SHA-256), never as the key; the call log's `credential` likewise.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ _FAULT_FIELDS = ("kind", "status", "times", "seconds", "forever", "method", "pat
 
 def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _owner(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError("key must be a non-empty string")
+    return value
 
 
 def _accounts(value: Any) -> list[str]:
@@ -75,7 +85,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
         })
 
     async def list_campaigns(_: web.Request) -> web.Response:
-        return web.json_response([c.to_dict() for c in sim.campaigns.values()])
+        return web.json_response([c.to_dict(sim.label) for c in sim.campaigns.values()])
 
     async def create_campaign(request: web.Request) -> web.Response:
         body = await _json_object(request)
@@ -83,15 +93,15 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
             campaign = sim.add_campaign(
                 str(body["campaign"]), body.get("status"), leads=int(body.get("leads", 1)),
                 sequence_steps=int(body.get("sequence_steps", 1)), name=str(body.get("name", "Simulated campaign")),
-                accounts=_accounts(body.get("accounts", [])),
+                accounts=_accounts(body.get("accounts", [])), key=_owner(body.get("key")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             return _bad(f"invalid campaign: {exc}")
-        return web.json_response(campaign.to_dict(), status=201)
+        return web.json_response(campaign.to_dict(sim.label), status=201)
 
     async def get_campaign(request: web.Request) -> web.Response:
         campaign = sim.campaigns.get(request.match_info["ref"])
-        return web.json_response(campaign.to_dict()) if campaign else _bad("no such campaign", 404)
+        return web.json_response(campaign.to_dict(sim.label)) if campaign else _bad("no such campaign", 404)
 
     async def update_campaign(request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
@@ -108,7 +118,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
             return _bad(f"invalid update: {exc}")
         if accounts is not None:
             sim.campaigns[ref].accounts = accounts
-        return web.json_response(sim.campaigns[ref].to_dict())
+        return web.json_response(sim.campaigns[ref].to_dict(sim.label))
 
     async def delete_campaign(request: web.Request) -> web.Response:
         if sim.campaigns.pop(request.match_info["ref"], None) is None:
@@ -127,7 +137,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
             campaign = sim.ui(ref, action)
         except ValueError as exc:
             return _bad(str(exc), 409)
-        return web.json_response(campaign.to_dict())
+        return web.json_response(campaign.to_dict(sim.label))
 
     async def list_held(_: web.Request) -> web.Response:
         return web.json_response([c.to_dict() for c in sim.held])

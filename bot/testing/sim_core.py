@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ __all__ = [
     "FaultKind",
     "SimCampaign",
     "SlidingWindow",
+    "fingerprint",
     "format_retry_after",
     "max_in_window",
 ]
@@ -30,10 +32,18 @@ FaultKind = Literal["error", "timeout", "rate_limit", "slow", "race", "hold", "e
 FAULT_KINDS: Final = ("error", "timeout", "rate_limit", "slow", "race", "hold", "empty")
 
 
+def fingerprint(key: str) -> str:
+    """A short, non-reversible name for a credential that has no label: `key#` + 8 hex digits of its SHA-256."""
+    return "key#" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
 @dataclass
 class SimCampaign:
     """One campaign in its vendor's own vocabulary. `leads`/`sequence_steps` gate start/enable;
-    `accounts` are the sender emails rotating on it (Smartlead `GET /campaigns/{id}/email-accounts`)."""
+    `accounts` are the sender emails rotating on it (Smartlead `GET /campaigns/{id}/email-accounts`).
+    `owner` is the key that owns it (a Smartlead client's key, an Instantly workspace's key): only that
+    key (Instantly: any key of its workspace) sees it, every other key gets the vendor's "not found";
+    None: every accepted key of the vendor sees it."""
 
     vendor: str
     id: str
@@ -47,19 +57,26 @@ class SimCampaign:
     paused_at: str | None = None
     completed_at: str | None = None
     accounts: list[str] = field(default_factory=list)
+    owner: str | None = field(default=None, repr=False)     # a key: repr hides it, to_dict labels it
 
     @property
     def ref(self) -> str:
         return f"{self.vendor}:{self.id}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"campaign": self.ref, **asdict(self)}
+    def to_dict(self, label: Callable[[str], str] = fingerprint) -> dict[str, Any]:
+        """The campaign as JSON; `owner` is shown as `label(key)` (default: its fingerprint), never as the key."""
+        data = asdict(self)
+        data["owner"] = None if self.owner is None else label(self.owner)
+        return {"campaign": self.ref, **data}
 
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One request as the simulator received it. `path` is relative to the vendor prefix, without
-    the query string; credentials are never stored (Smartlead's body `api_key` is removed)."""
+    the query string; credentials are never stored (Smartlead's body `api_key` is removed).
+    `credential` names the key the vendor accepted: its label (`VendorSimulator(labels=...)`) or, without
+    one, its fingerprint (`key#` + 8 hex digits of SHA-256); None when no key was accepted (401) or the
+    request never reached the vendor's logic (a fault answered first)."""
 
     vendor: str
     method: str
@@ -70,6 +87,7 @@ class CallRecord:
     #: what the vendor's own logic answered (200: applied; 429: refused by the rate limit), also when an
     #: `after_apply` fault then held the answer back (`status` None) or replaced it; None if it never ran
     decided: int | None = None
+    credential: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

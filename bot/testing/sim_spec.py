@@ -1,5 +1,12 @@
 """What a vendor's package gives the simulator (`VendorSpec.simulator` names one `SimVendor`), and the
-request helpers its handlers share. The simulator itself is `bot.testing.simulator`."""
+request helpers its handlers share. The simulator itself is `bot.testing.simulator`.
+
+A handler takes the key from the request in its vendor's way, then, in this order:
+`key = authenticate(sim, req, candidate)` (None: answer 401; else the request now carries the key, and
+the call log names it by its label), `limit(sim, SIM, bucket, key, req.now)` (per key, or per workspace
+for a vendor with `SimVendor.workspace`), and `sim.visible(ref, key)` / `sim.visible_campaigns(vendor, key)`
+for every campaign it reads, writes or lists (a campaign another key owns is not found).
+"""
 
 from __future__ import annotations
 
@@ -15,20 +22,23 @@ from bot.testing.sim_core import format_retry_after
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["ErrorBody", "SimRequest", "SimVendor", "bearer", "limit", "phrase"]
+__all__ = ["ErrorBody", "SimRequest", "SimVendor", "authenticate", "bearer", "limit", "phrase"]
 
 #: (status, code, message) → the vendor's own error body
 ErrorBody = Callable[[int, str | None, str], dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SimRequest:
+    vendor: str
     method: str
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: Any                  # decoded JSON, the raw text when not JSON, None when empty
     now: float
+    #: the key the vendor accepted, set by `authenticate` only (the call log keeps its label, never the key)
+    credential: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,10 @@ class SimVendor:
     error_body: ErrorBody
     rate_limited: Callable[[str], web.Response]   # Retry-After value → its 429 answer
     whole_second_stamps: bool = False             # its paused/started stamps have no fractions
+    #: a vendor whose keys belong to workspaces (Instantly): the workspace of every key not named in
+    #: `VendorSimulator(workspaces=...)`; its limits count per workspace, and a campaign is seen by every
+    #: key of its owner's workspace. None: limits and campaigns are per key.
+    workspace: str | None = None
 
     def error(self, status: int, code: str | None = None, message: str = "",
               headers: Mapping[str, str] | None = None) -> web.Response:
@@ -68,7 +82,16 @@ def bearer(req: SimRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def authenticate(sim: VendorSimulator, req: SimRequest, key: str | None) -> str | None:
+    """`key` when the request's vendor accepts it, recorded on the request (`req.credential`); else None."""
+    if key is None or key not in sim.keys[req.vendor]:
+        return None
+    req.credential = key
+    return key
+
+
 def limit(sim: VendorSimulator, vendor: SimVendor, bucket: str, credential: str, now: float) -> web.Response | None:
-    """The vendor's 429 when `credential` is over the `bucket` limit, else None (admitted)."""
+    """The vendor's 429 when `credential` (its workspace, for a vendor with workspaces) is over the `bucket`
+    limit, else None (admitted)."""
     wait = sim.check_limit(bucket, credential, now)
     return None if wait is None else vendor.rate_limited(format_retry_after(wait))

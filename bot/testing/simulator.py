@@ -12,6 +12,18 @@ contract is in its package (`bot.vendors.<name>.sim`, found through the registry
 the JSON control API under `/_sim/` in `bot.testing.sim_control`.
 Every request is logged (`calls`) without its credential; tests wait on the log, never sleep.
 
+Several credentials per vendor (an agency: one key per client). `keys={"smartlead": ["key-a", "key-b"]}`
+are all accepted; `labels={"key-a": "acme"}` names them in the log (`CallRecord.credential` is "acme", or
+`key#` + 8 hex digits of the key's SHA-256 for a key without a label: never the key itself).
+`sim.add_campaign("smartlead:1", key="key-a")` makes key-a its owner: like the real vendors (a Smartlead
+client key, an Instantly workspace key), every other key gets the vendor's 404 "not found" for it, exactly
+as for a campaign that does not exist, and list endpoints (Smartlead `GET /campaigns`) leave it out.
+Without `key` every accepted key sees the campaign. Handlers look campaigns up through `visible(ref, key)`
+and `visible_campaigns(vendor, key)` only.
+Instantly keys belong to workspaces: `workspaces={"key-a": "ws-1"}` (default: the one `WORKSPACE` of
+`bot.vendors.instantly.sim`); its rate windows count per workspace across keys, and a campaign owned by a
+key is seen by every key of the same workspace. The other vendors count and scope per key.
+
 Acting as a person in the vendor's UI (no API call, nothing logged): `sim.ui(ref, "pause")` /
 `sim.ui(ref, "resume")` (vendor rules: pause an active campaign, resume a paused one), or
 `sim.set_status(ref, status)` for any status. Every status change, however made, moves the campaign's
@@ -48,6 +60,7 @@ from bot.testing.sim_core import (
     FaultKind,
     SimCampaign,
     SlidingWindow,
+    fingerprint,
     format_retry_after,
 )
 from bot.testing.sim_registry import (
@@ -58,12 +71,14 @@ from bot.testing.sim_registry import (
     PREFIXES,
     SIM_VENDORS,
 )
-from bot.testing.sim_spec import SimRequest
+from bot.testing.sim_spec import SimRequest, SimVendor
 
 __all__ = ["VendorSimulator", "run_simulator"]
 
 _CAMPAIGN_IN_PATH = re.compile(r"/campaigns/(?:v2/)?([^/]+)")
 _DEFAULT_DELAY = {"timeout": 30.0, "slow": 1.0}
+#: Which vendor each rate-limit bucket belongs to (its windows count per key, or per workspace).
+_BUCKET_VENDOR: dict[str, SimVendor] = {bucket: sim for sim in SIM_VENDORS.values() for bucket in sim.limits}
 #: What a person can do in each vendor's UI: action → (from statuses, to status), in native terms.
 _UI_ACTIONS = {
     vendor: {"pause": ((sim.running,), sim.paused), "resume": ((sim.paused,), sim.running)}
@@ -87,10 +102,16 @@ class VendorSimulator(CallLog):
         smartlead_get_shape: Literal["data", "flat"] = "data",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utc_now,
+        labels: Mapping[str, str] | None = None,
+        workspaces: Mapping[str, str] | None = None,
     ) -> None:
         self.keys: dict[str, set[str]] = {vendor: {key} for vendor, key in DEFAULT_KEYS.items()}
         for vendor, given in (keys or {}).items():
             self.keys[vendor] = {given} if isinstance(given, str) else set(given)
+        #: key → the name the call log gives it (a key without one is logged as its fingerprint)
+        self.labels: dict[str, str] = dict(labels or {})
+        #: key → its workspace, for vendors with workspaces (Instantly); others: the vendor's default one
+        self.workspaces: dict[str, str] = dict(workspaces or {})
         self.limits: dict[str, tuple[int, float] | None] = {**DEFAULT_LIMITS, **(limits or {})}
         self.strict_same_state = strict_same_state
         self.smartlead_get_shape = smartlead_get_shape
@@ -143,14 +164,21 @@ class VendorSimulator(CallLog):
     # ------------------------------------------------------------ campaigns
 
     def add_campaign(self, ref: str, status: str | None = None, *, leads: int = 1, sequence_steps: int = 1,
-                     name: str = "Simulated campaign", accounts: Iterable[str] = ()) -> SimCampaign:
+                     name: str = "Simulated campaign", accounts: Iterable[str] = (),
+                     key: str | None = None) -> SimCampaign:
         """Add (or replace) a campaign; `status` native (`DRAFTED`, `running`) or common (`active`);
         `accounts`: sender emails (served by Smartlead's `GET /campaigns/{id}/email-accounts`).
-        A campaign added paused (running) was paused (started) at its `created_at`, long ago."""
+        A campaign added paused (running) was paused (started) at its `created_at`, long ago.
+        `key`: the key that owns it (see `visible`), accepted by the vendor from now on if it was not;
+        None: every key of the vendor sees it."""
         parsed = CampaignRef.parse(ref)
         native = self._native(parsed.vendor, status) if status is not None else COMMON_TO_NATIVE[parsed.vendor]["active"]
+        if key is not None and not key:
+            raise ValueError("key must be a non-empty string or None")
         campaign = SimCampaign(parsed.vendor, parsed.id, native, name=name, leads=leads, sequence_steps=sequence_steps,
-                               accounts=list(accounts))
+                               accounts=list(accounts), owner=key)
+        if key is not None:
+            self.keys[parsed.vendor].add(key)
         sim = SIM_VENDORS[parsed.vendor]
         if native == sim.paused:
             campaign.paused_at = campaign.created_at
@@ -161,6 +189,33 @@ class VendorSimulator(CallLog):
         self.campaigns[str(parsed)] = campaign
         self._notify()
         return campaign
+
+    # ------------------------------------------------------------ credentials
+
+    def label(self, key: str) -> str:
+        """What the call log and the control API show for `key`: its label, else its fingerprint."""
+        return self.labels.get(key) or fingerprint(key)
+
+    def scope(self, vendor: str, key: str) -> str:
+        """What `key` shares its campaigns and rate windows with: its workspace for a vendor with
+        workspaces (Instantly), else the key itself."""
+        default = SIM_VENDORS[vendor].workspace
+        return key if default is None else self.workspaces.get(key, default)
+
+    def _sees(self, campaign: SimCampaign, key: str) -> bool:
+        return campaign.owner is None or self.scope(campaign.vendor, campaign.owner) == self.scope(campaign.vendor, key)
+
+    def visible(self, ref: str, key: str) -> SimCampaign | None:
+        """The campaign as `key` sees it through the vendor's API: None when it does not exist or another key
+        (Instantly: another workspace) owns it; the vendor then answers its 404 "not found" either way."""
+        campaign = self.campaigns.get(ref)
+        return campaign if campaign is not None and self._sees(campaign, key) else None
+
+    def visible_campaigns(self, vendor: str, key: str) -> list[SimCampaign]:
+        """Every campaign of `vendor` that `key` sees (what a list endpoint answers), in insertion order."""
+        return [c for c in self.campaigns.values() if c.vendor == vendor and self._sees(c, key)]
+
+    # ------------------------------------------------------------ campaign state
 
     def campaign(self, ref: str) -> SimCampaign:
         try:
@@ -273,14 +328,20 @@ class VendorSimulator(CallLog):
         self.limits[name] = limit
         self._windows = {k: w for k, w in self._windows.items() if k[0] != name}
 
+    def _window_key(self, bucket: str, credential: str) -> tuple[str, str]:
+        vendor = _BUCKET_VENDOR.get(bucket)
+        return bucket, credential if vendor is None else self.scope(vendor.name, credential)
+
     def check_limit(self, bucket: str, credential: str, now: float) -> float | None:
+        """Admit a request of key `credential` in `bucket` (None) or the seconds to wait; the windows count
+        per key, or per workspace for a vendor with workspaces (Instantly)."""
         limit = self.limits.get(bucket)
         if limit is None:
             return None
-        return self._windows.setdefault((bucket, credential), SlidingWindow(*limit)).admit(now)
+        return self._windows.setdefault(self._window_key(bucket, credential), SlidingWindow(*limit)).admit(now)
 
     def limit_headers(self, bucket: str, credential: str, now: float) -> dict[str, str]:
-        window = self._windows.get((bucket, credential))
+        window = self._windows.get(self._window_key(bucket, credential))
         if window is None:
             return {}
         return {"X-RateLimit-Limit": str(window.limit), "X-RateLimit-Remaining": str(window.remaining(now)),
@@ -294,7 +355,7 @@ class VendorSimulator(CallLog):
         await self.wait_until(lambda: self.status_of(ref) == native, timeout=timeout, what=f"{ref} {native}")
 
     def reset(self) -> None:
-        """Forget campaigns, faults, calls and rate windows (keys and limits stay)."""
+        """Forget campaigns, faults, calls and rate windows (keys, labels, workspaces and limits stay)."""
         self.campaigns.clear()
         self._faults.clear()
         self._windows.clear()
@@ -316,14 +377,15 @@ class VendorSimulator(CallLog):
         logged = {k: v for k, v in body.items() if k != "api_key"} if isinstance(body, dict) else body
         status: int | None = None
         decided: list[int] = []
+        req = SimRequest(vendor, request.method, path, request.query, request.headers, body, now)
         try:
-            response = await self._respond(vendor, SimRequest(request.method, path, request.query,
-                                                              request.headers, body, now), decided)
+            response = await self._respond(vendor, req, decided)
             status = response.status
             return response
         finally:
+            credential = None if req.credential is None else self.label(req.credential)
             self._record(CallRecord(vendor, request.method, path, logged, status, now,
-                                    decided[0] if decided else None))
+                                    decided[0] if decided else None, credential))
 
     async def _respond(self, vendor: str, req: SimRequest, decided: list[int]) -> web.Response:
         fault = next((f for f in self._faults if f.matches(vendor, req.method, req.path, req.now)), None)
@@ -339,8 +401,9 @@ class VendorSimulator(CallLog):
 
     async def _misbehave(self, fault: Fault, vendor: str, req: SimRequest) -> web.Response | None:
         if fault.kind in ("slow", "timeout", "hold"):
+            credential = None if req.credential is None else self.label(req.credential)
             await self._hang(fault.delay if fault.kind != "hold" or fault.delay > 0 else None,
-                             CallRecord(vendor, req.method, req.path, None, None, req.now))
+                             CallRecord(vendor, req.method, req.path, None, None, req.now, credential=credential))
             return SIM_VENDORS[vendor].error(504, "GATEWAY_TIMEOUT") if fault.kind == "timeout" else None
         if fault.kind == "race":
             match = _CAMPAIGN_IN_PATH.match(req.path)

@@ -3,6 +3,7 @@
   enable: draft/paused → active (needs leads/sequence, else 422). disable: active or draft → paused
   (the vendor's API reference: "disabling any campaign transitions it to paused"); completed → 409 STATE_CONFLICT;
   same-state → 409 when `strict_same_state`, else 200. Limits per token: reads and writes apart.
+  A campaign owned by another token (`add_campaign(..., key=)`) is 404 CAMPAIGN_NOT_FOUND, as a missing one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from bot.testing.sim_core import SimCampaign
-from bot.testing.sim_spec import SimRequest, SimVendor, bearer, limit
+from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit
 from bot.vendors.inbox import STATUSES
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ def _in_campaign(c: SimCampaign, *, v2: bool) -> dict[str, Any]:
 
 
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
-    token = bearer(req)
-    if token is None or token not in sim.keys["inbox"]:
+    token = authenticate(sim, req, bearer(req))
+    if token is None:
         return _error(401, "UNAUTHORIZED", "Missing or invalid API token")
     bucket = "inbox_read" if req.method == "GET" else "inbox_write"
     if (limited := limit(sim, SIM, bucket, token, req.now)) is not None:
@@ -70,7 +71,7 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return _error(404, "NOT_FOUND", "Route not found", headers)
     if not _INBOX_ID.fullmatch(m[1]):
         return _error(400, "BAD_REQUEST", "campaignId must match ^[0-9a-z]+$", headers)
-    c = sim.campaigns.get(f"inbox:{m[1]}")
+    c = sim.visible(f"inbox:{m[1]}", token)
     if c is None:
         return _error(404, "CAMPAIGN_NOT_FOUND", "Campaign not found", headers)
     if req.method == "GET":

@@ -8,9 +8,12 @@ pause: 1/4 → 2. activate: 2 → 1, and 0 (draft) → 1: it STARTS a draft (nee
 else 400). Chosen, undocumented: a same-state call (pause on 2, activate on 1/4) → 400 when
 `strict_same_state`, else a 200 no-op; pause on a draft or completed campaign, activate on a completed
 one, and either on a vendor hold (-1/-2/-99: whether activate clears them is not documented) → 400.
-Limits per WORKSPACE across keys: every accepted key belongs to the one simulated workspace, and a
-request must fit both the per-second and the per-minute window (429 with `Retry-After` otherwise; a
-refused request counts against the window that admitted it, as a server-side counter would).
+Limits per WORKSPACE across keys: every accepted key belongs to the simulated workspace `WORKSPACE` unless
+`VendorSimulator(workspaces={key: "ws-1"})` puts it in another, and a request must fit both the per-second
+and the per-minute window of its key's workspace (429 with `Retry-After` otherwise; a refused request
+counts against the window that admitted it, as a server-side counter would). A campaign owned by a key
+(`add_campaign(..., key=)`) belongs to that key's workspace: a key of another workspace gets 404
+"Campaign not found", as for a missing one; `organization` is the workspace of the key that asked.
 Errors have Fastify's shape `{"statusCode", "error", "message"}` [G].
 """
 
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from bot.testing.sim_core import SimCampaign
-from bot.testing.sim_spec import SimRequest, SimVendor, bearer, limit, phrase
+from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit, phrase
 from bot.vendors.instantly import CAMPAIGN_ID, STATUSES
 
 if TYPE_CHECKING:
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SIM", "WORKSPACE"]
 
-#: The simulated workspace every accepted key belongs to.
+#: The simulated workspace every accepted key belongs to unless `VendorSimulator(workspaces=...)` says otherwise.
 WORKSPACE: Final = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 _CAMPAIGN: Final = re.compile(r"/campaigns/([^/]+)/?")
 _ACTION: Final = re.compile(r"/campaigns/([^/]+)/(pause|activate)/?")
@@ -52,20 +55,20 @@ def _rate_limited(retry_after: str) -> web.Response:
                      {"Retry-After": retry_after})
 
 
-def _campaign(c: SimCampaign) -> dict[str, Any]:
+def _campaign(c: SimCampaign, workspace: str) -> dict[str, Any]:
     status: int | str = int(c.status) if _NUMERIC.fullmatch(c.status) else c.status
     return {"id": c.id, "name": c.name, "status": status, "pl_value": None, "is_evergreen": False,
             "campaign_schedule": {"schedules": []}, "sequences": [{"steps": [{}] * c.sequence_steps}],
             "email_list": [], "daily_limit": 50, "stop_on_reply": True, "text_only": False,
-            "organization": WORKSPACE, "timestamp_created": c.created_at, "timestamp_updated": c.updated_at}
+            "organization": workspace, "timestamp_created": c.created_at, "timestamp_updated": c.updated_at}
 
 
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
-    token = bearer(req)
-    if token is None or token not in sim.keys["instantly"]:
+    token = authenticate(sim, req, bearer(req))
+    if token is None:
         return _error(401, "Invalid API key")
-    for bucket in ("instantly_second", "instantly_minute"):        # both windows, per workspace
-        if (limited := limit(sim, SIM, bucket, WORKSPACE, req.now)) is not None:
+    for bucket in ("instantly_second", "instantly_minute"):        # both windows, per workspace (sim.scope)
+        if (limited := limit(sim, SIM, bucket, token, req.now)) is not None:
             return limited
     action = _ACTION.fullmatch(req.path) if req.method == "POST" else None
     read = _CAMPAIGN.fullmatch(req.path) if req.method == "GET" else None
@@ -74,14 +77,14 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return _error(404, f"Route {req.method}:{req.path} not found")
     if not CAMPAIGN_ID.fullmatch(m[1]):
         return _error(400, "params/id must match format \"uuid\"")
-    c = sim.campaigns.get(f"instantly:{m[1]}")
+    c = sim.visible(f"instantly:{m[1]}", token)
     if c is None:
         return _error(404, "Campaign not found")
     if action is not None:
         problem = _transition(sim, c, action[2])
         if problem is not None:
             return _error(400, problem)
-    return web.json_response(_campaign(c))
+    return web.json_response(_campaign(c, sim.scope("instantly", token)))
 
 
 def _transition(sim: VendorSimulator, c: SimCampaign, action: str) -> str | None:
@@ -115,4 +118,5 @@ SIM: Final = SimVendor(
     common={"draft": "0", "active": "1", "paused": "2", "completed": "3", "vendor_held": "-1"},
     paused="2", running="1", completed="3",
     handle=_handle, error_body=_error_body, rate_limited=_rate_limited,
+    workspace=WORKSPACE,
 )

@@ -3,6 +3,7 @@
   the ORIGINAL pausedAt/startedAt (null for a draft), status `draft` for a draft;
   start on draft launches; start without leads/steps → 400 no_leads_enrolled / no_sequence_steps;
   a non-empty body → 400 invalid_request. Error body (undocumented) `{"error": {"code", "message"}}`.
+  A campaign owned by another key (`add_campaign(..., key=)`) is 404 campaign_not_found, as a missing one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from bot.testing.sim_spec import SimRequest, SimVendor, bearer, limit
+from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit
 from bot.vendors.leadterra import STATUSES
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ def _rate_limited(retry_after: str) -> web.Response:
 
 
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
-    token = bearer(req)
-    if token is None or token not in sim.keys["leadterra"]:
+    token = authenticate(sim, req, bearer(req))
+    if token is None:
         return _error(401, "authentication_failed",
                               "The Authorization header is missing, malformed, or the key is invalid.")
     if (limited := limit(sim, SIM, "leadterra", token, req.now)) is not None:
@@ -45,7 +46,7 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
     m = _LT_ACTION.fullmatch(req.path)
     if m is None or (req.method, m[2]) not in {("POST", "pause"), ("POST", "start"), ("GET", "stats")}:
         return _error(404, "not_found", "No such endpoint")
-    c = sim.campaigns.get(f"leadterra:{m[1]}")
+    c = sim.visible(f"leadterra:{m[1]}", token)
     if c is None:
         return _error(404, "campaign_not_found",
                               "No campaign with the given id exists in your workspace.")

@@ -13,7 +13,8 @@
   POST /campaigns/{id}/start: paused → running, draft → running (a launch: needs leads and a sequence,
   else 400), running → 400 "You can't start campaigns that are already running"; ended, archived and
   errors → 400 [G]. Answers `{"_id", "state"}` [G].
-  Errors are plain text bodies [G] (an unknown or malformed id: 404 / 400).
+  Errors are plain text bodies [G] (an unknown or malformed id: 404 / 400). A campaign owned by another
+  key (`add_campaign(..., key=)`) is 404 "Campaign not found", as a missing one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from bot.testing.sim_core import SimCampaign
-from bot.testing.sim_spec import SimRequest, SimVendor, limit
+from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, limit
 from bot.vendors.lemlist import STATUSES
 
 if TYPE_CHECKING:
@@ -103,8 +104,8 @@ def _campaign_object(c: SimCampaign) -> dict[str, Any]:
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
     if "access_token" in req.query:
         return _text(401, "access_token query authentication is not accepted here: use HTTP Basic")
-    key = _basic_key(req)
-    if key is None or key not in sim.keys["lemlist"]:
+    key = authenticate(sim, req, _basic_key(req))
+    if key is None:
         return _text(401, "Unauthorized")
     if (limited := limit(sim, SIM, "lemlist", key, req.now)) is not None:
         return limited
@@ -118,7 +119,7 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return _text(404, "Not found", headers)
     if not _LEMLIST_ID.fullmatch(m[1]):
         return _text(400, "Invalid campaignId", headers)
-    c = sim.campaigns.get(f"lemlist:{m[1]}")
+    c = sim.visible(f"lemlist:{m[1]}", key)
     if c is None:
         return _text(404, "Campaign not found", headers)
     if read is not None:

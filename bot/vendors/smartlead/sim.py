@@ -9,6 +9,9 @@
   Chosen: an invalid transition (PAUSED on DRAFTED, anything on COMPLETED/ARCHIVED) → 422
   INVALID_STATUS_TRANSITION; a same-state request → 422 when `strict_same_state`, else a 200 no-op.
   Any other status value (ACTIVE, PAUSE, STOP, lowercase) → 422 VALIDATION_ERROR.
+  Several keys (an agency: one per client): a campaign owned by one key (`add_campaign(..., key=)`) is
+  404 "Campaign not found" for every other key, and `GET /campaigns` lists only the key's own campaigns
+  and those without an owner.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from bot.testing.sim_core import ACCOUNT_SECRET, SimCampaign
-from bot.testing.sim_spec import SimRequest, SimVendor, limit
+from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, limit
 from bot.vendors.smartlead import STATUSES
 
 if TYPE_CHECKING:
@@ -70,27 +73,27 @@ def _sl_account(c: SimCampaign, email: str) -> dict[str, Any]:
 
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
     body_key = req.body.get("api_key") if isinstance(req.body, dict) else None
-    key = req.query.get("api_key") or (body_key if isinstance(body_key, str) else None)
-    if key is None or key not in sim.keys["smartlead"]:
+    key = authenticate(sim, req, req.query.get("api_key") or (body_key if isinstance(body_key, str) else None))
+    if key is None:
         return _error(401, "UNAUTHORIZED", "Invalid or missing API key")
     if (limited := limit(sim, SIM, "smartlead", key, req.now)) is not None:
         return limited
     if req.method == "GET" and req.path in ("/campaigns", "/campaigns/"):
-        found = [_sl_campaign(c) for c in sim.campaigns.values() if c.vendor == "smartlead"]
+        found = [_sl_campaign(c) for c in sim.visible_campaigns("smartlead", key)]
         return web.json_response(sorted(found, key=lambda c: -c["id"]))
     if req.method == "GET" and (m := _SL_ACCOUNTS.fullmatch(req.path)):
-        c = sim.campaigns.get(f"smartlead:{m[1]}")
+        c = sim.visible(f"smartlead:{m[1]}", key)
         if c is None:
             return _error(404, "NOT_FOUND", "Campaign not found")
         return web.json_response([_sl_account(c, email) for email in c.accounts])
     if req.method == "GET" and (m := _CAMPAIGN.fullmatch(req.path)):
-        c = sim.campaigns.get(f"smartlead:{m[1]}")
+        c = sim.visible(f"smartlead:{m[1]}", key)
         if c is None:
             return _error(404, "NOT_FOUND", "Campaign not found")
         data = _sl_campaign(c)
         return web.json_response(data if sim.smartlead_get_shape == "flat" else {"success": True, "data": data})
     if req.method == "POST" and (m := _SL_STATUS.fullmatch(req.path)):
-        c = sim.campaigns.get(f"smartlead:{m[1]}")
+        c = sim.visible(f"smartlead:{m[1]}", key)
         if c is None:
             return _error(404, "NOT_FOUND", "Campaign not found")
         return _sl_status(sim, c, req.body)
