@@ -1,5 +1,5 @@
 """`campaign-guard` command line: run | web | worker | healthcheck | simulate | demo | audit | decisions | replay |
-rules."""
+rules | db."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ _BROKER_STATE = """\
   BOT_BROKER_URL          memory:// (embedded, `run` only) or amqp://user:pass@host:5672/vhost
   BOT_BROKER_PREFIX       prefix of every exchange and queue name (campaign-guard)"""
 _STATE = """\
-  BOT_STATE_URL           SQLite file, sqlite:///.campaign-guard/state.db; one worker per file
+  BOT_STATE_URL           SQLite file, sqlite:///.campaign-guard/state.db (one worker per file),
+                          or PostgreSQL, postgresql://user:pass@host:5432/db (a fleet of workers)
   BOT_RULES_DIR           directory of rule files (rules)"""
 _WEB = """\
   BOT_HTTP_HOST, BOT_HTTP_PORT   where the web receiver listens (127.0.0.1, 8080)
@@ -82,14 +83,16 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="worker only (needs BOT_BROKER_URL=amqp://...)", formatter_class=raw,
         description="Run the worker only: consume events from RabbitMQ, apply the rules, place holds and call "
                     "the vendors. One worker per SQLite database: a second one on the same BOT_STATE_URL refuses "
-                    "to start. `campaign-guard healthcheck` tells whether it is alive.",
+                    "to start; on PostgreSQL run as many as you like. `campaign-guard healthcheck` tells whether "
+                    "it is alive.",
         epilog=_epilog(_BROKER_STATE, _STATE, _WORKER))
     health = sub.add_parser(
         "healthcheck", help="exit 0 when a worker on BOT_STATE_URL is alive (for container health checks)",
         formatter_class=raw,
         description="Check the worker of the state database named by BOT_STATE_URL: it holds the database's "
-                    "worker lock and touched it (its heartbeat, once per BOT_SWEEP_SECONDS) recently. Prints "
-                    "one line; exit 0 when alive, 1 when not. Takes no lock and opens no database.")
+                    "worker lock and touched it (its heartbeat, once per BOT_SWEEP_SECONDS) recently; with "
+                    "PostgreSQL, a worker of this host wrote its heartbeat row recently. Prints one line; exit 0 "
+                    "when alive, 1 when not. Takes no lock (and opens no SQLite database).")
     health.add_argument("--max-age", type=float, metavar="SECONDS",
                         help="oldest acceptable heartbeat (default: 3 x BOT_SWEEP_SECONDS + 60)")
     simulate = sub.add_parser("simulate", help="serve the vendor simulator (Smartlead, Leadterra, Inbox)")
@@ -126,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="republish dead-lettered messages to the work queue (needs amqp://)")
     replay.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     replay.add_argument("--dry-run", action="store_true", help="list them; leave them in the dead-letter queue")
+    db = sub.add_parser("db", help="state database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
+    db_sub.add_parser(
+        "upgrade", help="create or upgrade the schema of the state database (BOT_STATE_URL)",
+        description="Create the tables of the state database named by BOT_STATE_URL, or bring them up to date; "
+                    "safe to run while workers run, and by several processes at once. Workers do it too when "
+                    "they start: run it first to upgrade a fleet before rolling it out.")
     return parser
 
 
@@ -152,27 +162,39 @@ def _campaign_option(text: str) -> str:
 
 
 def _healthcheck(settings: Settings, max_age: float | None) -> int:
-    from bot.state.worker_lock import check_alive
+    from bot.state.open import check_worker, state_name
 
     limit = max_age if max_age is not None else 3 * settings.sweep_seconds + 60
-    problem = check_alive(settings.state_path, max_age=limit)
+    problem = check_worker(settings, max_age=limit)
     if problem is not None:
         print(f"campaign-guard: worker unhealthy: {problem}", file=sys.stderr)
         return 1
-    print(f"worker alive on {settings.state_path}")
+    print(f"worker alive on {state_name(settings)}")
+    return 0
+
+
+def _no_sqlite_database(settings: Settings) -> None:
+    """ConfigError when BOT_STATE_URL names a SQLite file that does not exist (reading never creates it)."""
+    if not settings.uses_postgres and not settings.state_path.exists():
+        raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL); nothing recorded yet")
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from bot.state.open import upgrade_state
+
+    print(await upgrade_state(settings))
     return 0
 
 
 async def _audit(
     settings: Settings, *, campaign: str | None, limit: int, as_json: bool, export: bool = False
 ) -> int:
-    from bot.state.sqlite import SqliteStateStore
+    from bot.state.open import open_store
 
     if campaign is not None:
         campaign = _campaign_option(campaign)
-    if not settings.state_path.exists():
-        raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL); nothing recorded yet")
-    async with SqliteStateStore.open(settings.state_path) as store:
+    _no_sqlite_database(settings)
+    async with open_store(settings) as store:
         if export:
             async for line in store.events(campaign=campaign):
                 print(line)
@@ -195,13 +217,12 @@ async def _decisions(settings: Settings, verb: str, decision_id: int | None, *, 
     """List parked decisions, or approve/reject one (the running worker's sweep acts on an approval)."""
     from bot.events import utcnow
     from bot.executor import Executor
-    from bot.state.sqlite import SqliteStateStore
+    from bot.state.open import open_store
 
     if verb != "list" and decision_id is None:
         raise ConfigError(f"decisions {verb} needs a decision number (see `campaign-guard decisions`)")
-    if not settings.state_path.exists():
-        raise ConfigError(f"no state database at {settings.state_path} (BOT_STATE_URL)")
-    async with SqliteStateStore.open(settings.state_path) as store:
+    _no_sqlite_database(settings)
+    async with open_store(settings) as store:
         executor = Executor(store, {})
         async with store.transaction() as tx:
             if verb == "list":
@@ -246,6 +267,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.command == "healthcheck":
         return _healthcheck(settings, args.max_age)
+    if args.command == "db":
+        return asyncio.run(_db_upgrade(settings))
     if args.command == "decisions":
         return asyncio.run(_decisions(settings, args.verb, args.id, by=args.by))
     if args.command == "audit":
@@ -278,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, SettingsError):  # reported properly (one line) by load_settings() below
         json_logs, level = True, "info"
     # Commands whose stdout is their output (reports, JSON lines) log errors only, to stderr.
-    quiet = args.command in ("rules", "audit", "replay", "healthcheck")
+    quiet = args.command in ("rules", "audit", "replay", "healthcheck", "db")
     configure_logging(json=json_logs, level="error" if quiet else level, stream=sys.stderr if quiet else None)
     try:
         return _dispatch(args)

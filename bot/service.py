@@ -29,9 +29,9 @@ from bot.notify import Notifier
 from bot.ruleset import RuleSet, load_rules
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.operator import SlackOperator
-from bot.state.outbox import SqliteOutbox
-from bot.state.sqlite import SqliteStateStore
-from bot.state.worker_lock import WorkerLock
+from bot.state.open import open_state
+from bot.state.outbox import Outbox
+from bot.state.protocol import StateStore
 from bot.vendors.build import build_vendors
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
@@ -48,10 +48,10 @@ class Services:
     settings: Settings
     broker: Broker
     rules: RuleSet
-    store: SqliteStateStore | None = None
+    store: StateStore | None = None
     worker: Worker | None = None
     port: int | None = None
-    outbox: SqliteOutbox | None = None
+    outbox: Outbox | None = None
     inventory_refresher: InventoryRefresher | None = None
 
 
@@ -111,17 +111,20 @@ def _listen(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
-async def _heartbeat(lock: WorkerLock, every: float, duties: list[asyncio.Task[None]]) -> None:
-    """Touch the worker lock's mtime every sweep interval while the event loop turns and the periodic duties
+async def _heartbeat(beat: Callable[[], Awaitable[None]], every: float, duties: list[asyncio.Task[None]]) -> None:
+    """Beat (bot.state.open.State.beat) every sweep interval while the event loop turns and the periodic duties
     (the sweeper, the drift watch) are still running: what `campaign-guard healthcheck` reads. A dead sweeper, or a loop
     blocked for longer than the check's `--max-age`, makes the worker unhealthy."""
     while not any(duty.done() for duty in duties):
-        lock.beat()
+        try:
+            await beat()
+        except BotError as exc:             # the database is unreachable: the next beat may get through
+            log.warning("worker.heartbeat_failed", error=str(exc))
         await asyncio.sleep(every)
     log.error("worker.heartbeat_stopped", reason="a periodic duty ended", duties=[d.get_name() for d in duties])
 
 
-async def _inventory(settings: Settings, store: SqliteStateStore) -> Inventory:
+async def _inventory(settings: Settings, store: StateStore) -> Inventory:
     """The static mapping file (if any) plus every (campaign, sender) pair learned from events so far."""
     inventory = Inventory(load_inventory_file(settings.inventory_file) if settings.inventory_file else None)
     for campaign, sender in await store.inventory():
@@ -146,20 +149,19 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _slack(settings: Settings, stack: AsyncExitStack) -> tuple[SqliteOutbox, SlackNotifier | None]:
-    """The Slack outbox and its background deliverer (always: a worker answers the commands a separate
-    `web` process accepted), and with a bot token and a channel the notifier for channel notices
-    (else None: notices are logged)."""
-    outbox = await stack.enter_async_context(SqliteOutbox.open(settings.state_path))
+async def _slack(settings: Settings, outbox: Outbox, stack: AsyncExitStack) -> SlackNotifier | None:
+    """The outbox's background deliverer (always: a worker answers the commands a separate `web` process
+    accepted), and with a bot token and a channel the notifier for channel notices (else None: notices
+    are logged)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     deliverer = SlackDeliverer(outbox, token=token, api_url=settings.slack_api_url,
                                retry_delays=settings.slack_retry_delays, max_attempts=settings.slack_max_attempts)
     await deliverer.start()
     stack.push_async_callback(deliverer.stop)
     if not settings.slack_notices:
-        return outbox, None
+        return None
     assert settings.slack_channel is not None
-    return outbox, SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds)
+    return SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds)
 
 
 async def _start_worker(settings: Settings, services: Services, stack: AsyncExitStack,
@@ -167,15 +169,15 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     """State, vendors, executor, Slack operator, inventory; then consume, sweep and refresh in the background.
     Everything started is registered on `stack` so it stops in reverse order."""
     rules, broker = services.rules, services.broker
-    # one worker per database file (bot.state.worker_lock); `web` alone never takes it
-    lock = stack.enter_context(WorkerLock.acquire(settings.state_path))
-    store = await stack.enter_async_context(SqliteStateStore.open(settings.state_path))
+    # SQLite: one worker per database file (bot.state.worker_lock); `web` alone never opens the state
+    state = await stack.enter_async_context(open_state(settings))
+    store, outbox = state.store, state.outbox
     session = await stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
     )
     vendors = build_vendors(settings, session)
     dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
-    outbox, slack_notifier = await _slack(settings, stack)
+    slack_notifier = await _slack(settings, outbox, stack)
     notifier = notifier or slack_notifier
     executor = Executor(
         store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
@@ -198,7 +200,7 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         duties.append(asyncio.create_task(_every(worker.watch, settings.reconcile_seconds, "watch"), name="watch"))
     for duty in duties:
         stack.push_async_callback(_cancel, duty)
-    heartbeat = asyncio.create_task(_heartbeat(lock, settings.sweep_seconds, duties), name="heartbeat")
+    heartbeat = asyncio.create_task(_heartbeat(state.beat, settings.sweep_seconds, duties), name="heartbeat")
     stack.push_async_callback(_cancel, heartbeat)
     if settings.inventory_refresh > 0:      # first refresh at once, in the background
         refresher = InventoryRefresher(inventory, store, vendors)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Run the test suite with a real RabbitMQ: `bash scripts/test.sh [pytest args...]`.
+# Run the test suite with a real RabbitMQ and a real PostgreSQL: `bash scripts/test.sh [pytest args...]`.
 #
 # Broker, first match wins:
 #   1. BOT_TEST_AMQP_URL when set and non-empty;
 #   2. RabbitMQ on 127.0.0.1:5672 (guest/guest) when it answers the AMQP header,
 #      unless BOT_TEST_OWN_BROKER=1;
 #   3. a private throw-away node (scripts/test-rabbitmq.sh) in a temporary directory, stopped on exit.
+# PostgreSQL (the state store's and the outbox's `postgres` tests), first match wins:
+#   1. BOT_TEST_POSTGRES_URL when set and non-empty (a server where the tests may create databases);
+#   2. PostgreSQL on 127.0.0.1:5432 when user postgres connects to database postgres (trust auth),
+#      unless BOT_TEST_OWN_POSTGRES=1;
+#   3. a private throw-away cluster (scripts/test-postgres.sh) in a temporary directory, stopped on exit.
 # The virtualenv .venv is created with python3.11 (or python3 >= 3.11) when missing (scripts/venv.sh).
 set -euo pipefail
 
@@ -28,11 +33,29 @@ except OSError:
 PY
 }
 
+readonly LOCAL_POSTGRES="postgresql://postgres@127.0.0.1:5432/postgres"
+
+answers_postgres() {  # url
+    .venv/bin/python - "$1" <<'PY' 2>/dev/null
+import sys
+import psycopg
+try:
+    psycopg.connect(sys.argv[1], connect_timeout=2).close()
+except psycopg.Error:
+    sys.exit(1)
+PY
+}
+
 OWN_DIR=""
+OWN_PG_DIR=""
 cleanup() {
     if [[ -n "$OWN_DIR" ]]; then
         bash "$ROOT/scripts/test-rabbitmq.sh" stop "$OWN_DIR" >&2 || true
         rm -rf "$OWN_DIR"
+    fi
+    if [[ -n "$OWN_PG_DIR" ]]; then
+        bash "$ROOT/scripts/test-postgres.sh" stop "$OWN_PG_DIR" >&2 || true
+        rm -rf "$OWN_PG_DIR"
     fi
 }
 trap cleanup EXIT
@@ -52,7 +75,20 @@ else
     echo "test.sh: private RabbitMQ at ${BOT_TEST_AMQP_URL#*@} ready in $((SECONDS - started)) s" >&2
 fi
 
-# No `exec`: the EXIT trap must still stop a private broker after pytest.
+if [[ -n "${BOT_TEST_POSTGRES_URL:-}" ]]; then
+    echo "test.sh: PostgreSQL from BOT_TEST_POSTGRES_URL" >&2
+elif [[ "${BOT_TEST_OWN_POSTGRES:-}" != "1" ]] && answers_postgres "$LOCAL_POSTGRES"; then
+    export BOT_TEST_POSTGRES_URL="$LOCAL_POSTGRES"
+    echo "test.sh: PostgreSQL on 127.0.0.1:5432" >&2
+else
+    OWN_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/campaign-guard-postgres.XXXXXX")
+    started=$SECONDS
+    BOT_TEST_POSTGRES_URL=$(bash "$ROOT/scripts/test-postgres.sh" start "$OWN_PG_DIR" | tail -n 1)
+    export BOT_TEST_POSTGRES_URL
+    echo "test.sh: private PostgreSQL at ${BOT_TEST_POSTGRES_URL#*@} ready in $((SECONDS - started)) s" >&2
+fi
+
+# No `exec`: the EXIT trap must still stop a private broker and cluster after pytest.
 status=0
 .venv/bin/pytest "$@" || status=$?
 exit "$status"

@@ -4,12 +4,16 @@ Enqueueing is the only thing a decision waits for; delivery happens later (bot.s
 Slack being down never blocks or loses a decision. Every attempt is recorded in `outbox_attempts`.
 Rows with a `grp` are delivered together as one message (shadow digests) once their `due_at` passed.
 A `key` makes enqueueing idempotent (a command's reply is queued once, whatever the redeliveries).
-It uses its own connection to the state file (WAL): it never takes the store's writer lock, so a
-notifier may enqueue from anywhere, even from a callback that runs while a decision is being recorded.
+
+`Outbox` is what the Slack code depends on; `SqliteOutbox` (here) and bot.state.pg_outbox's
+`PostgresOutbox` implement it. The SQLite one uses its own connection to the state file (WAL): it never
+takes the store's writer lock, so a notifier may enqueue from anywhere, even from a callback that runs
+while a decision is being recorded.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import json
@@ -19,13 +23,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiosqlite
 
 from bot.errors import StateError
 
-__all__ = ["Attempt", "OutboxItem", "SqliteOutbox"]
+__all__ = ["Attempt", "Outbox", "OutboxItem", "OutboxSignals", "SqliteOutbox"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -70,21 +74,101 @@ class Attempt:
     detail: str
 
 
+class Outbox(Protocol):
+    """Slack messages waiting to be sent, and the record of every attempt. Times are timezone-aware."""
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set whenever this outbox queues something (the deliverer of this process waits on it)."""
+        ...
+
+    async def enqueue(self, target: str, payload: dict[str, Any], *, now: datetime, key: str | None = None,
+                      group: str | None = None, due_at: datetime | None = None) -> bool:
+        """Queue one message (`target`: `channel` or `response_url`), due at `due_at` (default `now`), in
+        digest `group` if given; False when `key` was queued before (nothing changes)."""
+        ...
+
+    async def has(self, key: str) -> bool:
+        """Was a message with this key queued (whatever became of it)?"""
+        ...
+
+    async def due(self, now: datetime, *, limit: int = 20) -> list[OutboxItem]:
+        """At most `limit` queued items due at `now`, oldest first, for this outbox's deliverer to attempt.
+        Where several processes share the outbox (PostgreSQL), each item is handed to one of them at a time:
+        what `due` returns is claimed until `record`ed (see bot.state.pg_outbox)."""
+        ...
+
+    async def grouped(self, group: str) -> list[OutboxItem]:
+        """The queued items of a digest group, oldest first (the ones this deliverer may send, as `due`)."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest queued item this deliverer may send is due; None when there is none."""
+        ...
+
+    async def record(self, ids: list[int], *, now: datetime, ok: bool, detail: str,
+                     retry_at: datetime | None = None) -> None:
+        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good."""
+        ...
+
+    async def wait_settled(self, item_id: int) -> OutboxItem:
+        """Wait until this outbox records the item sent or failed for good (bound it with asyncio.timeout)."""
+        ...
+
+    async def items(self, *, status: str | None = None) -> list[OutboxItem]:
+        """Every item (with that status, if given), by id."""
+        ...
+
+    async def attempts(self, outbox_id: int | None = None) -> list[Attempt]:
+        """Every recorded attempt (of that item, if given), in order."""
+        ...
+
+
 def _item(row: sqlite3.Row | tuple[Any, ...]) -> OutboxItem:
     return OutboxItem(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
                       datetime.fromisoformat(row[7]), datetime.fromisoformat(row[8]),
                       datetime.fromisoformat(row[9]) if row[9] else None, row[10])
 
 
-class SqliteOutbox:
-    """Outbox rows and attempts; `changed` is set whenever something is queued (the deliverer waits on it)."""
+class OutboxSignals(abc.ABC):
+    """What every outbox does within its process: `changed` for its deliverer, and `wait_settled` woken by
+    each `record` (`_recorded` tells the waiters)."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-        self._lock = asyncio.Lock()
+    def __init__(self) -> None:
         self.changed = asyncio.Event()
         self._recorded = asyncio.Condition()
         self._generation = 0
+
+    @abc.abstractmethod
+    async def items(self, *, status: str | None = None) -> list[OutboxItem]:
+        """Every item (with that status, if given), by id."""
+
+    async def _notify_recorded(self) -> None:
+        async with self._recorded:
+            self._generation += 1
+            self._recorded.notify_all()
+
+    async def wait_settled(self, item_id: int) -> OutboxItem:
+        """Wait until the item is sent or failed for good (bound it with asyncio.timeout)."""
+        while True:
+            generation = self._generation
+            item = next(i for i in await self.items() if i.id == item_id)
+            if item.status != "queued":
+                return item
+            async with self._recorded:
+                await self._recorded.wait_for(functools.partial(self._changed_since, generation))
+
+    def _changed_since(self, generation: int) -> bool:
+        return self._generation != generation
+
+
+class SqliteOutbox(OutboxSignals):
+    """Outbox rows and attempts; `changed` is set whenever something is queued (the deliverer waits on it)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
+        self._db = db
+        self._lock = asyncio.Lock()
 
     @classmethod
     @asynccontextmanager
@@ -170,22 +254,7 @@ class SqliteOutbox:
                     " done_at = ? WHERE id = ?",
                     (status, detail[:500], _ts(retry_at or now), None if status == "queued" else _ts(now), item_id),
                 )
-        async with self._recorded:
-            self._generation += 1
-            self._recorded.notify_all()
-
-    async def wait_settled(self, item_id: int) -> OutboxItem:
-        """Wait until the item is sent or failed for good (bound it with asyncio.timeout)."""
-        while True:
-            generation = self._generation
-            item = next(i for i in await self.items() if i.id == item_id)
-            if item.status != "queued":
-                return item
-            async with self._recorded:
-                await self._recorded.wait_for(functools.partial(self._changed_since, generation))
-
-    def _changed_since(self, generation: int) -> bool:
-        return self._generation != generation
+        await self._notify_recorded()
 
     async def items(self, *, status: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
@@ -198,3 +267,9 @@ class SqliteOutbox:
             f"SELECT outbox_id, at, ok, detail FROM outbox_attempts {where} ORDER BY id", args
         ) as cursor:
             return [Attempt(r[0], datetime.fromisoformat(r[1]), bool(r[2]), r[3]) for r in await cursor.fetchall()]
+
+
+if TYPE_CHECKING:
+    def _keeps_the_protocol(outbox: SqliteOutbox) -> Outbox:
+        """mypy checks here that SqliteOutbox has every method of `Outbox`."""
+        return outbox

@@ -13,7 +13,8 @@ import pytest
 
 from bot.notify import Notice
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
-from bot.state.outbox import SqliteOutbox
+from bot.state.outbox import Outbox, SqliteOutbox
+from tests.postgres_db import fresh_database, open_outbox
 from tests.slack.fake_slack import FakeSlack
 
 TOKEN = "xoxb-test-token-0123456789"
@@ -38,10 +39,14 @@ async def api_url(slack: FakeSlack, aiohttp_server: Any) -> str:
     return str(server.make_url("/api/"))
 
 
-@pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[SqliteOutbox]:
-    async with SqliteOutbox.open(tmp_path / "state.db") as opened:
-        yield opened
+@pytest.fixture(params=["sqlite", "postgres"])
+async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
+    if request.param == "sqlite":
+        async with SqliteOutbox.open(tmp_path / "state.db") as opened:
+            yield opened
+    else:
+        async with fresh_database() as url, open_outbox(url) as opened:
+            yield opened
 
 
 _made: list[SlackDeliverer] = []
@@ -54,7 +59,7 @@ async def _stop_deliverers() -> AsyncIterator[None]:
         await _made.pop().stop()
 
 
-def _deliverer(outbox: SqliteOutbox, api_url: str, clock: Any = None, **overrides: Any) -> SlackDeliverer:
+def _deliverer(outbox: Outbox, api_url: str, clock: Any = None, **overrides: Any) -> SlackDeliverer:
     options: dict[str, Any] = {"token": TOKEN, "api_url": api_url, "retry_delays": (0.01, 0.02),
                                "max_attempts": 5}
     if clock is not None:

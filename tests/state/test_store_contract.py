@@ -1,6 +1,7 @@
-"""The promises of bot.state.protocol, checked for every state store implementation (today SQLite; the
-PostgreSQL store joins as a second `state_store` param). Group commit, SQLite's own way of keeping
-`transaction()`'s promises, is tested in tests/test_group_commit.py."""
+"""The promises of bot.state.protocol, checked for every state store implementation: SQLite, and PostgreSQL
+(a fresh database per test, tests/postgres_db.py). Group commit, SQLite's own way of keeping
+`transaction()`'s promises, is tested in tests/test_group_commit.py; what PostgreSQL adds (several
+processes on one database) in tests/state/test_postgres_fleet.py."""
 
 from __future__ import annotations
 
@@ -15,16 +16,21 @@ import pytest
 from bot.errors import StaleRecord
 from bot.events import CampaignRef, Event
 from bot.state.base import AuditRow, CampaignRecord, Hold, HoldKind, Pending
+from bot.state.postgres import PostgresStateStore
 from bot.state.protocol import StateStore, Transaction
 from bot.state.sqlite import SqliteStateStore
+from tests.postgres_db import fresh_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     if request.param == "sqlite":
         async with SqliteStateStore.open(tmp_path / "state.db") as store:
+            yield store
+    elif request.param == "postgres":
+        async with fresh_database() as url, PostgresStateStore.open(url) as store:
             yield store
     else:
         raise AssertionError(f"unknown store {request.param}")
