@@ -93,7 +93,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "command.pause": "a person asked in Slack to pause campaigns (data: campaigns, reason, user_id, response_url)",
     "command.resume": "a person asked in Slack to resume campaigns (data: campaigns, user_id, response_url)",
     "command.status": "a person asked in Slack for campaigns' status (data: campaigns, user_id, response_url)",
-    "command.list": "a person asked in Slack for paused or held campaigns (data: filter, user_id, response_url)",
+    "command.list": "a person asked in Slack for paused or held campaigns (data: filter, scope, scope_value, "
+                    "user_id, response_url)",
     "command.history": "a person asked in Slack for campaigns' audit history (data: campaigns, response_url)",
     "interaction.clicked": "a person clicked a button of a Slack notice (data: action, campaign, decision_id, "
                            "user_id, response_url)",

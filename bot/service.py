@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from bot.accounts import Accounts, load_accounts
 from bot.breaker import Breaker
 from bot.broker import make_broker
 from bot.broker.base import Broker
@@ -32,7 +33,7 @@ from bot.slack.operator import SlackOperator
 from bot.state.open import open_state
 from bot.state.outbox import Outbox
 from bot.state.protocol import StateStore
-from bot.vendors.build import build_vendors
+from bot.vendors.build import build_vendors, dry_routes
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
 
@@ -149,19 +150,20 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _slack(settings: Settings, outbox: Outbox, stack: AsyncExitStack) -> SlackNotifier | None:
+async def _slack(settings: Settings, outbox: Outbox, stack: AsyncExitStack,
+                 accounts: Accounts) -> SlackNotifier | None:
     """The outbox's background deliverer (always: a worker answers the commands a separate `web` process
-    accepted), and with a bot token and a channel the notifier for channel notices (else None: notices
-    are logged)."""
+    accepted), and with a bot token and a channel (BOT_SLACK_CHANNEL or an account's) the notifier for
+    channel notices, each to its campaign's account channel (else None: notices are logged)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     deliverer = SlackDeliverer(outbox, token=token, api_url=settings.slack_api_url,
                                retry_delays=settings.slack_retry_delays, max_attempts=settings.slack_max_attempts)
     await deliverer.start()
     stack.push_async_callback(deliverer.stop)
-    if not settings.slack_notices:
+    if not token or not (settings.slack_channel or any(a.slack_channel for a in accounts)):
         return None
-    assert settings.slack_channel is not None
-    return SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds)
+    return SlackNotifier(outbox, channel=settings.slack_channel, digest_seconds=settings.slack_digest_seconds,
+                         accounts=accounts)
 
 
 async def _start_worker(settings: Settings, services: Services, stack: AsyncExitStack,
@@ -175,9 +177,10 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     session = await stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
     )
-    vendors = build_vendors(settings, session)
-    dry = frozenset(v for v in vendors if settings.vendor_dry_run(v))
-    slack_notifier = await _slack(settings, outbox, stack)
+    accounts = load_accounts(settings)
+    vendors = build_vendors(settings, session, accounts)       # one client per account, by route
+    dry = dry_routes(vendors)
+    slack_notifier = await _slack(settings, outbox, stack, accounts)
     notifier = notifier or slack_notifier
     executor = Executor(
         store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
@@ -185,12 +188,12 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
                         timedelta(seconds=settings.pending_ttl)),
     )
-    operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
-                             dry_run_vendors=dry, settings=settings)
     inventory = await _inventory(settings, store)
+    operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
+                             dry_run_vendors=dry, settings=settings, accounts=accounts, listed=inventory.listed)
     worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
                     operator=operator, max_retries=len(settings.retry_delays),
-                    max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes))
+                    max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes), accounts=accounts)
     services.store, services.worker, services.outbox = store, worker, outbox
     recovered = await worker.start(frozenset(vendors) - dry)
     await broker.consume(worker.handle)
