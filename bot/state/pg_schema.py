@@ -87,6 +87,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         host text NOT NULL, pid integer NOT NULL, started_at timestamptz NOT NULL, beat_at timestamptz NOT NULL,
         PRIMARY KEY (host, pid));
     """,
+    # 2: leases (bot.state.pg_leases): one writer per campaign and each background duty once, fleet-wide
+    """
+    CREATE TABLE leases (
+        name text COLLATE "C" PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL);
+    """,
 )
 
 
