@@ -22,6 +22,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bot.errors import StateError
+from bot.state.pg_budget import RATE_SLOTS
 
 __all__ = ["MIGRATIONS", "upgrade"]
 
@@ -92,6 +93,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE leases (
         name text COLLATE "C" PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL);
     """,
+    # 3: vendor rate budgets the fleet shares (bot.state.pg_budget)
+    RATE_SLOTS,
 )
 
 

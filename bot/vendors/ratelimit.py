@@ -15,6 +15,9 @@ Priority: a waiter is either foreground (pauses, resumes and the reads they make
 (drift checks). A free slot goes to the oldest foreground waiter; a background waiter gets one only
 when no foreground waiter is waiting. Within each class the order is FIFO. A slot granted to a
 waiter that was cancelled before it could use it is handed back unused (no cool-down: nothing was sent).
+
+`Limiter` is what the HTTP layer asks of a limiter; `bot.vendors.budget.SharedLimiter` is the other one: this
+process's limiter first, then a budget the whole fleet shares.
 """
 
 from __future__ import annotations
@@ -24,9 +27,24 @@ import bisect
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
-__all__ = ["MultiWindowLimiter", "SlidingWindowLimiter"]
+__all__ = ["Limiter", "MultiWindowLimiter", "SlidingWindowLimiter"]
+
+
+class Limiter(Protocol):
+    """A rate limiter as `bot.vendors.http.VendorHttp` uses it: `acquire` a slot before each request (background
+    ones after every foreground one), `release` it when the request is over (`used=False`: nothing was sent)."""
+
+    @property
+    def waiting(self) -> tuple[int, int]: ...
+
+    async def acquire(self, *, background: bool = False) -> None: ...
+
+    def release(self, *, used: bool = True) -> None: ...
+
+    def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]: ...
 
 
 class SlidingWindowLimiter:
