@@ -74,6 +74,8 @@ class CoreSettings(BaseSettings):
     reconcile_seconds: float = Field(
         300.0, ge=0, description="how often the vendor state of every held or bot-paused campaign is re-read "
         "(drift watch; 0 turns it off)")
+    lease_seconds: float = Field(30.0, ge=3, description="how long a worker's claim on a campaign or a background "
+                                 "duty lasts without renewal: a dead worker's are taken over within this time")
     inventory_file: Path | None = None
     accounts_file: Path | None = Field(None, description="YAML list of named vendor accounts (README, \"Accounts\")")
     inventory_refresh: float = Field(600.0, ge=0, description="seconds between reads of vendor campaign → sender lists; 0: off")

@@ -8,9 +8,8 @@ observations are applied here. Carrying an intent out at the vendor is bot.recon
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,10 +19,12 @@ import structlog
 from bot.breaker import Breaker
 from bot.engine import Decision
 from bot.events import CampaignRef, Event, utcnow
+from bot.fleet import Writers, holder_id
 from bot.metrics import DECISIONS
 from bot.notify import LogNotifier, Notice, Notifier, deliver
 from bot.reconciler import Reconciler, mark
 from bot.state.base import PASSIVE_KINDS, AuditRow, Hold, HoldKind, Parked, Pending, active
+from bot.state.leases import MemoryLeases
 from bot.state.protocol import StateStore, Transaction
 from bot.vendors.base import CampaignStatus, CampaignVendor
 from bot.vocabulary import Act
@@ -47,6 +48,7 @@ class Executor:
         notifier: Notifier | None = None,
         override_for: timedelta = timedelta(days=7),
         breaker: Breaker | None = None,
+        writers: Writers | None = None,
     ) -> None:
         self._store = store
         self._vendors = vendors
@@ -55,24 +57,14 @@ class Executor:
         self._notifier: Notifier = notifier or LogNotifier()
         self._override_for = override_for
         self._breaker = breaker or Breaker()
+        #: one writer per campaign: this process's and, on a shared database, the fleet's (bot.fleet)
+        self.writers = writers or Writers(MemoryLeases(), holder_id())
         self._reconciler = Reconciler(store, vendors, dry_run_vendors=dry_run_vendors, clock=clock,
-                                      notifier=self._notifier, breaker=self._breaker)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._waiters: dict[str, int] = {}
+                                      notifier=self._notifier, breaker=self._breaker, fence=self.writers.fence)
 
-    @asynccontextmanager
-    async def lock(self, ref: CampaignRef) -> AsyncIterator[None]:
-        """Serialize everything done to one campaign in this process."""
-        key = str(ref)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiters[key] = self._waiters.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._waiters[key] -= 1
-            if not self._waiters[key]:
-                del self._waiters[key], self._locks[key]
+    def lock(self, ref: CampaignRef) -> AbstractAsyncContextManager[None]:
+        """Serialize everything done to one campaign, in this process and across the fleet."""
+        return self.writers.lock(str(ref))
 
     async def apply(self, tx: Transaction, decision: Decision, campaign: CampaignRef, now: datetime) -> bool:
         """Carry one decision to one campaign inside the worker's transaction; True when it needs reconciling."""

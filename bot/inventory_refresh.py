@@ -1,6 +1,6 @@
 """Background refresh of the campaign inventory from the vendor APIs that offer it.
 
-Every `BOT_INVENTORY_REFRESH` seconds (and once at start) each vendor client implementing
+Every `BOT_INVENTORY_REFRESH` seconds (and once at start; a fleet duty, bot.fleet) each vendor client implementing
 `InventorySource` is asked for its campaigns and their senders. New (campaign, sender) pairs are
 written to the state store's `inventory` table in one transaction, then added to the worker's
 in-memory `Inventory`, so they survive restarts and a pair is never in memory but not on disk.
@@ -66,12 +66,6 @@ class InventoryRefresher:
     @property
     def vendors(self) -> list[str]:
         return sorted(self._sources)
-
-    async def run(self, every: float) -> None:
-        """Refresh now, then every `every` seconds, until cancelled. Never raises otherwise."""
-        while True:
-            await self.refresh()
-            await asyncio.sleep(every)
 
     async def refresh(self) -> int:
         """Ask every source once; returns the number of new (campaign, sender) pairs learned."""

@@ -22,7 +22,7 @@ after, and a release that arrived while a pause was in flight resumes it: neithe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -75,8 +75,12 @@ class Reconciler:
 
     def __init__(self, store: StateStore, vendors: Mapping[str, CampaignVendor], *,
                  dry_run_vendors: frozenset[str], clock: Callable[[], datetime], notifier: Notifier,
-                 breaker: Breaker | None = None) -> None:
+                 breaker: Breaker | None = None,
+                 fence: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._store = store
+        #: the last check before a vendor write: this worker still holds the campaign's writer lease
+        #: (bot.fleet.Writers.fence raises LeaseLost otherwise)
+        self._fence = fence
         self._vendors = vendors
         self._dry = dry_run_vendors
         self._clock = clock
@@ -257,6 +261,8 @@ class Reconciler:
         # no read endpoint: resending the pause is a no-op if the first went through, and its answer's
         # pausedAt, checked against the first send, tells whose pause it is
         assert record.sent_at is not None
+        if self._fence is not None:
+            await self._fence(str(ref))
         result = await vendor.pause(ref.id, guard=None, sent_at=record.sent_at)
         await self._finish(record, [], bot_paused=result.proven, vendor_status=result.status,
                            vendor_marker=result.changed_at)
@@ -328,6 +334,8 @@ class Reconciler:
         first send) is stored in the same transaction before the request leaves, so after a crash
         `pause-sent` means the request may have gone out, and a campaign found paused then was seen
         running before it and paused after it."""
+        if self._fence is not None:
+            await self._fence(key)
         sent = Pending.PAUSE_SENT if held else Pending.RESUME_SENT
         now = self._clock()
         async with self._store.transaction() as tx:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import aiohttp
 import structlog
@@ -23,6 +24,7 @@ from bot.broker.base import Broker
 from bot.config import Settings
 from bot.errors import BotError, ConfigError
 from bot.executor import Executor
+from bot.fleet import Duties, Writers, holder_id
 from bot.inventory import Inventory, load_inventory_file
 from bot.inventory_refresh import InventoryRefresher
 from bot.log import register_secret
@@ -54,6 +56,7 @@ class Services:
     port: int | None = None
     outbox: Outbox | None = None
     inventory_refresher: InventoryRefresher | None = None
+    duties: Duties | None = None
 
 
 def _register_secrets(settings: Settings) -> None:
@@ -133,9 +136,15 @@ async def _inventory(settings: Settings, store: StateStore) -> Inventory:
     return inventory
 
 
+async def _reload(store: StateStore, inventory: Inventory) -> None:
+    """Add what the store's inventory has and this worker's does not (another worker learned it)."""
+    for campaign, sender in await store.inventory():
+        inventory.add(campaign, sender or None)
+
+
 async def _every(duty: Callable[[], Awaitable[object]], seconds: float, name: str) -> None:
-    """Run a background duty periodically: the sweep (parked decisions, pending actions, clock-based
-    releases) or the drift watch. A failed round is logged; the next one comes all the same."""
+    """Run a duty of this worker's own periodically (the fleet's duties: bot.fleet.Duties). A failed round
+    is logged; the next one comes all the same."""
     while True:
         await asyncio.sleep(seconds)
         try:
@@ -182,12 +191,16 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     dry = dry_routes(vendors)
     slack_notifier = await _slack(settings, outbox, stack, accounts)
     notifier = notifier or slack_notifier
+    holder = holder_id()
+    writers = Writers(state.leases, holder, seconds=settings.lease_seconds)
     executor = Executor(
         store, vendors, dry_run_vendors=dry, override_for=timedelta(days=settings.override_days),
-        notifier=notifier,
+        notifier=notifier, writers=writers,
         breaker=Breaker(settings.breaker_limit, timedelta(seconds=settings.breaker_window),
                         timedelta(seconds=settings.pending_ttl)),
     )
+    renewing = asyncio.create_task(writers.run(), name="writer-leases")
+    stack.push_async_callback(_cancel, renewing)
     inventory = await _inventory(settings, store)
     operator = SlackOperator(store=store, outbox=outbox, executor=executor, vendors=vendors,
                              dry_run_vendors=dry, settings=settings, accounts=accounts, listed=inventory.listed)
@@ -198,18 +211,22 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     recovered = await worker.start(frozenset(vendors) - dry)
     await broker.consume(worker.handle)
     stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
-    duties = [asyncio.create_task(_every(worker.sweep, settings.sweep_seconds, "sweep"), name="sweeper")]
+    # background duties: each on one worker of the fleet at a time (bot.fleet), the others standing by
+    fleet = services.duties = Duties(state.leases, holder, seconds=settings.lease_seconds)
+    duties = [asyncio.create_task(fleet.run("sweep", settings.sweep_seconds, worker.sweep), name="sweeper")]
     if settings.reconcile_seconds > 0:      # the drift watch
-        duties.append(asyncio.create_task(_every(worker.watch, settings.reconcile_seconds, "watch"), name="watch"))
+        duties.append(asyncio.create_task(fleet.run("watch", settings.reconcile_seconds, worker.watch), name="watch"))
+    if settings.inventory_refresh > 0:      # first refresh at once, in the background
+        refresher = services.inventory_refresher = InventoryRefresher(inventory, store, vendors)
+        duties.append(asyncio.create_task(fleet.run("inventory", settings.inventory_refresh, refresher.refresh,
+                                                    first=True), name="inventory"))
+    if settings.uses_postgres:              # what the fleet's other workers learned: read every sweep
+        duties.append(asyncio.create_task(_every(partial(_reload, store, inventory), settings.sweep_seconds,
+                                                 "inventory_reload"), name="inventory-reload"))
     for duty in duties:
         stack.push_async_callback(_cancel, duty)
     heartbeat = asyncio.create_task(_heartbeat(state.beat, settings.sweep_seconds, duties), name="heartbeat")
     stack.push_async_callback(_cancel, heartbeat)
-    if settings.inventory_refresh > 0:      # first refresh at once, in the background
-        refresher = InventoryRefresher(inventory, store, vendors)
-        refreshing = asyncio.create_task(refresher.run(settings.inventory_refresh), name="inventory")
-        stack.push_async_callback(_cancel, refreshing)
-        services.inventory_refresher = refresher
     log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
              recovered=recovered, prefetch=settings.prefetch)
 

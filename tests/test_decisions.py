@@ -167,7 +167,8 @@ async def test_a_leadterra_draft_is_never_claimed_so_never_started(bot: Bot) -> 
     async with bot.store.transaction() as tx:
         await bot.executor.release(tx, CampaignRef.parse("leadterra:camp_1"), "rule:bounce-guard", bot.clock(),
                                    why="test")
-    await bot.executor.reconcile(CampaignRef.parse("leadterra:camp_1"))
+    async with bot.executor.lock(CampaignRef.parse("leadterra:camp_1")):
+        await bot.executor.reconcile(CampaignRef.parse("leadterra:camp_1"))
     assert bot.writes("leadterra") == [("pause", "camp_1")] and bot.vendors["leadterra"].launched_drafts == []
 
 

@@ -10,8 +10,10 @@ import pytest
 
 from bot.engine import Target
 from bot.errors import VendorUnavailable
+from bot.fleet import Duties
 from bot.inventory import Inventory
 from bot.inventory_refresh import InventoryRefresher
+from bot.state.leases import MemoryLeases
 from bot.state.sqlite import SqliteStateStore
 from tests.conftest import FakeVendor, FrozenClock
 
@@ -94,12 +96,14 @@ async def test_keys_of_another_vendor_or_invalid_ids_are_dropped(
     assert sum(line["event"] == "inventory.bad_campaign" for line in logs) == 2
 
 
-async def test_run_refreshes_at_once_retries_next_period_and_cancels_cleanly(store: SqliteStateStore) -> None:
+async def test_as_a_duty_it_refreshes_at_once_retries_next_period_and_cancels_cleanly(
+        store: SqliteStateStore) -> None:
     inventory = Inventory()
     source = FakeSource(VendorUnavailable("smartlead", 429, "GET /campaigns/", "rate limited"),
                         {"smartlead:5": {"a@x.example"}})
     refresher = InventoryRefresher(inventory, store, {"smartlead": source})
-    task = asyncio.create_task(refresher.run(0.01))
+    duties = Duties(MemoryLeases(), "worker-1", seconds=3)
+    task = asyncio.create_task(duties.run("inventory", 0.01, refresher.refresh, first=True))
     try:
         await refresher.wait_rounds(1)
         assert "smartlead:5" not in inventory                   # the first round failed ...

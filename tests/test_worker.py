@@ -93,7 +93,8 @@ async def test_campaign_paused_by_someone_else_is_not_claimed_and_never_resumed(
     async with store.transaction() as tx:
         assert not (await tx.campaign("smartlead:42")).bot_paused
         assert not await executor.release(tx, REF, "rule:bounce-guard", clock(), why="test")
-    await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == []
 
 
@@ -137,12 +138,15 @@ async def test_release_of_the_last_hold_resumes_once(store, vendors, clock) -> N
     async with store.transaction() as tx:
         await tx.add_hold(Hold("smartlead:42", "user:U1", "person", "manual", clock()))
         assert not await executor.release(tx, REF, "rule:bounce-guard", clock(), why="test")
-    await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == [("pause", "42")]          # a hold remains
     async with store.transaction() as tx:
         assert await executor.release(tx, REF, "user:U1", clock(), why="test")
-    await executor.reconcile(REF)
-    await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == [("pause", "42"), ("resume", "42")]
 
 
@@ -152,7 +156,8 @@ async def test_resume_never_launches_a_campaign_that_became_a_draft(store, vendo
     vendors["smartlead"].statuses["42"] = CampaignStatus.DRAFT
     async with store.transaction() as tx:
         assert await executor.release(tx, REF, "rule:bounce-guard", clock(), why="test")
-    await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == [("pause", "42")]
 
 
@@ -172,7 +177,8 @@ async def test_vendor_without_read_endpoint_is_paused_and_resumed_from_own_state
     async with store.transaction() as tx:
         assert await executor.release(tx, CampaignRef.parse("leadterra:camp_7"), "rule:bounce-guard", clock(),
                                       why="test")
-    await executor.reconcile(CampaignRef.parse("leadterra:camp_7"))
+    async with executor.lock(CampaignRef.parse("leadterra:camp_7")):
+        await executor.reconcile(CampaignRef.parse("leadterra:camp_7"))
     assert vendors["leadterra"].writes() == [("pause", "camp_7"), ("resume", "camp_7")]
 
 
@@ -247,7 +253,8 @@ async def test_a_person_hold_pauses_and_keeps_the_campaign_paused(store, vendors
     async with store.transaction() as tx:
         assert await executor.hold(tx, Hold("smartlead:42", "user:U1", "person", "checking copy", clock()))
         assert not await executor.hold(tx, Hold("smartlead:42", "user:U1", "person", "again", clock()))
-    await executor.reconcile(REF)
+    async with executor.lock(REF):
+        await executor.reconcile(REF)
     assert vendors["smartlead"].writes() == [("pause", "42")]
 
 

@@ -13,12 +13,14 @@ from typing import Final
 
 from bot.config import Settings
 from bot.state import pg_workers, worker_lock
+from bot.state.leases import MemoryLeases
 from bot.state.outbox import Outbox, SqliteOutbox
+from bot.state.pg_leases import PostgresLeases
 from bot.state.pg_outbox import PostgresOutbox
 from bot.state.pg_schema import upgrade
 from bot.state.pg_workers import Heartbeat
 from bot.state.postgres import PostgresStateStore, open_pool, where
-from bot.state.protocol import StateStore
+from bot.state.protocol import Leases, StateStore
 from bot.state.sqlite import SqliteStateStore
 from bot.state.worker_lock import WorkerLock
 
@@ -37,6 +39,9 @@ class State:
     store: StateStore
     outbox: Outbox
     beat: Callable[[], Awaitable[None]]
+    #: the claims one writer per campaign and each duty once stand on (bot.fleet): the fleet's, in PostgreSQL;
+    #: this process's, for a SQLite worker (alone on its file)
+    leases: Leases
 
 
 def state_name(settings: Settings) -> str:
@@ -60,7 +65,7 @@ async def _sqlite_state(settings: Settings) -> AsyncIterator[State]:
             lock.beat()
 
         async with SqliteStateStore.open(path) as store, SqliteOutbox.open(path) as outbox:
-            yield State(store, outbox, beat)
+            yield State(store, outbox, beat, MemoryLeases())
 
 
 @asynccontextmanager
@@ -69,7 +74,7 @@ async def _postgres_state(settings: Settings) -> AsyncIterator[State]:
     async with open_pool(settings.state_url, max_size=settings.prefetch + _SPARE_CONNECTIONS) as pool:
         await upgrade(pool)
         async with PostgresOutbox.open(pool) as outbox, Heartbeat.open(pool) as heartbeat:
-            yield State(PostgresStateStore(pool), outbox, heartbeat.beat)
+            yield State(PostgresStateStore(pool), outbox, heartbeat.beat, PostgresLeases(pool))
 
 
 def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from bot.events import Event
 from bot.state.base import AuditRow, CampaignRecord, Hold, PendingDecision
 
-__all__ = ["StateStore", "Transaction"]
+__all__ = ["Leases", "StateStore", "Transaction"]
 
 
 class Transaction(Protocol):
@@ -167,4 +167,22 @@ class StateStore(Protocol):
 
     async def windows_where(self, rule: str, flag: str) -> list[tuple[str, dict[str, Any]]]:
         """(key, state) of `rule`'s windows whose state has `flag` true (e.g. `active`)."""
+        ...
+
+
+class Leases(Protocol):
+    """Exclusive, time-bounded claims on names, shared by every process on the state database: what makes
+    one writer per campaign and each background duty run once across a fleet (bot.fleet).
+
+    A claim lasts `seconds` from the moment it is made, by the database's clock; a holder that stops
+    renewing it (killed, frozen, cut off) loses it when it runs out, and any other holder may then take it.
+    """
+
+    async def claim(self, name: str, holder: str, seconds: float) -> bool:
+        """Take `name` for `holder` for `seconds`, or extend `holder`'s own claim; False (nothing changes)
+        while another holder's claim is in force. StateError when the database fails."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None:
+        """End `holder`'s claim on `name` now (nothing when another holder has it)."""
         ...
