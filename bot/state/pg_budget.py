@@ -53,31 +53,38 @@ _LOCK_CLASS: Final = 0x72617465
 
 _TAKE: Final = """
 WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
-win AS (
-    SELECT lim, make_interval(secs => period) AS span, bg
-    FROM unnest(%(limits)s::int[], %(periods)s::float8[], %(backgrounds)s::int[]) AS w(lim, period, bg)),
-live AS MATERIALIZED (
-    SELECT s.background, s.finished_at FROM rate_slots s, now
-    WHERE s.budget = %(budget)s
-      AND (s.finished_at > now.t - %(longest)s OR (s.finished_at IS NULL AND s.started_at > now.t - %(stale)s))),
-counts AS (
-    SELECT win.lim, win.span, win.bg, count(live.background) AS used,
-           count(live.background) FILTER (WHERE live.background) AS bg_used
-    FROM win CROSS JOIN now LEFT JOIN live ON live.finished_at IS NULL OR live.finished_at > now.t - win.span
-    GROUP BY win.lim, win.span, win.bg),
+flight AS MATERIALIZED (
+    SELECT count(*) AS n, count(*) FILTER (WHERE s.background) AS bg, min(s.started_at) AS oldest,
+           min(s.started_at) FILTER (WHERE s.background) AS oldest_bg
+    FROM rate_slots s, now
+    WHERE s.budget = %(budget)s AND s.finished_at IS NULL AND s.started_at > now.t - %(stale)s),
+counts AS MATERIALIZED (
+    SELECT w.lim, w.bg, w.span, w.since, flight.oldest, flight.oldest_bg,
+           flight.n + (SELECT count(*) FROM rate_slots s
+                       WHERE s.budget = %(budget)s AND s.finished_at > w.since) AS used,
+           CASE WHEN %(background)s THEN flight.bg + (SELECT count(*) FROM rate_slots s
+                       WHERE s.budget = %(budget)s AND s.finished_at > w.since AND s.background) END AS bg_used
+    FROM (SELECT lim, bg, make_interval(secs => period) AS span, now.t - make_interval(secs => period) AS since
+          FROM unnest(%(limits)s::int[], %(periods)s::float8[], %(backgrounds)s::int[]) AS u(lim, period, bg), now
+         ) AS w, flight),
 granted AS (
     INSERT INTO rate_slots (budget, background, started_at)
     SELECT %(budget)s, %(background)s, now.t FROM now
-    WHERE NOT EXISTS (SELECT FROM counts WHERE used >= lim OR (%(background)s AND bg_used >= bg))
+    WHERE NOT EXISTS (SELECT FROM counts WHERE used >= lim OR bg_used >= bg)
     RETURNING id),
 waits AS (
-    -- a full window frees up when its (excess)th oldest finished slot leaves it; slots in flight first finish
+    -- a full window frees up when its (excess)th oldest finished slot leaves it; when slots in flight must
+    -- leave too, no sooner than a period from now (they finish, then count for a period) or than the oldest
+    -- of them goes stale
     SELECT CASE WHEN c.used >= c.lim THEN coalesce(
-                    (SELECT l.finished_at FROM live l WHERE l.finished_at > now.t - c.span
-                     ORDER BY l.finished_at OFFSET c.used - c.lim LIMIT 1) + c.span - now.t, c.span) END AS total,
-           CASE WHEN %(background)s AND c.bg_used >= c.bg THEN coalesce(
-                    (SELECT l.finished_at FROM live l WHERE l.background AND l.finished_at > now.t - c.span
-                     ORDER BY l.finished_at OFFSET c.bg_used - c.bg LIMIT 1) + c.span - now.t, c.span) END AS bg
+                    (SELECT s.finished_at FROM rate_slots s WHERE s.budget = %(budget)s AND s.finished_at > c.since
+                     ORDER BY s.finished_at OFFSET c.used - c.lim LIMIT 1) + c.span - now.t,
+                    least(c.span, c.oldest + %(stale)s - now.t)) END AS total,
+           CASE WHEN c.bg_used >= c.bg THEN coalesce(
+                    (SELECT s.finished_at FROM rate_slots s
+                     WHERE s.budget = %(budget)s AND s.finished_at > c.since AND s.background
+                     ORDER BY s.finished_at OFFSET c.bg_used - c.bg LIMIT 1) + c.span - now.t,
+                    least(c.span, c.oldest_bg + %(stale)s - now.t)) END AS bg
     FROM counts c, now),
 pruned AS (
     DELETE FROM rate_slots s USING now
@@ -113,7 +120,7 @@ class PostgresBudgets:
         longest = timedelta(seconds=max(w.period for w in windows))
         args = {"budget": budget, "background": background, "limits": [w.limit for w in windows],
                 "periods": [w.period for w in windows], "backgrounds": [w.background for w in windows],
-                "longest": longest, "stale": self._stale, "keep": max(longest, self._stale)}
+                "stale": self._stale, "keep": max(longest, self._stale)}
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT set_config('synchronous_commit', 'off', true),"

@@ -45,6 +45,7 @@ from typing import Final, NamedTuple, Protocol
 import structlog
 
 from bot.vendors.ratelimit import Limiter, MultiWindowLimiter, SlidingWindowLimiter
+from bot.vendors.spec import VendorConfig
 
 __all__ = [
     "DEFAULT_BACKGROUND_SHARE",
@@ -54,6 +55,7 @@ __all__ = [
     "SharedLimiters",
     "Slot",
     "Window",
+    "limiter_of",
 ]
 
 log = structlog.get_logger(__name__)
@@ -96,6 +98,15 @@ class SharedBudget(Protocol):
 
 #: what a client factory is given to make its limiters: (budget key, windows) → that budget's limiter
 MakeLimiter = Callable[[str, Sequence[tuple[int, float]]], Limiter]
+
+
+def limiter_of(limiters: MakeLimiter | None, config: VendorConfig, *settings: str, part: str = "") -> Limiter | None:
+    """What a client factory asks `limiters` for: the limiter of `config`'s budget (`VendorConfig.budget`, else
+    the vendor's name; `part` appended where one credential has several budgets: Inbox's reads and writes)
+    with the windows of its rate `settings` (`rate_limit` by default); None without `limiters`."""
+    if limiters is None:
+        return None
+    return limiters((config.budget or config.name) + part, [config.rate(key) for key in settings or ("rate_limit",)])
 
 
 class _Gate:

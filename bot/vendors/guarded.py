@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from bot.errors import VendorError, VendorRejected, VendorUnavailable
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.http import AuthStyle, Reply, RetryPolicy, VendorHttp, VendorRefused, check_campaign_id
-from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.ratelimit import Limiter, SlidingWindowLimiter
 from bot.vendors.spec import VendorSpec
 
 __all__ = ["Action", "Connection", "GuardedVendor", "Settled", "VendorClient"]
@@ -63,7 +63,7 @@ class Connection(TypedDict, total=False):
     api_key: Required[SecretStr | str]
     base_url: str | None
     rate_limit: tuple[int, float] | None
-    limiter: SlidingWindowLimiter | None
+    limiter: Limiter | None
     retry: RetryPolicy | None
     timeout: float | None
 
@@ -84,7 +84,7 @@ class VendorClient:
         api_key: SecretStr | str,
         base_url: str | None = None,
         rate_limit: tuple[int, float] | None = None,
-        limiter: SlidingWindowLimiter | None = None,
+        limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
@@ -93,7 +93,7 @@ class VendorClient:
                                    timeout=timeout)
 
     def _connect(self, session: aiohttp.ClientSession, *, api_key: SecretStr | str, base_url: str | None,
-                 limiter: SlidingWindowLimiter, write_limiter: SlidingWindowLimiter | None = None,
+                 limiter: Limiter, write_limiter: Limiter | None = None,
                  retry: RetryPolicy | None, timeout: float | None) -> VendorHttp:
         return VendorHttp(
             self.name, session, base_url=self.spec.base_url if base_url is None else base_url,

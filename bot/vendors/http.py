@@ -9,8 +9,9 @@ Every vendor call goes through `VendorHttp.request()`:
   `Retry-After` header or a body `retry_after`, at most `RetryPolicy.max_attempts` attempts;
 * before each retry a `settled` callback (e.g. "re-GET: is the campaign already paused?") may end
   the loop, so a state-changing POST whose answer was lost is not blindly repeated;
-* every attempt waits for a slot of the credential's `SlidingWindowLimiter` (`background` reads wait
-  behind every foreground request);
+* every attempt waits for a slot of the credential's limiter (`bot.vendors.ratelimit.Limiter`: a
+  `SlidingWindowLimiter`, or a `bot.vendors.budget.SharedLimiter` when a fleet shares the budget;
+  `background` reads wait behind every foreground request);
 * a write's `guard` is awaited right before each attempt is sent, once the slot was granted: False
   withdraws the write (`WriteCancelled`, nothing sent). GETs never call it.
 
@@ -58,7 +59,7 @@ from bot.errors import (
 from bot.log import register_secret, scrub
 from bot.metrics import VENDOR_CALLS
 from bot.vendors import registry
-from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.ratelimit import Limiter
 
 __all__ = [
     "Reply",
@@ -258,8 +259,8 @@ class VendorHttp:
         base_url: str,
         api_key: SecretStr | str,
         auth: AuthStyle,
-        limiter: SlidingWindowLimiter,
-        write_limiter: SlidingWindowLimiter | None = None,
+        limiter: Limiter,
+        write_limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:

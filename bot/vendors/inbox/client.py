@@ -17,10 +17,11 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, check_campaign_id, find_stamp, find_status
 from bot.vendors.inbox import BASE_URL, SPEC, STATUSES
-from bot.vendors.ratelimit import SlidingWindowLimiter
+from bot.vendors.ratelimit import Limiter, SlidingWindowLimiter
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["InboxClient", "make_client", "parse_observation", "parse_status"]
@@ -57,8 +58,8 @@ class InboxClient(GuardedVendor):
         pause_path: str = "/campaigns/v2/{id}/disable",
         resume_path: str = "/campaigns/v2/{id}/enable",
         state_path: str = "/campaigns/{id}",
-        read_limiter: SlidingWindowLimiter | None = None,
-        write_limiter: SlidingWindowLimiter | None = None,
+        read_limiter: Limiter | None = None,
+        write_limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
@@ -94,13 +95,17 @@ class InboxClient(GuardedVendor):
         return await self._http.request("POST", path, operation=action, json_body={}, settled=settled, guard=guard)
 
 
-def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
-                timeout: float) -> InboxClient:
-    """`SPEC.client`: a client from the Inbox settings block (its paths included)."""
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy, timeout: float, *,
+                limiters: MakeLimiter | None = None) -> InboxClient:
+    """`SPEC.client`: a client from the Inbox settings block (its paths included). `limiters`: the fleet's
+    shared budgets (bot.vendors.budget), reads and writes apart (`<budget>/read`, `<budget>/write`); without
+    it, limiters of its own."""
     assert config.api_key is not None
     return InboxClient(
         session, api_key=config.api_key, base_url=config.base_url,
         read_rate_limit=config.rate("read_rate_limit"), write_rate_limit=config.rate("write_rate_limit"),
+        read_limiter=limiter_of(limiters, config, "read_rate_limit", part="/read"),
+        write_limiter=limiter_of(limiters, config, "write_rate_limit", part="/write"),
         pause_path=config.text("pause_path"), resume_path=config.text("resume_path"),
         state_path=config.text("state_path"), retry=retry, timeout=timeout,
     )

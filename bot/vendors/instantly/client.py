@@ -28,6 +28,7 @@ from typing import Any, Final, Unpack
 import aiohttp
 
 from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, Connection, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, VendorRefused, check_campaign_id, find_field, find_stamp
 from bot.vendors.instantly import SPEC, STATUSES
@@ -115,11 +116,13 @@ class InstantlyClient(GuardedVendor):
         return await self._http.request("POST", path, operation=action, json_body={}, settled=settled, guard=guard)
 
 
-def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
-                timeout: float) -> InstantlyClient:
-    """`SPEC.client`: a client from the Instantly settings block; its limiter is the workspace's."""
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy, timeout: float, *,
+                limiters: MakeLimiter | None = None) -> InstantlyClient:
+    """`SPEC.client`: a client from the Instantly settings block; its limiter is the workspace's: the fleet's
+    shared budget of it with `limiters` (bot.vendors.budget), else the one of the clients on `session`."""
     assert config.api_key is not None
     windows = (config.rate("rate_limit"), config.rate("minute_rate_limit"))
-    return InstantlyClient(session, api_key=config.api_key, base_url=config.base_url,
-                           limiter=workspace_limiter(session, config.budget or config.base_url, windows),
+    limiter = (limiter_of(limiters, config, "rate_limit", "minute_rate_limit")
+               or workspace_limiter(session, config.budget or config.base_url, windows))
+    return InstantlyClient(session, api_key=config.api_key, base_url=config.base_url, limiter=limiter,
                            retry=retry, timeout=timeout)

@@ -32,6 +32,7 @@ from typing import Any, Final, Unpack
 import aiohttp
 
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Connection, VendorClient
 from bot.vendors.http import RetryPolicy, check_campaign_id, find_stamp, find_status
 from bot.vendors.leadterra import SPEC, STATUSES
@@ -151,9 +152,9 @@ class LeadterraClient(VendorClient):
         return WriteResult(status, sent=True, proven=not why, changed_at=stamp, detail=why)
 
 
-def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
-                timeout: float) -> LeadterraClient:
-    """`SPEC.client`: a client from the Leadterra settings block."""
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy, timeout: float, *,
+                limiters: MakeLimiter | None = None) -> LeadterraClient:
+    """`SPEC.client`: a client from the Leadterra settings block. `limiters`: the fleet's shared budgets (bot.vendors.budget); without it, a limiter of its own."""
     assert config.api_key is not None
     return LeadterraClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
-                           retry=retry, timeout=timeout)
+                           limiter=limiter_of(limiters, config), retry=retry, timeout=timeout)

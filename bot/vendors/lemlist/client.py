@@ -28,6 +28,7 @@ from typing import Any, Final
 import aiohttp
 
 from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, check_campaign_id
 from bot.vendors.lemlist import SPEC, STATUSES
@@ -93,9 +94,9 @@ class LemlistClient(GuardedVendor):
         return await self._http.request("POST", path, operation=action, settled=settled, guard=guard)
 
 
-def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
-                timeout: float) -> LemlistClient:
-    """`SPEC.client`: a client from the lemlist settings block."""
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy, timeout: float, *,
+                limiters: MakeLimiter | None = None) -> LemlistClient:
+    """`SPEC.client`: a client from the lemlist settings block. `limiters`: the fleet's shared budgets (bot.vendors.budget); without it, a limiter of its own."""
     assert config.api_key is not None
     return LemlistClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
-                         retry=retry, timeout=timeout)
+                         limiter=limiter_of(limiters, config), retry=retry, timeout=timeout)

@@ -21,6 +21,7 @@ import aiohttp
 
 from bot.errors import VendorNotFound
 from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, VendorRefused, check_campaign_id, find_stamp, find_status
 from bot.vendors.smartlead import CAMPAIGN_ID, SPEC, STATUSES
@@ -130,9 +131,9 @@ class SmartleadClient(GuardedVendor):
                                         settled=settled, guard=guard)
 
 
-def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy,
-                timeout: float) -> SmartleadClient:
-    """`SPEC.client`: a client from the Smartlead settings block."""
+def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: RetryPolicy, timeout: float, *,
+                limiters: MakeLimiter | None = None) -> SmartleadClient:
+    """`SPEC.client`: a client from the Smartlead settings block. `limiters`: the fleet's shared budgets (bot.vendors.budget); without it, a limiter of its own."""
     assert config.api_key is not None
     return SmartleadClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
-                           retry=retry, timeout=timeout)
+                           limiter=limiter_of(limiters, config), retry=retry, timeout=timeout)
