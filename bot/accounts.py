@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from bot.config import CoreSettings, vendor_field
@@ -35,6 +34,7 @@ from bot.errors import AccountError, AccountUnknown, ConfigError
 from bot.events import ACCOUNT_NAME, DEFAULT_ACCOUNT, CampaignRef
 from bot.vendors import registry
 from bot.vendors.spec import VendorConfig, VendorSpec
+from bot.yamlfile import read_section
 
 __all__ = ["PERMISSIONS", "Account", "AccountError", "AccountUnknown", "Accounts", "load_accounts"]
 
@@ -205,13 +205,7 @@ def _account(raw: Any, where: str, environ: Mapping[str, str]) -> Account:
 
 
 def _file_entries(path: Path) -> list[tuple[str, Any]]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the accounts file: {exc}") from None
-    entries = data.get("accounts") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: expected `accounts:`, a list of accounts (vendor, name, api_key_env, ...)")
+    entries = read_section(path, "accounts", list, "the accounts file: vendor, name, api_key_env, ...")
     return [(f"{path}: accounts[{i}]", entry) for i, entry in enumerate(entries)]
 
 

@@ -10,25 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from bot.engine import Target, key_value
 from bot.errors import ConfigError
 from bot.events import DEFAULT_ACCOUNT, CampaignRef, Event
+from bot.yamlfile import read_section
 
 __all__ = ["Inventory", "load_inventory_file"]
 
 
 def load_inventory_file(path: Path) -> dict[str, set[str]]:
     """Read `campaigns: {vendor:id: [sender@domain, ...]}`; ConfigError naming the entry on mistakes."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read inventory: {exc}") from None
-    campaigns = data.get("campaigns") if isinstance(data, dict) else None
-    if not isinstance(campaigns, dict):
-        raise ConfigError(f"{path}: expected `campaigns:` mapping vendor:id to a list of sender emails")
+    campaigns = read_section(path, "campaigns", dict, "the inventory: vendor:id mapped to a list of sender emails")
     mapping: dict[str, set[str]] = {}
     for ref, senders in campaigns.items():
         try:

@@ -187,7 +187,8 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
     )
     accounts = load_accounts(settings)
-    vendors = build_vendors(settings, session, accounts)       # one client per account, by route
+    # one client per account, by route; in a fleet, each credential's (workspace's) budget shared in PostgreSQL
+    vendors = build_vendors(settings, session, accounts, budgets=state.budgets)
     dry = dry_routes(vendors)
     slack_notifier = await _slack(settings, outbox, stack, accounts)
     notifier = notifier or slack_notifier

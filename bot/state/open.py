@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.state import pg_workers, worker_lock
 from bot.state.leases import MemoryLeases
 from bot.state.outbox import Outbox, SqliteOutbox
+from bot.state.pg_budget import PostgresBudgets
 from bot.state.pg_leases import PostgresLeases
 from bot.state.pg_outbox import PostgresOutbox
 from bot.state.pg_schema import upgrade
@@ -23,12 +24,13 @@ from bot.state.postgres import PostgresStateStore, open_pool, where
 from bot.state.protocol import Leases, StateStore
 from bot.state.sqlite import SqliteStateStore
 from bot.state.worker_lock import WorkerLock
+from bot.vendors.budget import SharedBudget
 
 __all__ = ["State", "check_worker", "open_state", "open_store", "state_name", "upgrade_state"]
 
 #: a worker's PostgreSQL connections beyond one per message in flight (BOT_PREFETCH): the sweep, the drift
-#: watch, the Slack deliverer and the Slack operator's outbox writes
-_SPARE_CONNECTIONS: Final = 4
+#: watch, the Slack deliverer, the Slack operator's outbox writes, the leases and the rate budgets
+_SPARE_CONNECTIONS: Final = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class State:
     #: the claims one writer per campaign and each duty once stand on (bot.fleet): the fleet's, in PostgreSQL;
     #: this process's, for a SQLite worker (alone on its file)
     leases: Leases
+    #: the fleet's shared vendor rate budgets (PostgreSQL); None: each client's own limiters (one SQLite worker)
+    budgets: SharedBudget | None = None
 
 
 def state_name(settings: Settings) -> str:
@@ -74,7 +78,8 @@ async def _postgres_state(settings: Settings) -> AsyncIterator[State]:
     async with open_pool(settings.state_url, max_size=settings.prefetch + _SPARE_CONNECTIONS) as pool:
         await upgrade(pool)
         async with PostgresOutbox.open(pool) as outbox, Heartbeat.open(pool) as heartbeat:
-            yield State(PostgresStateStore(pool), outbox, heartbeat.beat, PostgresLeases(pool))
+            yield State(PostgresStateStore(pool), outbox, heartbeat.beat, PostgresLeases(pool),
+                        PostgresBudgets(pool, stale_after=2 * settings.vendor_timeout))
 
 
 def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:

@@ -37,14 +37,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
 import structlog
 
-from bot.vendors.ratelimit import Limiter, MultiWindowLimiter, SlidingWindowLimiter
+from bot.vendors.ratelimit import Limiter, MultiWindowLimiter, SlidingWindowLimiter, slot
 from bot.vendors.spec import VendorConfig
 
 __all__ = [
@@ -233,14 +233,9 @@ class SharedLimiter:
         while self._telling:
             await asyncio.gather(*self._telling)
 
-    @asynccontextmanager
-    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
+    def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]:
         """`async with limiter.slot(): <one HTTP request>`."""
-        await self.acquire(background=background)
-        try:
-            yield
-        finally:
-            self.release()
+        return slot(self, background=background)
 
 
 class SharedLimiters:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-__all__ = ["Limiter", "MultiWindowLimiter", "SlidingWindowLimiter"]
+__all__ = ["Limiter", "MultiWindowLimiter", "SlidingWindowLimiter", "slot"]
 
 
 class Limiter(Protocol):
@@ -45,6 +45,16 @@ class Limiter(Protocol):
     def release(self, *, used: bool = True) -> None: ...
 
     def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]: ...
+
+
+@asynccontextmanager
+async def slot(limiter: Limiter, *, background: bool = False) -> AsyncIterator[None]:
+    """One slot of `limiter` for the block: acquired before, released after (every limiter's `slot`)."""
+    await limiter.acquire(background=background)
+    try:
+        yield
+    finally:
+        limiter.release()
 
 
 class SlidingWindowLimiter:
@@ -138,14 +148,9 @@ class SlidingWindowLimiter:
         """Seconds until the oldest completion leaves the window (a slot frees up)."""
         return max(0.0, self._done[0] + self.period - self._clock())
 
-    @asynccontextmanager
-    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
+    def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]:
         """`async with limiter.slot(): <one HTTP request>`."""
-        await self.acquire(background=background)
-        try:
-            yield
-        finally:
-            self.release()
+        return slot(self, background=background)
 
 
 class MultiWindowLimiter(SlidingWindowLimiter):

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,15 +23,8 @@ from bot.service import running
 from bot.state.open import check_worker
 from bot.state.pg_schema import MIGRATIONS
 from tests.conftest import REPO
-from tests.postgres_db import fresh_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with fresh_database() as created:
-        yield created
 
 
 @pytest.fixture

@@ -24,15 +24,8 @@ from bot.vendors.base import CampaignVendor
 from bot.vendors.budget import SharedLimiter, Slot, Window
 from bot.vendors.build import build_vendors
 from bot.vendors.guarded import VendorClient
-from tests.postgres_db import fresh_database
 
 SMARTLEAD_ID = "4242"
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with fresh_database() as created:
-        yield created
 
 
 @asynccontextmanager

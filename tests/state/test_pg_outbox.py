@@ -13,15 +13,9 @@ import pytest
 
 from bot.state.outbox import OutboxItem
 from bot.state.pg_outbox import PostgresOutbox
-from tests.postgres_db import fresh_database, open_outbox
+from tests.postgres_db import open_outbox
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with fresh_database() as created:
-        yield created
 
 
 @pytest.fixture

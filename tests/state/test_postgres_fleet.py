@@ -20,16 +20,9 @@ from bot.state.base import CampaignRecord, Hold, HoldKind
 from bot.state.pg_schema import MIGRATIONS
 from bot.state.postgres import PostgresStateStore
 from bot.state.protocol import Transaction
-from tests.postgres_db import fresh_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 C = "smartlead:1"
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with fresh_database() as created:
-        yield created
 
 
 @pytest.fixture
