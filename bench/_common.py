@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiohttp
+import psycopg
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -151,3 +156,20 @@ async def delete_queues(url: str, queues: Sequence[str], exchanges: Sequence[str
 
 def summary(values: Sequence[float]) -> str:
     return f"median {statistics.median(values):.0f}" if values else "n/a"
+
+
+def server_url() -> str:
+    return (os.environ.get("BOT_BENCH_POSTGRES_URL") or os.environ.get("BOT_TEST_POSTGRES_URL")
+            or "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A fresh database on the server (`cgbench_<random>`), its URL; dropped on exit with its connections."""
+    name = f"cgbench_{secrets.token_hex(6)}"
+    async with await psycopg.AsyncConnection.connect(server_url(), autocommit=True, connect_timeout=5) as admin:
+        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield urlsplit(server_url())._replace(path=f"/{name}").geturl()
+        finally:
+            await admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

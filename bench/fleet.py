@@ -34,7 +34,6 @@ import asyncio
 import json
 import math
 import os
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -44,8 +43,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,9 +52,8 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import psycopg
-from psycopg import sql
 
-from bench._common import REPO, amqp_url, delete_queues
+from bench._common import REPO, amqp_url, delete_queues, scratch_database
 from bench.load import RETRY, events, publish_events, rules_dir
 from bot.broker.topology import Names
 from bot.log import configure_logging
@@ -67,23 +64,6 @@ _CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 #: a measuring window with fewer events than this is too short to say anything (all done before the last
 #: worker started): the case reports no figure rather than a wrong one
 _MIN_MEASURED: Final = 20
-
-
-def server_url() -> str:
-    return (os.environ.get("BOT_BENCH_POSTGRES_URL") or os.environ.get("BOT_TEST_POSTGRES_URL")
-            or "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A fresh database on the server (`cgbench_<random>`), its URL; dropped on exit with its connections."""
-    name = f"cgbench_{secrets.token_hex(6)}"
-    async with await psycopg.AsyncConnection.connect(server_url(), autocommit=True, connect_timeout=5) as admin:
-        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield urlsplit(server_url())._replace(path=f"/{name}").geturl()
-        finally:
-            await admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def cpu_ticks(pid: int) -> int:

@@ -20,39 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
-
-from bench._common import percentile
+from bench._common import percentile, scratch_database, server_url
 from bot.state.pg_budget import PostgresBudgets
 from bot.state.pg_schema import upgrade
 from bot.state.postgres import Pool, open_pool, query
 from bot.vendors.budget import SharedLimiter, Slot, Window
 
 BUDGET = "smartlead@bench"
-
-
-def server_url() -> str:
-    return (os.environ.get("BOT_BENCH_POSTGRES_URL") or os.environ.get("BOT_TEST_POSTGRES_URL")
-            or "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    name = f"cgbench_{secrets.token_hex(6)}"
-    async with await psycopg.AsyncConnection.connect(server_url(), autocommit=True, connect_timeout=5) as admin:
-        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield urlsplit(server_url())._replace(path=f"/{name}").geturl()
-        finally:
-            await admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 async def fill(pool: Pool, live: int) -> None:
