@@ -4,7 +4,9 @@ Isolation. Each `transaction()` is one PostgreSQL transaction at READ COMMITTED,
 the bot reads and then writes by transaction-level advisory locks, each taken on the transaction's first
 touch of its key, before the first read:
 - a campaign (its holds, record and overrides): `campaign`, key;
-- a rule's window: `window`, rule, key;
+- a rule's window: its row's lock (`SELECT ... FOR UPDATE`: the lock and the read in one round trip, the hot
+  path), and `window`, rule, key while the row does not exist yet; windows a transaction sets are written
+  in one upsert just before its COMMIT;
 - a vendor's pause log (the blast-radius breaker counts, then logs): `breaker`, vendor;
 - the parked decisions (listed, then decided): `pending`, one lock for all;
 - the campaigns one owner holds (`held_by`, and `add_hold` by that owner): `owner`, owner;
@@ -21,7 +23,8 @@ Locks taken in opposite orders may deadlock: PostgreSQL aborts one of the transa
 Why not SERIALIZABLE: a serialization failure can strike any statement of the block, which the store cannot
 replay (it is the caller's code), and the hot keys (a vendor-wide window, a campaign in a bounce spike)
 would fail all the time under concurrency; with locks, transactions wait instead of failing. Why advisory
-locks rather than row locks: the rows may not exist yet (no holds, a record never stored).
+locks rather than row locks: the rows may not exist yet (no holds, a record never stored); windows take the
+row lock when the row exists, since a window is read on every event a rule listens for.
 
 `set_campaign` is a compare-and-set in one statement (an UPDATE on the version, or an INSERT of version 1
 that does nothing on a conflict), safe on its own even without the campaign lock.
@@ -153,6 +156,8 @@ class PostgresTx:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._locked: set[tuple[str, ...]] = set()
+        #: windows set by this transaction, written by `flush` before the commit: (rule, key) → (state, now)
+        self._windows: dict[tuple[str, str], tuple[dict[str, Any], datetime]] = {}
         self._on_commit: list[Callable[[], Awaitable[None]]] = []
 
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -202,18 +207,43 @@ class PostgresTx:
         return row is not None
 
     async def window(self, rule: str, key: str) -> dict[str, Any] | None:
-        await self._lock("window", rule, key)
-        row = await self._one("SELECT state FROM windows WHERE rule = %s AND key = %s", (rule, key))
+        """The window as this transaction left it, else as stored, read under its lock (`_hold_window`)."""
+        if (rule, key) in self._windows:
+            return self._windows[(rule, key)][0]
+        return await self._hold_window(rule, key)
+
+    async def _hold_window(self, rule: str, key: str) -> dict[str, Any] | None:
+        """Lock the window until the transaction ends and read it: one round trip when it exists (a row lock,
+        `FOR UPDATE`, whose read waits for and sees the holder's commit), else the key's advisory lock and a
+        second look (a window is only ever created under that lock, so its creators take turns)."""
+        lock = ("window", rule, key)
+        sql: LiteralString = "SELECT state FROM windows WHERE rule = %s AND key = %s FOR UPDATE"
+        row = await self._one(sql, (rule, key))
+        if row is None and lock not in self._locked:
+            await self._lock(*lock)
+            row = await self._one(sql, (rule, key))
+        self._locked.add(lock)
         return row[0] if row else None
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
-        """Written at once (no buffering): the upsert is one statement."""
-        await self._lock("window", rule, key)
+        """Buffered under the window's lock and written with the transaction's other windows in one upsert
+        just before the commit (`flush`)."""
+        if (rule, key) not in self._windows and ("window", rule, key) not in self._locked:
+            await self._hold_window(rule, key)
+        self._windows[(rule, key)] = (state, now)
+
+    async def flush(self) -> None:
+        """Write the buffered windows (one statement); `PostgresStateStore.transaction` calls it before COMMIT."""
+        if not self._windows:
+            return
+        keys = sorted(self._windows)
         await self._run(
-            "INSERT INTO windows VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (rule, key) DO UPDATE"
-            " SET state = excluded.state, updated_at = excluded.updated_at",
-            (rule, key, orjson.dumps(state).decode(), now),
+            "INSERT INTO windows SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[])"
+            " ON CONFLICT (rule, key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            ([r for r, _ in keys], [k for _, k in keys],
+             [orjson.dumps(self._windows[key][0]).decode() for key in keys], [self._windows[key][1] for key in keys]),
         )
+        self._windows.clear()
 
     async def holds(self, campaign: str) -> list[Hold]:
         await self._lock("campaign", campaign)
@@ -362,6 +392,7 @@ class PostgresStateStore:
             async with self._pool.connection() as conn, conn.transaction():
                 tx = PostgresTx(conn)
                 yield tx
+                await tx.flush()
         except psycopg.Error as exc:
             raise postgres_error("a state transaction", exc) from exc
         for callback in tx._on_commit:
