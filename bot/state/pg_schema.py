@@ -11,7 +11,7 @@ The tables are SQLite's (bot.state.schema) in PostgreSQL types: times are timest
 jsonb (queried by `windows_where`); the other JSON documents are text, handed back byte for byte (an
 event's body verbatim) and never refused (jsonb rejects the `\\u0000` a webhook may carry). Keys sort
 by code point (COLLATE "C"), as the store's lists of keys promise. The outbox has its claim columns
-(bot.state.pg_outbox) and `workers` the fleet's heartbeats (bot.state.pg_workers).
+(bot.state.pg_outbox) and `heartbeats` the fleet's heartbeats (bot.state.pg_workers).
 """
 
 from __future__ import annotations
@@ -95,6 +95,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 3: vendor rate budgets the fleet shares (bot.state.pg_budget)
     RATE_SLOTS,
+    # 4: heartbeats keyed by worker process (bot.state.pg_workers), with its start time: replicas sharing a
+    # host name (every container's worker is pid 1) have a row each; `workers` stays for the previous release
+    """
+    CREATE TABLE heartbeats (
+        id text COLLATE "C" PRIMARY KEY, host text NOT NULL, pid integer NOT NULL, pid_start bigint,
+        started_at timestamptz NOT NULL, beat_at timestamptz NOT NULL);
+    CREATE INDEX heartbeats_host ON heartbeats (host, pid);
+    """,
 )
 
 
