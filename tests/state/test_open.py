@@ -22,6 +22,7 @@ from bot.log import configure_logging
 from bot.service import running
 from bot.state.open import check_worker
 from bot.state.pg_schema import MIGRATIONS
+from bot.state.pg_workers import process_start
 from tests.conftest import REPO
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ async def test_workers_share_a_postgresql_database_and_beat_in_it(url: str) -> N
             await tx.add_inventory("smartlead:1", "ann@acme.com", NOW)
         assert await second.store.inventory() == [("smartlead:1", "ann@acme.com")]
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            await conn.execute("UPDATE workers SET beat_at = now() - interval '1 hour'")
+            await conn.execute("UPDATE heartbeats SET beat_at = now() - interval '1 hour'")
             assert "has not swept for" in (check_worker(settings, max_age=60) or "")
             deadline = time.monotonic() + 5
             while check_worker(settings, max_age=60) is not None:               # the next sweep's beat
@@ -75,13 +76,15 @@ def test_healthcheck_on_postgresql(url: str, cli_env: None, monkeypatch: pytest.
     assert cli.main(["db", "upgrade"]) == 0
     capsys.readouterr()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO workers VALUES (%s, %s, now(), now())", (socket.gethostname(), _dead_pid()))
+        conn.execute("INSERT INTO heartbeats VALUES ('dead', %s, %s, 1, now(), now())", (socket.gethostname(),
+                                                                                     _dead_pid()))
         assert cli.main(["healthcheck"]) == 1
         assert "is gone" in capsys.readouterr().err
-        conn.execute("INSERT INTO workers VALUES (%s, %s, now(), now())", (socket.gethostname(), os.getpid()))
+        conn.execute("INSERT INTO heartbeats VALUES ('this', %s, %s, %s, now(), now())",
+                     (socket.gethostname(), os.getpid(), process_start(os.getpid())))
         assert cli.main(["healthcheck"]) == 0
         assert capsys.readouterr().out.startswith("worker alive on 127.0.0.1:")
-        conn.execute("UPDATE workers SET beat_at = now() - interval '10 minutes'")
+        conn.execute("UPDATE heartbeats SET beat_at = now() - interval '10 minutes'")
         assert cli.main(["healthcheck", "--max-age", "60"]) == 1
         assert "has not swept for" in capsys.readouterr().err
 
