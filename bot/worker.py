@@ -239,6 +239,8 @@ class Worker:
                 if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
                     rules = ()                  # a late duplicate of a firing that already resolved
                 keys: dict[str, str | None] = {}
+                await tx.take_windows([(rule.name, key) for rule in rules
+                                       if (key := key_value(rule.key, event, keys)) is not None])
                 for rule in rules:
                     touched |= await self._evaluate(tx, rule, event, now, keys, client)
         if event.campaign is not None and not new:

@@ -158,6 +158,8 @@ class PostgresTx:
         self._locked: set[tuple[str, ...]] = set()
         #: windows set by this transaction, written by `flush` before the commit: (rule, key) → (state, now)
         self._windows: dict[tuple[str, str], tuple[dict[str, Any], datetime]] = {}
+        #: windows `take_windows` locked and read (None: no such window yet)
+        self._read: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._on_commit: list[Callable[[], Awaitable[None]]] = []
 
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -210,6 +212,8 @@ class PostgresTx:
         """The window as this transaction left it, else as stored, read under its lock (`_hold_window`)."""
         if (rule, key) in self._windows:
             return self._windows[(rule, key)][0]
+        if (rule, key) in self._read:
+            return self._read[(rule, key)]
         return await self._hold_window(rule, key)
 
     async def _hold_window(self, rule: str, key: str) -> dict[str, Any] | None:
@@ -224,6 +228,30 @@ class PostgresTx:
             row = await self._one(sql, (rule, key))
         self._locked.add(lock)
         return row[0] if row else None
+
+    async def take_windows(self, keys: list[tuple[str, str]]) -> None:
+        """Lock and read every window of `keys` not yet this transaction's in one round trip (the rows, in
+        key order, `FOR UPDATE`); those that do not exist yet take their advisory locks in one statement
+        (in lock-id order) and are looked at again. The reads are kept for `window`."""
+        wanted = sorted({k for k in keys if k not in self._windows and ("window", *k) not in self._locked})
+        if not wanted:
+            return
+        found = await self._rows_for_update(wanted)
+        missing = [k for k in wanted if k not in found]
+        if missing:
+            ids = sorted(_lock_id(("window", *k)) for k in missing)
+            await self._run("SELECT count(pg_advisory_xact_lock(x)) FROM unnest(%s::bigint[]) AS x", (ids,))
+            found |= await self._rows_for_update(missing)
+        for key in wanted:
+            self._locked.add(("window", *key))
+            self._read[key] = found.get(key)
+
+    async def _rows_for_update(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        rows = await self._all(
+            "SELECT w.rule, w.key, w.state FROM windows w JOIN unnest(%s::text[], %s::text[]) AS k(rule, key)"
+            " ON w.rule = k.rule AND w.key = k.key ORDER BY w.rule, w.key FOR UPDATE OF w",
+            ([r for r, _ in keys], [k for _, k in keys]))
+        return {(row[0], row[1]): row[2] for row in rows}
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
         """Buffered under the window's lock and written with the transaction's other windows in one upsert

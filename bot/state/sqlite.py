@@ -97,6 +97,9 @@ class Tx(DecisionQueries):
         row = await self._one("SELECT state FROM windows WHERE rule = ? AND key = ?", (rule, key))
         return orjson.loads(row[0]) if row else None
 
+    async def take_windows(self, keys: list[tuple[str, str]]) -> None:
+        """Nothing to do: the worker is SQLite's only writer, and windows are cached."""
+
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
         """Buffered: written once per group, in one statement, just before the COMMIT."""
         self._windows[(rule, key)] = state

@@ -45,6 +45,11 @@ async def _until_blocked(url: str, *tasks: asyncio.Task[Any]) -> None:
             await asyncio.sleep(0.005)          # polling pg_locks: the server announces no lock wait
 
 
+async def _taken(tx: Transaction, keys: list[tuple[str, str]]) -> dict[str, Any] | None:
+    await tx.take_windows(keys)
+    return await tx.window(*keys[0])
+
+
 def _resolved(fingerprint: str, starts_at: str) -> Event:
     return Event(id=f"resolved-{fingerprint}", type="alert.resolved", source="alertmanager", occurred_at=NOW,
                  data={"fingerprint": fingerprint, "starts_at": starts_at})
@@ -61,6 +66,8 @@ KEYED: dict[str, tuple[Step, Step, Any]] = {
                                lambda tx: tx.override(C, "bounce", NOW), ("user:U1", NOW + timedelta(days=1))),
     "a rule's window": (lambda tx: tx.set_window("bounce", C, {"n": 1}, NOW),
                         lambda tx: tx.window("bounce", C), {"n": 1}),
+    "windows taken at once": (lambda tx: tx.set_window("bounce", C, {"n": 1}, NOW),
+                              lambda tx: _taken(tx, [("bounce", C), ("other", C)]), {"n": 1}),
     "the campaigns an owner holds": (lambda tx: tx.add_hold(Hold(C, "alert:f1", HoldKind.ALERT, "r", NOW)),
                                      lambda tx: tx.held_by("alert:f1"), [C]),
     "an alert's resolution": (lambda tx: tx.record_event(_resolved("f1", "s1"), NOW),
@@ -173,6 +180,28 @@ async def test_read_modify_writes_of_one_window_from_two_stores_lose_nothing(
     await asyncio.gather(*(bump(stores[n % 2]) for n in range(20)))
     async with stores[0].transaction() as tx:
         assert await tx.window("rule", "key") == {"n": 20}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new windows", "stored windows"])
+async def test_windows_taken_at_once_by_two_stores_lose_nothing(
+    stores: tuple[PostgresStateStore, PostgresStateStore], existing: bool,
+) -> None:
+    keys = [("a", "k1"), ("b", "k1"), ("b", "k2")]
+    if existing:
+        async with stores[0].transaction() as tx:
+            for rule, key in keys:
+                await tx.set_window(rule, key, {"n": 0}, NOW)
+
+    async def bump(store: PostgresStateStore, n: int) -> None:
+        async with store.transaction() as tx:
+            await tx.take_windows(keys[n % 3:] + keys[:n % 3])      # each in another order
+            for rule, key in keys:
+                state = await tx.window(rule, key) or {"n": 0}
+                await tx.set_window(rule, key, {"n": state["n"] + 1}, NOW)
+
+    await asyncio.gather(*(bump(stores[n % 2], n) for n in range(20)))
+    async with stores[0].transaction() as tx:
+        assert [await tx.window(rule, key) for rule, key in keys] == [{"n": 20}] * 3
 
 
 async def test_the_breaker_count_admits_one_pause_across_stores(
