@@ -28,7 +28,6 @@ from bot.state.outbox import SqliteOutbox
 from bot.vendors.base import CampaignStatus
 from bot.vendors.spec import VendorConfig
 from tests.conftest import FakeVendor
-from tests.slack.fake_slack import FakeSlack
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ACME = Account("smartlead", "acme", VendorConfig("smartlead", {}), client="Acme Corp",
@@ -245,17 +244,6 @@ def test_help_text_documents_accounts() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- notices
-
-
-@pytest.fixture
-def slack() -> FakeSlack:
-    return FakeSlack()
-
-
-@pytest.fixture
-async def api_url(slack: FakeSlack, aiohttp_server: Any) -> str:
-    server = await aiohttp_server(slack.app)
-    return str(server.make_url("/api/"))
 
 
 class _Clock:

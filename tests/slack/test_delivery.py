@@ -15,7 +15,6 @@ from bot.notify import Notice
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.state.outbox import Outbox, SqliteOutbox
 from tests.postgres_db import fresh_database, open_outbox
-from tests.slack.fake_slack import FakeSlack
 
 TOKEN = "xoxb-test-token-0123456789"
 
@@ -26,17 +25,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def slack() -> FakeSlack:
-    return FakeSlack()
-
-
-@pytest.fixture
-async def api_url(slack: FakeSlack, aiohttp_server: Any) -> str:
-    server = await aiohttp_server(slack.app)
-    return str(server.make_url("/api/"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
