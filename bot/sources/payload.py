@@ -213,6 +213,13 @@ class Fields:
         """A non-empty string (numbers are written out), else None."""
         return _text(self.get(*path))
 
+    def required(self, key: str, expected: str) -> str:
+        """`text(key)`, or PayloadError `field <key>: missing (expected <expected>)` (a webhook's type field)."""
+        value = self.text(key)
+        if value is None:
+            raise PayloadError(f"field {key}: missing (expected {expected})")
+        return value
+
     def integer(self, *path: str) -> int | None:
         return _integer(self.get(*path))
 

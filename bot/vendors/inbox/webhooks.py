@@ -58,9 +58,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     """One Inbox webhook body (parsed JSON) → one event."""
     body = require_object(payload)
     fields = Fields(body)
-    vendor_type = fields.text("type")
-    if vendor_type is None:
-        raise PayloadError("field type: missing (expected e.g. campaign.paused)")
+    vendor_type = fields.required("type", "e.g. campaign.paused")
     if "data" in body and not isinstance(body["data"], dict):
         raise PayloadError("field data: expected a JSON object")
     inner = fields.sub("data")

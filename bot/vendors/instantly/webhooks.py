@@ -25,7 +25,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from bot.errors import PayloadError
 from bot.events import CampaignRef, Event
 from bot.sources.auth import (
     TOKEN_HINT,
@@ -84,9 +83,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     """One Instantly webhook body (parsed JSON) → one event."""
     body = require_object(payload)
     fields = Fields(body)
-    vendor_type = fields.text("event_type")
-    if vendor_type is None:
-        raise PayloadError("field event_type: missing (expected e.g. email_bounced)")
+    vendor_type = fields.required("event_type", "e.g. email_bounced")
     event_type = TYPES.get(vendor_type.lower(), "vendor.other")
     campaign = find_campaign(fields, SOURCE, event_type, ("campaign_id",), optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time("timestamp")

@@ -52,9 +52,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     """One Leadterra webhook body (parsed JSON) → one event."""
     body = require_object(payload)
     fields = Fields(body)
-    vendor_type = fields.text("event")
-    if vendor_type is None:
-        raise PayloadError("field event: missing (expected e.g. message.bounced)")
+    vendor_type = fields.required("event", "e.g. message.bounced")
     inner = fields.sub("data")
     if not isinstance(body.get("data"), dict):
         raise PayloadError("field data: expected a JSON object")

@@ -33,7 +33,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from bot.errors import PayloadError
 from bot.events import CampaignRef, Event
 from bot.sources.auth import TOKEN_SETTING, AuthResult, WebhookRequest, equal, offered_tokens
 from bot.sources.payload import (
@@ -80,9 +79,7 @@ def normalize(payload: Any, received_at: datetime) -> list[Event]:
     """One lemlist webhook body (one activity, parsed JSON) → one event."""
     body = require_object(payload)
     fields = Fields(body)
-    vendor_type = fields.text("type")
-    if vendor_type is None:
-        raise PayloadError("field type: missing (expected a lemlist activity type, e.g. emailsBounced)")
+    vendor_type = fields.required("type", "a lemlist activity type, e.g. emailsBounced")
     event_type = TYPES.get(vendor_type, "vendor.other")
     campaign = find_campaign(fields, SOURCE, event_type, _CAMPAIGN_PATHS, optional=_CAMPAIGN_OPTIONAL)
     occurred = fields.first_time("createdAt", "date", "timestamp")
