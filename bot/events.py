@@ -87,7 +87,11 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "campaign.paused": "the vendor reports the campaign paused (data.by: user|system when known)",
     "campaign.completed": "the vendor reports the campaign completed",
     "campaign.bounce_threshold": "the vendor reports its own bounce threshold breached",
-    "campaign.metrics": "numbers computed elsewhere (data: rates and counts)",
+    "campaign.metrics": "a campaign's numbers: posted by the user's systems, or polled from the vendor's own analytics "
+                        "(bot.polling; data: sent, bounced, replied, opened, unsubscribed, bounce_rate, "
+                        "reply_rate, started_at, period)",
+    "account.health": "a sending mailbox's health polled from the vendor (bot.polling; data: email, account_id, route, "
+                      "smtp_ok, imap_ok, reputation, warmup_blocked, healthy, problems, period)",
     "alert.firing": "a monitoring alert fires (data: fingerprint, alertname, status, labels, annotations)",
     "alert.resolved": "a monitoring alert resolved (same data as alert.firing)",
     "command.pause": "a person asked in Slack to pause campaigns (data: campaigns, reason, user_id, response_url)",

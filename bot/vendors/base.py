@@ -8,7 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CampaignStatus", "CampaignVendor", "Guard", "InventorySource", "Observation", "WriteResult"]
+__all__ = ["CampaignMetrics", "CampaignStatus", "CampaignVendor", "Guard", "HealthSource", "InventorySource",
+           "MailboxHealth", "MetricsSource", "Observation", "WriteResult"]
 
 
 class CampaignStatus(StrEnum):
@@ -102,3 +103,57 @@ class InventorySource(Protocol):
     """
 
     async def inventory(self) -> dict[str, set[str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignMetrics:
+    """A campaign's numbers as the vendor's own analytics count them (a poll, bot.polling), lifetime totals.
+
+    Counts the vendor does not give are None (never 0: "not said" is not "none"). Rates are the vendor's
+    own, as fractions (Smartlead's `"1.6%"` → 0.016), None when it gives none."""
+
+    campaign_id: str                    # the vendor's own id, validated by the caller (CampaignRef)
+    sent: int | None = None
+    bounced: int | None = None
+    replied: int | None = None
+    opened: int | None = None
+    unsubscribed: int | None = None
+    bounce_rate: float | None = None
+    reply_rate: float | None = None
+    #: when the campaign sent its first email, if the vendor says (the "no outcome after 48 hours" rule)
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxHealth:
+    """One sending mailbox's health as the vendor reports it (a poll). None: the vendor does not say.
+
+    Never carries a password or any other credential of the mailbox: only these fields are taken from
+    the vendor's answer (Smartlead's email-accounts answer holds SMTP and IMAP passwords)."""
+
+    email: str                          # lower-cased sender address (the inventory's sender key)
+    account_id: str = ""                # the vendor's own id of the mailbox
+    smtp_ok: bool | None = None
+    imap_ok: bool | None = None
+    #: warmup reputation, 0-100 (Smartlead gives `95` in one endpoint and `"95%"` in another)
+    reputation: float | None = None
+    warmup_blocked: bool | None = None
+    #: campaign ids this mailbox sends for, when the vendor's answer lists them (else the inventory's)
+    campaigns: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """A vendor client that can poll its campaigns' analytics (Smartlead overall-stats, Instantly daily
+    analytics, Leadterra stats, lemlist stats). Reads are `background` (served after pauses and resumes).
+    Raises the `bot.errors.VendorError` tree; the poller retries and reports, never decides on a failure."""
+
+    async def campaign_metrics(self) -> list[CampaignMetrics]: ...
+
+
+@runtime_checkable
+class HealthSource(Protocol):
+    """A vendor client that can poll its sending mailboxes' health (Smartlead email-accounts, Instantly
+    account diagnostics). Reads are `background`; errors as for `MetricsSource`."""
+
+    async def mailbox_health(self) -> list[MailboxHealth]: ...
