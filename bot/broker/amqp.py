@@ -25,6 +25,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from structlog.contextvars import bound_contextvars
 
+from bot.broker.acks import AckBook
 from bot.broker.amqp_messages import (
     CONTENT_TYPE,
     LINK_ERRORS,
@@ -37,7 +38,7 @@ from bot.broker.amqp_messages import (
     safe_where,
     settle_quietly,
 )
-from bot.broker.base import Delivery, Handler, Outcome, Verdict
+from bot.broker.base import BatchHandler, Delivery, Handler, Outcome, Verdict
 from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
 from bot.broker.topology import Names, Topology, declare_topology
 from bot.errors import BrokerUnavailable
@@ -83,6 +84,13 @@ class AmqpBroker:
         self._link_up = False
         self._slots = asyncio.Semaphore(prefetch)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: batch consuming (`consume_batches`): deliveries waiting for the next batch, its size, and the
+        #: unacked tags of each consumer channel (aiormq's), settled by `AckBook`
+        self._batch: BatchHandler | None = None
+        self._batch_size = 1
+        self._waiting: list[DeliveredMessage] = []
+        self._books: dict[Any, AckBook] = {}
+        self._acking = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -202,6 +210,19 @@ class AmqpBroker:
 
     async def consume(self, handler: Handler) -> None:
         """Open the consumer channel, subscribe to the work queue and return; handlers run in tasks."""
+        await self._consume(handler)
+
+    async def consume_batches(self, handler: BatchHandler, *, size: int) -> None:
+        """As `consume`, but the deliveries at hand (up to `size`) go to `handler` together, in delivery
+        order, and are settled together: retry and dead-letter copies parked first, then one multiple-ack
+        (bot.broker.acks). Batches run in tasks like single handlers; a delivery that arrives while
+        batches are in flight waits for the next batch."""
+        if size < 1:
+            raise ValueError("a batch holds at least one delivery")
+        self._batch, self._batch_size = handler, size
+        await self._consume(None)
+
+    async def _consume(self, handler: Handler | None) -> None:
         if self._connection is None or self._consumer is not None:
             raise RuntimeError("AmqpBroker.consume() needs start() first and cannot subscribe twice")
         self._handler, self._accepting = handler, True
@@ -267,9 +288,72 @@ class AmqpBroker:
         # cancel it, and not in the task aiormq starts for this callback: aiormq throws into those when
         # the channel closes (a RabbitMQ restart), which would cut a vendor action off midway.
         # Cancelled, the message stays unacked and goes back to the queue when the channel closes.
-        if not self._accepting or self._handler is None:
+        if not self._accepting:
             return  # delivered while our cancel was on its way: closing the channel returns it
-        self._spawn(self._process(message, self._handler), self._tasks)
+        if self._batch is not None:
+            self._book(message.channel).delivered(_tag(message))
+            self._waiting.append(message)
+            if len(self._waiting) == 1:     # the first of a burst: collect the rest, then run them
+                asyncio.get_running_loop().call_soon(self._start_batches)
+        elif self._handler is not None:
+            self._spawn(self._process(message, self._handler), self._tasks)
+
+    def _book(self, channel: Any) -> AckBook:
+        book = self._books.get(channel)
+        if book is None:
+            self._books = {key: b for key, b in self._books.items() if b}     # drop emptied ones (old channels)
+            book = self._books[channel] = AckBook()
+        return book
+
+    def _start_batches(self) -> None:
+        """Hand the deliveries collected since the last call over in batches of up to `size` (each in a
+        task of ours: see `_on_message`)."""
+        waiting, self._waiting = self._waiting, []
+        if not self._accepting or self._batch is None:
+            return
+        for start in range(0, len(waiting), self._batch_size):
+            self._spawn(self._process_batch(waiting[start:start + self._batch_size], self._batch), self._tasks)
+
+    async def _process_batch(self, raws: list[DeliveredMessage], handler: BatchHandler) -> None:
+        deliveries = [raw_delivery(raw) for raw in raws]
+        try:
+            outcomes = list(await handler(deliveries))
+            if len(outcomes) != len(deliveries):
+                raise RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(deliveries)} deliveries")
+        except Exception as exc:  # a handler that raises is a bug: park the messages
+            log.exception("message.handler_failed", batch=len(deliveries))
+            outcomes = [Outcome.dead(exception_reason(exc))] * len(deliveries)
+        settled: dict[Any, tuple[list[int], list[int]]] = {}
+        for raw, delivery, outcome in zip(raws, deliveries, outcomes, strict=True):
+            requeued = outcome.verdict is not Verdict.ACK and not await self._park(raw, delivery, outcome)
+            tags, nacked = settled.setdefault(raw.channel, ([], []))
+            (nacked if requeued else tags).append(_tag(raw))
+        for channel, (tags, nacked) in settled.items():
+            multiple, singles = self._book(channel).settle(tags, acked=nacked)
+            # the frames go out in the order the book decided them: a multiple-ack overtaking a single
+            # ack below it would ack that tag first, and RabbitMQ closes a channel acked twice for a tag.
+            # (An uncontended lock is taken without yielding; a contended one queues its waiters in order.)
+            async with self._acking:
+                for tag in singles:
+                    await settle_quietly(channel.basic_ack(tag))
+                if multiple is not None:
+                    await settle_quietly(channel.basic_ack(multiple, multiple=True))
+
+    async def _park(self, raw: DeliveredMessage, delivery: Delivery, outcome: Outcome) -> bool:
+        """Park the retry or dead-letter copy; False (and the original nacked for a requeue) when it could
+        not be parked."""
+        with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
+            try:
+                if outcome.verdict is Verdict.RETRY:
+                    await self._retry(raw.header.properties.headers, delivery, outcome)
+                else:
+                    await self._dead_letter(raw.header.properties.headers, delivery,
+                                            short_reason(outcome.reason or "dead"))
+            except BrokerUnavailable as exc:
+                log.warning("message.settle_failed", verdict=str(outcome.verdict), error=str(exc))
+                await settle_quietly(raw.channel.basic_nack(_tag(raw), requeue=True))
+                return False
+        return True
 
     async def _process(self, raw: DeliveredMessage, handler: Handler) -> None:
         delivery = raw_delivery(raw)
@@ -285,21 +369,9 @@ class AmqpBroker:
     async def _settle(self, raw: DeliveredMessage, delivery: Delivery, outcome: Outcome) -> None:
         """Park a copy for a retry or a dead letter, then ack; nack (requeue) when the copy could not be
         parked. On the channel the message came by: after a reconnect its tag means nothing on the new one."""
-        tag = cast(int, cast(Basic.Deliver, raw.delivery).delivery_tag)    # set on every Deliver
-        if outcome.verdict is not Verdict.ACK:
-            headers = raw.header.properties.headers
-            with bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
-                try:
-                    if outcome.verdict is Verdict.RETRY:
-                        await self._retry(headers, delivery, outcome)
-                    else:
-                        await self._dead_letter(headers, delivery, short_reason(outcome.reason or "dead"))
-                except BrokerUnavailable as exc:
-                    # Could not park the copy: return the original; the delivery limit bounds the loop.
-                    log.warning("message.settle_failed", verdict=str(outcome.verdict), error=str(exc))
-                    await settle_quietly(raw.channel.basic_nack(tag, requeue=True))
-                    return
-        await settle_quietly(raw.channel.basic_ack(tag))
+        # Could not park the copy: the original was returned; the delivery limit bounds the loop.
+        if outcome.verdict is Verdict.ACK or await self._park(raw, delivery, outcome):
+            await settle_quietly(raw.channel.basic_ack(_tag(raw)))
 
     async def _retry(self, headers: Mapping[str, Any] | None, delivery: Delivery, outcome: Outcome) -> None:
         delay = choose_delay(delivery.retries, outcome.delay, self._delays)
@@ -328,3 +400,7 @@ class AmqpBroker:
             return await get_messages(self._topology.dead_queue, limit, wait=self._timeout)
         except LINK_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read dead letters at {self.where} ({type(exc).__name__})") from None
+
+
+def _tag(raw: DeliveredMessage) -> int:
+    return cast(int, cast(Basic.Deliver, raw.delivery).delivery_tag)    # set on every Deliver

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-__all__ = ["Broker", "Delivery", "Handler", "Outcome", "Verdict"]
+__all__ = ["BatchHandler", "Broker", "Delivery", "Handler", "Outcome", "Verdict"]
 
 
 class Verdict(StrEnum):
@@ -52,6 +52,8 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[Outcome]]
+#: Deliveries in delivery order → one outcome each, in the same order.
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
 
 
 class Broker(Protocol):
@@ -79,6 +81,13 @@ class Broker(Protocol):
     async def publish(self, body: bytes, *, message_id: str, routing_key: str) -> None: ...
 
     async def consume(self, handler: Handler) -> None: ...
+
+    async def consume_batches(self, handler: BatchHandler, *, size: int) -> None:
+        """As `consume`, with the deliveries at hand handed over together, up to `size` at a time and in
+        delivery order, and settled together once `handler` returned their outcomes (same rules as one by
+        one; on RabbitMQ, one multiple-ack for the batch). Several batches may be in flight at once, within
+        `prefetch` deliveries."""
+        ...
 
     async def stop_consuming(self, drain: float) -> None: ...
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from bot.broker.base import Delivery, Handler, Outcome, Verdict
+from bot.broker.base import BatchHandler, Delivery, Handler, Outcome, Verdict
 from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
 from bot.errors import BrokerUnavailable
 
@@ -55,7 +55,7 @@ class MemoryBroker:
         self._queue: deque[_Message] = deque()
         self._dead: deque[tuple[Delivery, str]] = deque()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._tasks: dict[asyncio.Task[None], _Message] = {}
+        self._tasks: dict[asyncio.Task[None], list[_Message]] = {}
         self._slots = asyncio.Semaphore(prefetch)
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -102,11 +102,21 @@ class MemoryBroker:
 
     async def consume(self, handler: Handler) -> None:
         """Start dispatching to `handler` (at most `prefetch` at a time) and return."""
+        await self._start(_one_by_one(handler), 1)
+
+    async def consume_batches(self, handler: BatchHandler, *, size: int) -> None:
+        """Start dispatching the queued messages at hand to `handler`, up to `size` at a time (at most
+        `prefetch` messages in flight in all), and return."""
+        if size < 1:
+            raise ValueError("a batch holds at least one delivery")
+        await self._start(handler, size)
+
+    async def _start(self, handler: BatchHandler, size: int) -> None:
         if not await self.ready():
             raise RuntimeError("MemoryBroker.consume() before start() or after close()")
         if self._dispatcher is not None:
             raise RuntimeError("MemoryBroker is already consuming")
-        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(handler))
+        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(handler, size))
 
     async def stop_consuming(self, drain: float) -> None:
         """Take no new messages; give in-flight handlers `drain` seconds, then cancel them (requeued)."""
@@ -122,9 +132,9 @@ class MemoryBroker:
         if in_flight:
             log.info("broker.drained", finished=len(done), cancelled=len(pending))
 
-    async def _dispatch(self, handler: Handler) -> None:
+    async def _dispatch(self, handler: BatchHandler, size: int) -> None:
         while True:
-            await self._slots.acquire()  # prefetch: a slot first, then a message
+            await self._slots.acquire()  # prefetch: a slot per message first, then the message
             try:
                 while not self._queue:
                     self._wakeup.clear()
@@ -132,26 +142,33 @@ class MemoryBroker:
             except asyncio.CancelledError:
                 self._slots.release()
                 raise
-            message = self._queue.popleft()
-            task = asyncio.get_running_loop().create_task(self._process(message, handler))
-            self._tasks[task] = message
+            batch = [self._queue.popleft()]
+            while self._queue and len(batch) < size and not self._slots.locked():
+                await self._slots.acquire()     # free: returns without suspending
+                batch.append(self._queue.popleft())
+            task = asyncio.get_running_loop().create_task(self._process(batch, handler))
+            self._tasks[task] = batch
             task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        message = self._tasks.pop(task)
-        self._slots.release()
+        batch = self._tasks.pop(task)
+        for _ in batch:
+            self._slots.release()
         if task.cancelled():  # also when cancelled before the handler even started
-            self._return(message)
+            for message in reversed(batch):
+                self._return(message)
         self._update_idle()
 
-    async def _process(self, message: _Message, handler: Handler) -> None:
-        delivery = message.delivery()
-        with structlog.contextvars.bound_contextvars(message_id=message.message_id, routing_key=message.routing_key):
-            try:
-                outcome = await handler(delivery)
-            except Exception as exc:  # a handler that raises is a bug: park the message
-                log.exception("message.handler_failed", retries=message.retries)
-                outcome = Outcome.dead(exception_reason(exc))
+    async def _process(self, batch: list[_Message], handler: BatchHandler) -> None:
+        deliveries = [message.delivery() for message in batch]
+        try:
+            outcomes = list(await handler(deliveries))
+            if len(outcomes) != len(deliveries):
+                raise RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(deliveries)} deliveries")
+        except Exception as exc:  # a handler that raises is a bug: park the messages
+            log.exception("message.handler_failed", batch=len(batch))
+            outcomes = [Outcome.dead(exception_reason(exc))] * len(batch)
+        for message, delivery, outcome in zip(batch, deliveries, outcomes, strict=True):
             self._settle(message, delivery, outcome)
 
     def _return(self, message: _Message) -> None:
@@ -211,7 +228,7 @@ class MemoryBroker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return sum(len(batch) for batch in self._tasks.values())
 
     @property
     def delayed(self) -> int:
@@ -233,3 +250,16 @@ class MemoryBroker:
     def _update_idle(self) -> None:
         if self._is_idle():
             self._idle.set()
+
+
+def _one_by_one(handler: Handler) -> BatchHandler:
+    """A batch handler of one delivery at a time; a handler that raises is a bug: its message is parked."""
+    async def run(deliveries: Sequence[Delivery]) -> list[Outcome]:
+        (delivery,) = deliveries
+        with structlog.contextvars.bound_contextvars(message_id=delivery.message_id, routing_key=delivery.routing_key):
+            try:
+                return [await handler(delivery)]
+            except Exception as exc:
+                log.exception("message.handler_failed", retries=delivery.retries)
+                return [Outcome.dead(exception_reason(exc))]
+    return run

@@ -198,6 +198,30 @@ class PostgresTx:
         )
         return cursor.rowcount == 1
 
+    async def record_events(self, items: list[tuple[Event, bytes | None]], now: datetime) -> set[str]:
+        """One INSERT for the lot (an alert resolution alone first, under its occurrence's lock: see
+        `record_event`). Rows are inserted in id order, so two transactions recording overlapping batches
+        wait for each other on the primary key in one order (no deadlock)."""
+        recorded: set[str] = set()
+        rows: dict[str, tuple[Any, ...]] = {}
+        for event, body in items:
+            if event.id in rows or event.id in recorded:
+                continue
+            if event.type == "alert.resolved":
+                if await self.record_event(event, now, body=body):
+                    recorded.add(event.id)
+                continue
+            rows[event.id] = (event.id, event.type, event.source, str(event.campaign) if event.campaign else None,
+                              event.occurred_at, now, body.decode() if body is not None else event.model_dump_json())
+        if rows:
+            ordered = [rows[key] for key in sorted(rows)]
+            found = await self._all(
+                "INSERT INTO events SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::timestamptz[], %s::timestamptz[], %s::text[]) ORDER BY 1 ON CONFLICT (id) DO NOTHING RETURNING id",
+                [list(column) for column in zip(*ordered, strict=True)])
+            recorded.update(row[0] for row in found)
+        return recorded
+
     async def alert_resolved(self, fingerprint: str, starts_at: str) -> bool:
         """Was the resolution of this alert occurrence recorded? (Under the occurrence's lock: a resolution
         being recorded meanwhile is waited for.)"""

@@ -43,6 +43,11 @@ class Transaction(Protocol):
         else its serialisation). False, and nothing changes, when its id was recorded before (a redelivery)."""
         ...
 
+    async def record_events(self, items: list[tuple[Event, bytes | None]], now: datetime) -> set[str]:
+        """`record_event` for each (event, body) in order, in as few round trips as the store can: the ids
+        recorded now (an id seen before, or earlier in `items`, is not among them)."""
+        ...
+
     async def alert_resolved(self, fingerprint: str, starts_at: str) -> bool:
         """Was an `alert.resolved` event with this `data.fingerprint` and `data.starts_at` recorded?"""
         ...

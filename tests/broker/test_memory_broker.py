@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from pydantic import SecretStr
@@ -220,3 +220,67 @@ async def test_handlers_cancelled_before_they_start_lose_nothing(broker: MemoryB
     assert (broker.in_flight, handler.seen) == (2, [])
     await broker.stop_consuming(drain=0)
     assert (broker.in_flight, broker.ready_count, broker.dead) == (0, 3, ())
+
+
+class Batches:
+    """A batch handler: records each batch; scripted outcomes by message id; `gate` blocks every batch."""
+
+    def __init__(self, outcomes: dict[str, Outcome] | None = None, *, gated: bool = False) -> None:
+        self.batches: list[list[Delivery]] = []
+        self.outcomes = outcomes or {}
+        self.gate = asyncio.Event()
+        self.called = asyncio.Event()
+        if not gated:
+            self.gate.set()
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        self.batches.append(list(deliveries))
+        self.called.set()
+        await self.gate.wait()
+        return [self.outcomes.pop(d.message_id or "", Outcome.ack()) for d in deliveries]
+
+
+async def test_batches_take_the_queued_messages_in_order_within_prefetch_and_settle_each() -> None:
+    broker = MemoryBroker(prefetch=5, delivery_limit=2, retry_delays=TINY)
+    await broker.start()
+    for i in range(12):
+        await broker.publish(b"{}", message_id=f"m{i:02}", routing_key="k")
+    handler = Batches({"m03": Outcome.dead("poison"), "m04": Outcome.retry("later")})
+    await broker.consume_batches(handler, size=3)
+    await idle(broker)
+    await broker.close()
+    sizes = [len(batch) for batch in handler.batches]
+    assert sizes[:2] == [3, 2] and max(sizes) == 3        # a batch is capped by size, then by prefetch
+    seen = [d.message_id for batch in handler.batches for d in batch]
+    assert [i for i in seen if i != "m04"] == [f"m{i:02}" for i in range(12) if i != 4]
+    assert seen.count("m04") == 2
+    assert [(d.message_id, reason) for d, reason in broker.dead] == [("m03", "poison")]
+
+
+async def test_a_cancelled_batch_goes_back_to_the_head_of_the_queue_in_order() -> None:
+    broker = MemoryBroker(prefetch=4, delivery_limit=2, retry_delays=TINY)
+    await broker.start()
+    for i in range(6):
+        await broker.publish(b"{}", message_id=f"m{i}", routing_key="k")
+    gated = Batches(gated=True)
+    await broker.consume_batches(gated, size=4)
+    await asyncio.wait_for(gated.called.wait(), 2)
+    assert broker.in_flight == 4
+    await broker.stop_consuming(drain=0)
+    handler = Batches()
+    await broker.consume_batches(handler, size=10)
+    await idle(broker)
+    await broker.close()
+    assert [(d.message_id, d.redelivered) for batch in handler.batches for d in batch] == [
+        ("m0", True), ("m1", True), ("m2", True), ("m3", True), ("m4", False), ("m5", False)]
+
+
+async def test_a_batch_handler_that_raises_dead_letters_the_batch(broker: MemoryBroker) -> None:
+    async def broken(deliveries: Sequence[Delivery]) -> list[Outcome]:
+        raise ValueError("boom")
+
+    await broker.publish(b"{}", message_id="m1", routing_key="k")
+    await broker.publish(b"{}", message_id="m2", routing_key="k")
+    await broker.consume_batches(broken, size=5)
+    await idle(broker)
+    assert [(d.message_id, reason) for d, reason in broker.dead] == [("m1", "ValueError: boom"), ("m2", "ValueError: boom")]

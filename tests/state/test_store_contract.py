@@ -141,6 +141,22 @@ async def test_record_event_dedupes_on_the_event_id(state_store: StateStore) -> 
     assert len([line async for line in state_store.events()]) == 2
 
 
+async def test_record_events_records_a_batch_once_and_says_which_ids_are_new(state_store: StateStore) -> None:
+    first, second, third = _event("b1"), _event("b2", campaign="smartlead:2"), _event("b3")
+    resolved = _event("b4", "alert.resolved", "alertmanager", None, fingerprint="f1", starts_at="s1")
+    async with state_store.transaction() as tx:
+        assert await tx.record_event(first, NOW)
+    body = second.model_dump_json().encode()
+    async with state_store.transaction() as tx:                 # b1 before; b2 twice in the batch
+        recorded = await tx.record_events([(third, None), (first, None), (second, body), (second, body),
+                                           (resolved, None)], NOW)
+        assert recorded == {"b2", "b3", "b4"}
+        assert await tx.alert_resolved("f1", "s1")
+        assert await tx.record_events([(third, None)], NOW) == set()      # this transaction's own
+    assert [line async for line in state_store.events(campaign="smartlead:2")] == [body.decode()]
+    assert len([line async for line in state_store.events()]) == 4
+
+
 async def test_alert_resolved_finds_the_recorded_resolution_of_that_occurrence(state_store: StateStore) -> None:
     async with state_store.transaction() as tx:
         await tx.record_event(_event("a1", "alert.resolved", "alertmanager", None, fingerprint="f1", starts_at="s1"), NOW)
