@@ -79,6 +79,10 @@ class CoreSettings(BaseSettings):
     inventory_file: Path | None = None
     accounts_file: Path | None = Field(None, description="YAML list of named vendor accounts (README, \"Accounts\")")
     inventory_refresh: float = Field(600.0, ge=0, description="seconds between reads of vendor campaign → sender lists; 0: off")
+    poll_seconds: float = Field(900.0, ge=0, description="seconds between polls of the vendors' campaign analytics "
+                                "and mailbox health (bot.poller; 0: off)")
+    poll_share: float = Field(0.5, gt=0, le=1, description="at most this share of each rate window goes to "
+                              "background reads (polls, drift reads): the rest is left to pauses and resumes")
 
     # web intake
     webhook_token: SecretStr | None = None

@@ -28,13 +28,16 @@ from bot.fleet import Duties, Writers, holder_id
 from bot.inventory import Inventory, load_inventory_file
 from bot.inventory_refresh import InventoryRefresher
 from bot.log import register_secret
+from bot.metrics import HEARTBEAT, OUTBOX_QUEUED, PARKED_DECISIONS
 from bot.notify import Notifier
+from bot.poller import Poller
 from bot.ruleset import RuleSet, load_rules
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.operator import SlackOperator
 from bot.state.open import open_state
 from bot.state.outbox import Outbox
 from bot.state.protocol import StateStore
+from bot.vendors.budget import LocalBudget
 from bot.vendors.build import build_vendors, dry_routes
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
@@ -57,6 +60,7 @@ class Services:
     outbox: Outbox | None = None
     inventory_refresher: InventoryRefresher | None = None
     duties: Duties | None = None
+    poller: Poller | None = None
 
 
 def _register_secrets(settings: Settings) -> None:
@@ -115,17 +119,32 @@ def _listen(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
-async def _heartbeat(beat: Callable[[], Awaitable[None]], every: float, duties: list[asyncio.Task[None]]) -> None:
+async def _heartbeat(beat: Callable[[], Awaitable[None]], every: float, duties: list[asyncio.Task[None]],
+                     sample: Callable[[], Awaitable[None]] | None = None) -> None:
     """Beat (bot.state.open.State.beat) every sweep interval while the event loop turns and the periodic duties
     (the sweeper, the drift watch) are still running: what `campaign-guard healthcheck` reads. A dead sweeper, or a loop
-    blocked for longer than the check's `--max-age`, makes the worker unhealthy."""
+    blocked for longer than the check's `--max-age`, makes the worker unhealthy. Each beat is also the time of
+    /metrics' heartbeat and of `sample` (the gauges read from the state)."""
     while not any(duty.done() for duty in duties):
         try:
             await beat()
+            HEARTBEAT.set_to_current_time()
         except BotError as exc:             # the database is unreachable: the next beat may get through
             log.warning("worker.heartbeat_failed", error=str(exc))
+        if sample is not None:
+            try:
+                await sample()
+            except Exception as exc:  # noqa: BLE001 - a gauge that cannot be read never stops the heartbeat
+                log.warning("worker.metrics_sample_failed", error=type(exc).__name__)
         await asyncio.sleep(every)
     log.error("worker.heartbeat_stopped", reason="a periodic duty ended", duties=[d.get_name() for d in duties])
+
+
+async def _sample(store: StateStore, outbox: Outbox) -> None:
+    """The gauges /metrics reads from the state: Slack messages waiting in the outbox, pauses the breaker parked."""
+    OUTBOX_QUEUED.set(len(await outbox.items(status="queued")))
+    async with store.transaction() as tx:
+        PARKED_DECISIONS.set(len(await tx.pending()))
 
 
 async def _inventory(settings: Settings, store: StateStore) -> Inventory:
@@ -187,8 +206,10 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.vendor_timeout))
     )
     accounts = load_accounts(settings)
-    # one client per account, by route; in a fleet, each credential's (workspace's) budget shared in PostgreSQL
-    vendors = build_vendors(settings, session, accounts, budgets=state.budgets)
+    # one client per account, by route; in a fleet, each credential's (workspace's) budget shared in PostgreSQL;
+    # background reads (polls, drift) take at most BOT_POLL_SHARE of each window (a lone worker: LocalBudget)
+    vendors = build_vendors(settings, session, accounts, budgets=state.budgets or LocalBudget(),
+                            background_share=settings.poll_share)
     dry = dry_routes(vendors)
     slack_notifier = await _slack(settings, outbox, stack, accounts)
     notifier = notifier or slack_notifier
@@ -221,12 +242,17 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         refresher = services.inventory_refresher = InventoryRefresher(inventory, store, vendors)
         duties.append(asyncio.create_task(fleet.run("inventory", settings.inventory_refresh, refresher.refresh,
                                                     first=True), name="inventory"))
+    poller = services.poller = Poller(vendors, broker, seconds=settings.poll_seconds)
+    if poller.enabled:                      # vendor analytics and mailbox health, published as events
+        duties.append(asyncio.create_task(fleet.run("poll", settings.poll_seconds, poller.run_once, first=True),
+                                          name="poll"))
     if settings.uses_postgres:              # what the fleet's other workers learned: read every sweep
         duties.append(asyncio.create_task(_every(partial(_reload, store, inventory), settings.sweep_seconds,
                                                  "inventory_reload"), name="inventory-reload"))
     for duty in duties:
         stack.push_async_callback(_cancel, duty)
-    heartbeat = asyncio.create_task(_heartbeat(state.beat, settings.sweep_seconds, duties), name="heartbeat")
+    heartbeat = asyncio.create_task(_heartbeat(state.beat, settings.sweep_seconds, duties,
+                                               partial(_sample, store, outbox)), name="heartbeat")
     stack.push_async_callback(_cancel, heartbeat)
     log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
              recovered=recovered, prefetch=settings.prefetch)

@@ -21,7 +21,12 @@ A `SharedLimiter` grants a slot in three steps:
    foreground gate too: while pauses are refused, drift reads do not ask.
 
 Across processes, background requests may take at most `background_share` of each window (rounded down, at
-least one): the rest is always left to pauses and resumes, whichever process sends them.
+least one): the rest is always left to pauses and resumes, whichever process sends them. A lone worker (SQLite)
+gets the same share from a `LocalBudget`: its limiters count every request already, so that budget only counts
+background slots against their share (`BOT_POLL_SHARE`).
+
+Each limiter counts what it is granted and told to wait in /metrics (`campaign_guard_budget_slots_total`,
+`campaign_guard_budget_waits_total`, by budget name and priority: never by key).
 
 A release is synchronous (`VendorHttp` releases in `finally`); the budget is told in a task (`drain()` waits
 for those). Until it is told, the slot counts as in flight: the fleet can count too many, never too few. A
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -44,11 +50,13 @@ from typing import Final, NamedTuple, Protocol
 
 import structlog
 
+from bot.metrics import BUDGET_LIMIT, BUDGET_SLOTS, BUDGET_WAITS
 from bot.vendors.ratelimit import Limiter, MultiWindowLimiter, SlidingWindowLimiter, slot
 from bot.vendors.spec import VendorConfig
 
 __all__ = [
     "DEFAULT_BACKGROUND_SHARE",
+    "LocalBudget",
     "MakeLimiter",
     "SharedBudget",
     "SharedLimiter",
@@ -164,6 +172,7 @@ class SharedLimiter:
         self._slots: deque[Slot] = deque()
         self._waiting = [0, 0]
         self._telling: set[asyncio.Task[None]] = set()
+        BUDGET_LIMIT.labels(budget).set(min(n / p for n, p in self.windows))
 
     def __repr__(self) -> str:
         shown = " + ".join(f"{n}/{p:g}s" for n, p in self.windows)
@@ -202,11 +211,14 @@ class SharedLimiter:
         except BaseException:
             self._local.release(used=False)
             raise
+        priority = "background" if background else "foreground"
         if isinstance(verdict, Slot):
             self._slots.append(verdict)
+            BUDGET_SLOTS.labels(self.budget, priority).inc()
             return True
         self._local.release(used=False)
         if verdict is not None:
+            BUDGET_WAITS.labels(self.budget, priority).inc()
             gates[-1].close(max(_MIN_WAIT, verdict))
         return False
 
@@ -261,3 +273,52 @@ class SharedLimiters:
         """Return once every limiter's releases reached the shared budget."""
         for limiter in list(self._made.values()):
             await limiter.drain()
+
+
+class LocalBudget:
+    """The `SharedBudget` of a lone process (SQLite state): the background share, nothing else.
+
+    One process that makes every request of a budget counts them all in its `SharedLimiter`'s own limiter
+    (foreground first), so foreground slots are always granted here. Background slots count from their grant
+    until `period` after they are done, per window, and are refused once they would exceed the window's
+    background share: polls and drift reads never fill a window, and a burst of pauses always finds room."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ids = 0
+        #: budget → slot ids of background requests in flight
+        self._flight: dict[str, set[int]] = {}
+        #: budget → when its background requests finished, oldest first
+        self._finished: dict[str, deque[float]] = {}
+        self._budget_of: dict[int, str] = {}
+
+    async def take(self, budget: str, windows: Sequence[Window], *, background: bool) -> Slot | float:
+        self._ids += 1
+        if not background:
+            return Slot(self._ids)
+        now = self._clock()
+        finished = self._finished.setdefault(budget, deque())
+        longest = max(w.period for w in windows)
+        while finished and finished[0] <= now - longest:
+            finished.popleft()
+        flight = self._flight.setdefault(budget, set())
+        wait: float | None = None
+        for window in windows:
+            recent = [t for t in finished if t > now - window.period]
+            excess = len(flight) + len(recent) - window.background + 1
+            if excess > 0:      # the (excess)th oldest finished slot must leave the window; else one in flight
+                leaves = recent[excess - 1] + window.period - now if excess <= len(recent) else window.period
+                wait = max(wait or 0.0, leaves)
+        if wait is not None:
+            return wait
+        flight.add(self._ids)
+        self._budget_of[self._ids] = budget
+        return Slot(self._ids)
+
+    async def done(self, slot: Slot, *, used: bool) -> None:
+        budget = self._budget_of.pop(slot.id, None)
+        if budget is None:                      # a foreground slot: counted by the process's own limiter
+            return
+        self._flight[budget].discard(slot.id)
+        if used:
+            self._finished[budget].append(self._clock())
