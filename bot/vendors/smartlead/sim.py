@@ -12,19 +12,27 @@
   Several keys (an agency: one per client): a campaign owned by one key (`add_campaign(..., key=)`) is
   404 "Campaign not found" for every other key, and `GET /campaigns` lists only the key's own campaigns
   and those without an owner.
+  Analytics (§1.4, `sim_analytics`): GET /analytics/campaign/overall-stats (rates as percent strings),
+  GET /campaigns/{id}/statistics (per sequence step). Email accounts (§1.5, `sim_mailboxes`):
+  GET /email-accounts/ (paged, reputation "95%", passwords included), GET /email-accounts/{id}/ (reputation
+  95, `is_warmup_blocked`). Their data is set through `sim_data` (`set_campaign_stats`, `add_mailbox`) or
+  the `/_sim/smartlead/` control routes (`sim_control`). Authentication, the rate limit and every injected
+  fault apply to these routes as to the others.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from bot.testing.sim_core import ACCOUNT_SECRET, SimCampaign
+from bot.testing.sim_core import SimCampaign
 from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, limit
-from bot.vendors.smartlead import STATUSES
+from bot.vendors.smartlead import STATUSES, sim_analytics, sim_mailboxes
+from bot.vendors.smartlead.sim_data import mailbox, visible_mailboxes
+from bot.vendors.smartlead.sim_mailboxes import account_json
+from bot.vendors.smartlead.sim_query import error_body
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
@@ -34,10 +42,6 @@ __all__ = ["SIM"]
 _CAMPAIGN: Final = re.compile(r"/campaigns/([^/]+)/?")
 _SL_STATUS: Final = re.compile(r"/campaigns/([^/]+)/status/?")
 _SL_ACCOUNTS: Final = re.compile(r"/campaigns/([^/]+)/email-accounts/?")
-
-
-def _error_body(status: int, code: str | None, message: str) -> dict[str, Any]:
-    return {"success": False, "error": {"code": code or f"HTTP_{status}", "message": message}}
 
 
 def _error(status: int, code: str | None = None, message: str = "") -> web.Response:
@@ -56,19 +60,10 @@ def _sl_campaign(c: SimCampaign) -> dict[str, Any]:
             "updated_at": c.updated_at, "client_id": None, "parent_campaign_id": None}
 
 
-def _sl_account(c: SimCampaign, email: str) -> dict[str, Any]:
-    """An email account as §1.5 lists them, credentials included (fake, marked with ACCOUNT_SECRET)."""
-    account_id = zlib.crc32(email.lower().encode()) % 900_000 + 100_000
-    user, _, domain = email.partition("@")
-    return {"id": account_id, "created_at": c.created_at, "updated_at": c.updated_at, "user_id": 1,
-            "from_name": user.title(), "from_email": email, "username": email,
-            "password": f"{ACCOUNT_SECRET}-smtp-{account_id}", "smtp_host": f"smtp.{domain}", "smtp_port": 587,
-            "smtp_port_type": "TLS", "imap_username": email, "imap_password": f"{ACCOUNT_SECRET}-imap-{account_id}",
-            "imap_host": f"imap.{domain}", "imap_port": 993, "type": "SMTP", "message_per_day": 40,
-            "daily_sent_count": 0, "is_smtp_success": True, "is_imap_success": True, "smtp_failure_error": None,
-            "imap_failure_error": None, "client_id": None, "campaign_count": 1,
-            "warmup_details": {"status": "ACTIVE", "total_sent_count": 0, "total_spam_count": 0,
-                               "warmup_reputation": "100%", "reply_rate": 0, "blocked_reason": None}}
+def _sl_accounts(sim: VendorSimulator, c: SimCampaign, key: str) -> list[dict[str, Any]]:
+    """The campaign's senders as §1.5 lists email accounts, credentials included (fake, ACCOUNT_SECRET)."""
+    counts = {m.email.lower(): len(campaigns) for m, campaigns in visible_mailboxes(sim, key)}
+    return [account_json(mailbox(sim, email), counts.get(email.lower(), 1)) for email in c.accounts]
 
 
 def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
@@ -78,6 +73,9 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return _error(401, "UNAUTHORIZED", "Invalid or missing API key")
     if (limited := limit(sim, SIM, "smartlead", key, req.now)) is not None:
         return limited
+    for route in (sim_analytics.route, sim_mailboxes.route):
+        if (answer := route(sim, req, key)) is not None:
+            return answer
     if req.method == "GET" and req.path in ("/campaigns", "/campaigns/"):
         found = [_sl_campaign(c) for c in sim.visible_campaigns("smartlead", key)]
         return web.json_response(sorted(found, key=lambda c: -c["id"]))
@@ -85,7 +83,7 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         c = sim.visible(f"smartlead:{m[1]}", key)
         if c is None:
             return _error(404, "NOT_FOUND", "Campaign not found")
-        return web.json_response([_sl_account(c, email) for email in c.accounts])
+        return web.json_response(_sl_accounts(sim, c, key))
     if req.method == "GET" and (m := _CAMPAIGN.fullmatch(req.path)):
         c = sim.visible(f"smartlead:{m[1]}", key)
         if c is None:
@@ -139,5 +137,5 @@ SIM: Final = SimVendor(
     statuses=tuple(STATUSES),
     common={common.value: native for native, common in STATUSES.items()},
     paused="PAUSED", running="ACTIVE", completed="COMPLETED",
-    handle=_handle, error_body=_error_body, rate_limited=_rate_limited,
+    handle=_handle, error_body=error_body, rate_limited=_rate_limited,
 )
