@@ -1,7 +1,9 @@
-"""Instantly (API v2): read, pause and activate with a Bearer key; webhooks; settings; simulator.
+"""Instantly (API v2): read, pause and activate with a Bearer key; analytics and account health polls;
+webhooks; settings; simulator.
 
-`client` (read, pause, activate), `webhooks` (header-token check and normalizer), `sim` (the
-simulator's handlers). This module is pure metadata: importing it imports no HTTP client.
+`client` (read, pause, activate, `campaign_metrics`, `mailbox_health`), `analytics` (the pure parsers of
+the polled answers), `webhooks` (header-token check and normalizer), `sim` (the simulator's handlers).
+This module is pure metadata: importing it imports no HTTP client.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ SPEC: Final = VendorSpec(
     client="bot.vendors.instantly.client:make_client",
     simulator="bot.vendors.instantly.sim:SIM",
     webhook_secrets=("webhook_secret",),
-    extra_settings={"webhook_secret": Setting(
-        "secret", description=f"token Instantly sends in the {webhooks.TOKEN_HEADER} header of its webhooks")},
+    extra_settings={
+        "webhook_secret": Setting(
+            "secret", description=f"token Instantly sends in the {webhooks.TOKEN_HEADER} header of its webhooks"),
+        # the polled reads (bot.vendors.instantly.analytics): documented paths [C], configurable all the same
+        "analytics_path": Setting("text", "/campaigns/analytics",
+                                  "campaign analytics overview (one row per campaign, lifetime totals)"),
+        "daily_analytics_path": Setting("text", "/campaigns/analytics/daily",
+                                        "daily campaign analytics (?campaign_id=): the first day with sends"),
+        "accounts_path": Setting("text", "/accounts", "sending accounts list (cursor-paginated): mailbox health"),
+        # [G] the daily series is asked from this day on (YYYY-MM-DD): before any campaign of the workspace
+        "analytics_since": Setting("text", "2017-01-01", "first day asked of the daily campaign analytics"),
+    },
 )

@@ -1,5 +1,7 @@
 """The simulated Instantly (bot.testing), API v2 (Bearer): GET /campaigns/{id}; POST /campaigns/{id}/pause
-and /activate, answering the Campaign object as it is after the call.
+and /activate, answering the Campaign object as it is after the call; GET /campaigns/analytics,
+/campaigns/analytics/daily and /accounts (`bot.vendors.instantly.sim_analytics`: their numbers and accounts
+are set with its `set_daily` and `add_account`).
 
 Statuses are numeric (served as JSON numbers; `SimCampaign.status` holds them as decimal strings):
 0 draft, 1 active, 2 paused, 3 completed, 4 running subsequences, -1 accounts unhealthy, -2 bounce
@@ -27,6 +29,7 @@ from aiohttp import web
 from bot.testing.sim_core import SimCampaign
 from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit, phrase
 from bot.vendors.instantly import CAMPAIGN_ID, STATUSES
+from bot.vendors.instantly.sim_analytics import handle_analytics
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
@@ -70,6 +73,9 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
     for bucket in ("instantly_second", "instantly_minute"):        # both windows, per workspace (sim.scope)
         if (limited := limit(sim, SIM, bucket, token, req.now)) is not None:
             return limited
+    polled = handle_analytics(sim, req, token, _error, lambda cid: sim.visible(f"instantly:{cid}", token))
+    if polled is not None:
+        return polled
     action = _ACTION.fullmatch(req.path) if req.method == "POST" else None
     read = _CAMPAIGN.fullmatch(req.path) if req.method == "GET" else None
     m = action or read
