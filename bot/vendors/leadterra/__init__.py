@@ -1,7 +1,9 @@
-"""Leadterra: pause and start with a Bearer key (no read endpoint), signed webhooks, settings, simulator.
+"""Leadterra: pause and start with a Bearer key (no read endpoint), campaign stats polls, signed webhooks,
+settings, simulator.
 
-`client`, `webhooks` (signature check and normalizer), `sim` (the simulator's handlers). This module is
-pure metadata: importing it imports no HTTP client.
+`client` (pause, start, `campaign_metrics` of the campaigns it is told to watch), `stats` (the stats
+answer's pure parser), `webhooks` (signature check and normalizer), `sim` (the simulator's handlers).
+This module is pure metadata: importing it imports no HTTP client.
 """
 
 from __future__ import annotations
@@ -39,5 +41,8 @@ SPEC: Final = VendorSpec(
     can_read_state=False,
     webhook_token=False,
     webhook_secrets=("webhook_secret",),
-    extra_settings={"webhook_secret": Setting("secret", description="HMAC secret of X-Leadterra-Signature")},
+    extra_settings={
+        "webhook_secret": Setting("secret", description="HMAC secret of X-Leadterra-Signature"),
+        "stats_path": Setting("path", "/campaigns/{id}/stats", "campaign stats (polled campaign metrics) [C]"),
+    },
 )

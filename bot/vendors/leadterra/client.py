@@ -20,25 +20,43 @@ without a call. The client therefore cannot see a draft: start on a draft LAUNCH
 answer would even look proven), so only the caller's own record ("campaign-guard proved it paused
 this campaign") makes `resume()` safe. Errors carry the vendor code first in `detail`
 (`no_leads_enrolled: ...`), read from `error.code`, `code` or `error`.
+
+Metrics (`MetricsSource`): `GET /campaigns/{id}/stats` [C] (`bot.vendors.leadterra.stats`), one background
+read per campaign, retried on 429/5xx. Leadterra has no campaign list, so the client polls the campaigns it
+is TOLD about: `watch(ids)` (replaces the watched set) and/or `follow(known)`, a callable (sync or async)
+asked at every poll, typically "the campaigns of this account campaign-guard knows" from the state store;
+`campaign_metrics()` polls their union, sorted. An id that is not a Leadterra id is left out (logged),
+never put into a path; a campaign that answers 404 (deleted) or names another campaign is left out of the
+result. No campaign watched: no call, an empty result.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, Unpack
 
 import aiohttp
+import structlog
 
-from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.errors import VendorNotFound
+from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Connection, VendorClient
 from bot.vendors.http import RetryPolicy, check_campaign_id, find_stamp, find_status
-from bot.vendors.leadterra import SPEC, STATUSES
+from bot.vendors.leadterra import CAMPAIGN_ID, SPEC, STATUSES
+from bot.vendors.leadterra.stats import parse_stats
 from bot.vendors.spec import VendorConfig
 
-__all__ = ["LeadterraClient", "evidence", "make_client", "parse_stamp", "parse_status"]
+__all__ = ["KnownCampaigns", "LeadterraClient", "evidence", "make_client", "parse_stamp", "parse_status"]
+
+log = structlog.get_logger(__name__)
+
+#: "Which campaigns of this account to poll": Leadterra campaign ids (`camp_...`), sync or async.
+KnownCampaigns = Callable[[], Iterable[str] | Awaitable[Iterable[str]]]
+DEFAULT_STATS_PATH: Final = SPEC.settings["stats_path"].default or "/campaigns/{id}/stats"
 
 _TO_COMMON: Final = STATUSES
 #: verb → (operation, target, the answer's time stamp of that transition)
@@ -108,10 +126,59 @@ class LeadterraClient(VendorClient):
     spec = SPEC
 
     def __init__(self, session: aiohttp.ClientSession, *, clock: Callable[[], datetime] | None = None,
+                 known: KnownCampaigns | None = None, stats_path: str = DEFAULT_STATS_PATH,
                  **connection: Unpack[Connection]) -> None:
+        """`known`: see `follow`; `stats_path`: the stats path template (`{id}` once)."""
+        if not stats_path.startswith("/") or stats_path.count("{id}") != 1 or "?" in stats_path:
+            raise ValueError(f"leadterra stats path must start with / and contain {{id}} once: {stats_path!r}")
         super().__init__(session, **connection)
         #: wall clock (UTC) for the request time; tests may replace it
         self._now = clock or (lambda: datetime.now(UTC))
+        self._stats_path = stats_path
+        self._watched: frozenset[str] = frozenset()
+        self._known = known
+
+    def watch(self, campaign_ids: Iterable[str]) -> None:
+        """Poll these campaigns (Leadterra ids, `camp_...`) from now on, instead of those watched before."""
+        self._watched = frozenset(campaign_ids)
+
+    def follow(self, known: KnownCampaigns | None) -> None:
+        """Ask `known()` (sync or async) for more campaigns to poll at every `campaign_metrics()`; None: stop."""
+        self._known = known
+
+    @property
+    def watched(self) -> frozenset[str]:
+        return self._watched
+
+    async def _polled_ids(self) -> list[str]:
+        ids = set(self._watched)
+        if self._known is not None:
+            more = self._known()
+            ids |= set(await more if inspect.isawaitable(more) else more)
+        valid = {i for i in ids if isinstance(i, str) and CAMPAIGN_ID.fullmatch(i)}
+        if ids - valid:
+            log.warning("vendor.metrics_ids_skipped", vendor=self.name, count=len(ids - valid),
+                        sample=str(next(iter(ids - valid)))[:40])
+        return sorted(valid)
+
+    async def campaign_metrics(self) -> list[CampaignMetrics]:
+        """The stats of every watched campaign (see the module docstring), by campaign id."""
+        found = []
+        for campaign_id in await self._polled_ids():
+            path = self._stats_path.replace("{id}", campaign_id)
+            check_campaign_id(self.name, campaign_id, f"GET {path}")
+            try:
+                reply = await self._http.request("GET", path, operation="metrics", background=True)
+            except VendorNotFound:
+                log.info("vendor.metrics_campaign_gone", vendor=self.name, campaign_id=campaign_id)
+                continue
+            assert reply is not None        # no `settled` callback: request() answers or raises
+            item = parse_stats(reply.body, campaign_id)
+            if item is None:
+                log.warning("vendor.metrics_unusable", vendor=self.name, campaign_id=campaign_id)
+                continue
+            found.append(item)
+        return found
 
     async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
         """Leadterra documents no read endpoint: always UNKNOWN, no call."""
@@ -157,4 +224,5 @@ def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: Ret
     """`SPEC.client`: a client from the Leadterra settings block. `limiters`: the fleet's shared budgets (bot.vendors.budget); without it, a limiter of its own."""
     assert config.api_key is not None
     return LeadterraClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
-                           limiter=limiter_of(limiters, config), retry=retry, timeout=timeout)
+                           limiter=limiter_of(limiters, config), retry=retry, timeout=timeout,
+                           stats_path=config.text("stats_path"))

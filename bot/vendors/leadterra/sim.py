@@ -4,22 +4,59 @@
   start on draft launches; start without leads/steps → 400 no_leads_enrolled / no_sequence_steps;
   a non-empty body → 400 invalid_request. Error body (undocumented) `{"error": {"code", "message"}}`.
   A campaign owned by another key (`add_campaign(..., key=)`) is 404 campaign_not_found, as a missing one.
+  GET /campaigns/{id}/stats [C]: `{campaignId, totalEnrolled, sent, delivered, bounced, replied, queued,
+  openRate, replyRate}`, the numbers set by `set_stats(sim, ref, sent=, delivered=, bounced=, replied=,
+  queued=, opened=)` (all 0 until then; `totalEnrolled` is the campaign's `leads`), the rates computed by
+  the vendor: unique opens / delivered and replied / delivered, 0 without deliveries. The numbers live
+  beside the simulator: a campaign replaced by `add_campaign` starts again from 0.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from bot.testing.sim_core import SimCampaign
 from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit
 from bot.vendors.leadterra import STATUSES
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["SIM"]
+__all__ = ["SIM", "STATS_FIELDS", "set_stats"]
+
+#: what `set_stats` takes (`opened`: unique opens, served only as `openRate`)
+STATS_FIELDS: Final = ("sent", "delivered", "bounced", "replied", "queued", "opened")
+#: simulator → ref → (the campaign the numbers belong to, its numbers)
+_STATS: weakref.WeakKeyDictionary[VendorSimulator, dict[str, tuple[SimCampaign, dict[str, int]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def set_stats(sim: VendorSimulator, ref: str, **numbers: int) -> None:
+    """Set some of campaign `ref`'s numbers (`STATS_FIELDS`; the others keep their value, 0 at first)."""
+    campaign = sim.campaign(ref)
+    unknown = set(numbers) - set(STATS_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown stats {sorted(unknown)}; use {STATS_FIELDS}")
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in numbers.values()):
+        raise ValueError("stats must be non-negative integers")
+    book = _STATS.setdefault(sim, {})
+    entry = book.get(ref)
+    current = entry[1] if entry is not None and entry[0] is campaign else dict.fromkeys(STATS_FIELDS, 0)
+    book[ref] = (campaign, current | numbers)
+
+
+def _stats(sim: VendorSimulator, c: SimCampaign) -> dict[str, Any]:
+    entry = _STATS.get(sim, {}).get(c.ref)
+    n = entry[1] if entry is not None and entry[0] is c else dict.fromkeys(STATS_FIELDS, 0)
+    delivered = n["delivered"]
+    return {"campaignId": c.id, "totalEnrolled": c.leads, "sent": n["sent"], "delivered": delivered,
+            "bounced": n["bounced"], "replied": n["replied"], "queued": n["queued"],
+            "openRate": round(n["opened"] / delivered, 4) if delivered else 0.0,
+            "replyRate": round(n["replied"] / delivered, 4) if delivered else 0.0}
 
 _LT_ACTION: Final = re.compile(r"/campaigns/([^/]+)/(pause|start|stats)/?")
 
@@ -51,8 +88,7 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
         return _error(404, "campaign_not_found",
                               "No campaign with the given id exists in your workspace.")
     if m[2] == "stats":
-        return web.json_response({"campaignId": c.id, "totalEnrolled": c.leads, "sent": 0, "delivered": 0,
-                                  "bounced": 0, "replied": 0, "queued": 0, "openRate": 0.0, "replyRate": 0.0})
+        return web.json_response(_stats(sim, c))
     if req.body not in (None, {}, ""):
         return _error(400, "invalid_request", "This endpoint accepts no request body.")
     if m[2] == "pause":
