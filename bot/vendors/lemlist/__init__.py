@@ -1,8 +1,9 @@
 """lemlist: read, pause and start a campaign with HTTP Basic auth (empty user, the key as password), its
 webhooks, settings and simulator.
 
-`client`, `webhooks` (token check and normalizer), `sim` (the simulator's handlers). This module is pure
-metadata: importing it imports no HTTP client. Facts: docs/vendors.md §5 ([C] confirmed, [G] guessed).
+`client` (read, pause, start, `campaign_metrics`), `stats` (the campaign list's and stats' pure parsers),
+`webhooks` (token check and normalizer), `sim` (the simulator's handlers). This module is pure metadata:
+importing it imports no HTTP client. Facts: docs/vendors.md §5 ([C] confirmed, [G] guessed).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ SPEC: Final = VendorSpec(
     client="bot.vendors.lemlist.client:make_client",
     simulator="bot.vendors.lemlist.sim:SIM",
     webhook_secrets=("webhook_secret",),
-    extra_settings={"webhook_secret": Setting("secret", description=f"token of /webhooks/lemlist, in "
-                                                                     f"{webhooks.TOKEN_HEADER} or ?token=")},
+    extra_settings={
+        "webhook_secret": Setting("secret", description=f"token of /webhooks/lemlist, in "
+                                                        f"{webhooks.TOKEN_HEADER} or ?token="),
+        # polled campaign metrics (bot.vendors.lemlist.stats): the paths are documented, the stats fields [3P]
+        "campaigns_path": Setting("text", "/campaigns", "campaign list (?version=v2, offset-paginated)"),
+        "stats_path": Setting("path", "/v2/campaigns/{id}/stats", "campaign stats (lifetime numbers)"),
+    },
 )

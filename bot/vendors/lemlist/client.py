@@ -19,22 +19,43 @@ Contract (docs/vendors.md §5):
   for a campaign read `paused` (never draft, ended, archived, errors or unknown).
 * 20 requests per 2 s per key [C]; `Retry-After` seconds, and `X-RateLimit-Reset` as a date string
   (read by `bot.vendors.http.parse_retry_after` as a fallback).
+
+Metrics (`MetricsSource`; facts and parsers in `bot.vendors.lemlist.stats`), every request `background`
+(after every pause, resume and foreground read), retried on 429/5xx: `GET /campaigns?version=v2&limit=100
+&offset=N` page after page (until a short or empty page, a pagination object saying it was the last, or a
+page of campaigns already seen: a server ignoring `offset` must not loop), then `GET /v2/campaigns/{id}/stats`
+for each campaign that may still send (not draft, ended or archived). A campaign gone between the list
+and its stats (404) is left out.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Unpack
+from urllib.parse import urlencode
 
 import aiohttp
+import structlog
 
-from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.errors import VendorNotFound
+from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, Observation
 from bot.vendors.budget import MakeLimiter, limiter_of
-from bot.vendors.guarded import Action, GuardedVendor, Settled
+from bot.vendors.guarded import Action, Connection, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, check_campaign_id
 from bot.vendors.lemlist import SPEC, STATUSES
+from bot.vendors.lemlist.stats import parse_campaign_page, parse_stats
 from bot.vendors.spec import VendorConfig
 
-__all__ = ["LemlistClient", "make_client", "parse_observation", "parse_status"]
+__all__ = ["CAMPAIGNS_PAGE", "LemlistClient", "make_client", "parse_observation", "parse_status"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_CAMPAIGNS_PATH: Final = SPEC.settings["campaigns_path"].default or "/campaigns"
+DEFAULT_STATS_PATH: Final = SPEC.settings["stats_path"].default or "/v2/campaigns/{id}/stats"
+#: campaigns per page: 100 is lemlist's maximum [C]
+CAMPAIGNS_PAGE: Final = 100
+#: statuses whose numbers are not polled: nothing is or will be sent (a draft launches only by a person)
+_NOT_POLLED: Final = frozenset({"draft", "ended", "archived"})
+_MAX_PAGES: Final = 1000
 
 _PATHS: Final[dict[str, str]] = {"pause": "/campaigns/{id}/pause", "resume": "/campaigns/{id}/start"}
 _STAMPS: Final = ("updatedAt", "updated_at", "lastUpdatedAt")
@@ -79,6 +100,57 @@ class LemlistClient(GuardedVendor):
     auth = "basic"      # the base64 form of the key is registered with the log redactor by `VendorHttp`
     spec = SPEC
 
+    def __init__(self, session: aiohttp.ClientSession, *, campaigns_path: str = DEFAULT_CAMPAIGNS_PATH,
+                 stats_path: str = DEFAULT_STATS_PATH, **connection: Unpack[Connection]) -> None:
+        """`campaigns_path`: the campaign list (no query); `stats_path`: the stats template (`{id}` once)."""
+        if not campaigns_path.startswith("/") or any(c in campaigns_path for c in "?#{} "):
+            raise ValueError(f"lemlist campaigns path must start with / and hold no query: {campaigns_path!r}")
+        if not stats_path.startswith("/") or stats_path.count("{id}") != 1 or "?" in stats_path:
+            raise ValueError(f"lemlist stats path must start with / and contain {{id}} once: {stats_path!r}")
+        super().__init__(session, **connection)
+        self._campaigns_path = campaigns_path
+        self._stats_path = stats_path
+
+    async def _campaigns(self) -> list[tuple[str, str | None]]:
+        """(id, raw status) of every campaign, page after page (see the module docstring)."""
+        found: dict[str, str | None] = {}
+        for page_number in range(_MAX_PAGES):
+            query = urlencode({"version": "v2", "limit": CAMPAIGNS_PAGE, "offset": page_number * CAMPAIGNS_PAGE})
+            reply = await self._http.request("GET", f"{self._campaigns_path}?{query}", operation="metrics",
+                                             background=True)
+            assert reply is not None        # no `settled` callback: request() answers or raises
+            page = parse_campaign_page(reply.body)
+            new = [(cid, status) for cid, status in page.campaigns if cid not in found]
+            if page.campaigns and not new:
+                log.warning("vendor.page_repeated", vendor=self.name, where=f"GET {self._campaigns_path}",
+                            offset=page_number * CAMPAIGNS_PAGE)
+                break
+            found.update(new)
+            if page.size < CAMPAIGNS_PAGE or page.has_more is False:
+                break
+        return list(found.items())
+
+    async def campaign_metrics(self) -> list[CampaignMetrics]:
+        """The lifetime numbers of every campaign that may still send, in the list's order."""
+        found = []
+        for campaign_id, status in await self._campaigns():
+            if status in _NOT_POLLED:
+                continue
+            path = self._stats_path.replace("{id}", campaign_id)
+            check_campaign_id(self.name, campaign_id, f"GET {path}")
+            try:
+                reply = await self._http.request("GET", path, operation="metrics", background=True)
+            except VendorNotFound:
+                log.info("vendor.metrics_campaign_gone", vendor=self.name, campaign_id=campaign_id)
+                continue
+            assert reply is not None
+            item = parse_stats(reply.body, campaign_id)
+            if item is None:
+                log.warning("vendor.metrics_unusable", vendor=self.name, campaign_id=campaign_id)
+                continue
+            found.append(item)
+        return found
+
     def _parse_read(self, body: Any, campaign_id: str) -> Observation:
         return parse_observation(body)
 
@@ -99,4 +171,5 @@ def make_client(session: aiohttp.ClientSession, config: VendorConfig, retry: Ret
     """`SPEC.client`: a client from the lemlist settings block. `limiters`: the fleet's shared budgets (bot.vendors.budget); without it, a limiter of its own."""
     assert config.api_key is not None
     return LemlistClient(session, api_key=config.api_key, base_url=config.base_url, rate_limit=config.rate(),
-                         limiter=limiter_of(limiters, config), retry=retry, timeout=timeout)
+                         limiter=limiter_of(limiters, config), retry=retry, timeout=timeout,
+                         campaigns_path=config.text("campaigns_path"), stats_path=config.text("stats_path"))

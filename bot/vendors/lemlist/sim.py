@@ -15,6 +15,17 @@
   errors → 400 [G]. Answers `{"_id", "state"}` [G].
   Errors are plain text bodies [G] (an unknown or malformed id: 404 / 400). A campaign owned by another
   key (`add_campaign(..., key=)`) is 404 "Campaign not found", as a missing one.
+  GET /campaigns?version=v2&limit=&offset= (or `page=`, 1-based [G]): `{"campaigns": [Campaign objects],
+  "pagination": {"totalRecords", "currentPage", "nextPage", "totalPage"}}` [3P shape, G field names];
+  without `version=v2` the legacy bare array of `{_id, name, labels}` (no status) [C legacy docs]. `limit`
+  100 by default and at most (a larger one is served as 100) [C]; campaigns in insertion order, only the
+  key's own and those without an owner.
+  GET /v2/campaigns/{id}/stats: lifetime numbers [G], `{nbLeads, nbLeadsLaunched, nbLeadsReached,
+  nbLeadsOpened, nbLeadsInteracted, nbLeadsAnswered, nbLeadsInterested, nbLeadsNotInterested,
+  nbLeadsUnsubscribed, nbLeadsInterrupted, messagesSent, messagesNotSent, messagesBounced, delivered,
+  opened, clicked, replied, invitationAccepted, meetingBooked, steps: []}` [3P], from `set_stats(sim, ref,
+  sent=, bounced=, delivered=, opened=, clicked=, replied=, unsubscribed=, ...)` (0 until set; `nbLeads`
+  is the campaign's `leads`). They live beside the simulator: a replaced campaign starts again from 0.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,7 +46,7 @@ from bot.vendors.lemlist import STATUSES
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["ALREADY_RUNNING", "SIM", "js_date"]
+__all__ = ["ALREADY_RUNNING", "SIM", "STATS_FIELDS", "js_date", "set_stats"]
 
 ALREADY_RUNNING: Final = "You can't start campaigns that are already running"
 _CAMPAIGN: Final = re.compile(r"/campaigns/([^/]+)/?")
@@ -43,6 +55,62 @@ _LEMLIST_ID: Final = re.compile(r"cam_[A-Za-z0-9]+")
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _LIMIT: Final = (20, 2.0)                   # "20 requests per 2 seconds", per API key [C]
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_STATS_PATH: Final = re.compile(r"/v2/campaigns/([^/]+)/stats/?")
+_PAGE: Final = 100                          # campaigns per page: default and maximum [C]
+#: `set_stats` name → the v2 stats field it sets
+STATS_FIELDS: Final = {
+    "sent": "messagesSent", "not_sent": "messagesNotSent", "bounced": "messagesBounced", "delivered": "delivered",
+    "opened": "opened", "clicked": "clicked", "replied": "replied", "meetings": "meetingBooked",
+    "invitations_accepted": "invitationAccepted", "launched": "nbLeadsLaunched", "reached": "nbLeadsReached",
+    "leads_opened": "nbLeadsOpened", "interacted": "nbLeadsInteracted", "answered": "nbLeadsAnswered",
+    "interested": "nbLeadsInterested", "not_interested": "nbLeadsNotInterested",
+    "unsubscribed": "nbLeadsUnsubscribed", "interrupted": "nbLeadsInterrupted",
+}
+#: simulator → ref → (the campaign the numbers belong to, v2 field → value)
+_STATS: weakref.WeakKeyDictionary[VendorSimulator, dict[str, tuple[SimCampaign, dict[str, int]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def set_stats(sim: VendorSimulator, ref: str, **numbers: int) -> None:
+    """Set some of campaign `ref`'s stats (`STATS_FIELDS` names; the others keep their value, 0 at first)."""
+    campaign = sim.campaign(ref)
+    unknown = set(numbers) - set(STATS_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown stats {sorted(unknown)}; use {sorted(STATS_FIELDS)}")
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in numbers.values()):
+        raise ValueError("stats must be non-negative integers")
+    book = _STATS.setdefault(sim, {})
+    entry = book.get(ref)
+    current = entry[1] if entry is not None and entry[0] is campaign else dict.fromkeys(STATS_FIELDS.values(), 0)
+    book[ref] = (campaign, current | {STATS_FIELDS[name]: value for name, value in numbers.items()})
+
+
+def _stats(sim: VendorSimulator, c: SimCampaign) -> dict[str, Any]:
+    entry = _STATS.get(sim, {}).get(c.ref)
+    numbers = entry[1] if entry is not None and entry[0] is c else dict.fromkeys(STATS_FIELDS.values(), 0)
+    return {"nbLeads": c.leads, **numbers, "steps": []}
+
+
+def _list(sim: VendorSimulator, req: SimRequest, key: str, headers: dict[str, str]) -> web.Response:
+    """GET /campaigns: v2 `{campaigns, pagination}`, or the legacy bare array without `version=v2`."""
+    try:
+        limit = min(int(req.query.get("limit", str(_PAGE))), _PAGE)
+        page = int(req.query["page"]) if "page" in req.query else None
+        offset = (page - 1) * limit if page is not None else int(req.query.get("offset", "0"))
+    except ValueError:
+        return _text(400, "limit, offset and page must be integers", headers)
+    if limit < 1 or offset < 0:
+        return _text(400, "limit must be positive and offset not negative", headers)
+    mine = sim.visible_campaigns("lemlist", key)
+    chunk = mine[offset:offset + limit]
+    if req.query.get("version") != "v2":
+        return web.json_response([{"_id": c.id, "name": c.name, "labels": []} for c in chunk], headers=headers)
+    pages = max(1, -(-len(mine) // limit))
+    current = offset // limit + 1
+    return web.json_response({"campaigns": [_campaign_object(c) for c in chunk],
+                              "pagination": {"totalRecords": len(mine), "currentPage": current,
+                                             "nextPage": current + 1 if offset + limit < len(mine) else None,
+                                             "totalPage": pages}}, headers=headers)
 
 
 def js_date(moment: datetime) -> str:
@@ -112,6 +180,15 @@ def _handle(sim: VendorSimulator, req: SimRequest) -> web.Response:
     headers = sim.limit_headers("lemlist", key, req.now)
     if headers:
         headers["X-RateLimit-Reset"] = js_date(datetime.now(UTC) + timedelta(seconds=2))
+    if req.method == "GET" and req.path.rstrip("/") == "/campaigns":
+        return _list(sim, req, key, headers)
+    if req.method == "GET" and (stats := _STATS_PATH.fullmatch(req.path)):
+        if not _LEMLIST_ID.fullmatch(stats[1]):
+            return _text(400, "Invalid campaignId", headers)
+        found = sim.visible(f"lemlist:{stats[1]}", key)
+        if found is None:
+            return _text(404, "Campaign not found", headers)
+        return web.json_response(_stats(sim, found), headers=headers)
     action = _ACTION.fullmatch(req.path) if req.method == "POST" else None
     read = _CAMPAIGN.fullmatch(req.path) if req.method == "GET" else None
     m = action or read
