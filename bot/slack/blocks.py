@@ -1,10 +1,12 @@
-"""Block Kit messages: channel notices (with Resume / Keep paused / Approve / Reject), shadow digests,
-command replies and the replacement of a clicked notice. Pure: dicts in, dicts out."""
+"""Block Kit messages: channel notices (with Resume / Keep paused / Approve / Reject), an incident's message
+edited in place and its thread replies, shadow digests, command replies and the replacement of a clicked
+notice. Pure: dicts in, dicts out."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -15,10 +17,13 @@ __all__ = [
     "clicked_message",
     "digest_message",
     "esc",
+    "incident_message",
     "notice_from_json",
     "notice_message",
     "notice_to_json",
     "reply",
+    "thread_message",
+    "title",
 ]
 
 _TITLES: Final = {
@@ -38,6 +43,11 @@ PAUSE_KINDS: Final = frozenset({"paused", "confirmed", "dry_run"})
 _HIDDEN_INPUTS: Final = frozenset({"digest", "rule_digest", "event_ids"})
 _MAX_FIELDS: Final = 10
 _MAX_TEXT: Final = 2900
+
+
+def title(kind: str) -> str:
+    """A notice kind's title, with its emoji (`:octagonal_sign: Paused`)."""
+    return _TITLES.get(kind, f":bell: {kind.replace('_', ' ').capitalize()}")
 
 
 def esc(text: str) -> str:
@@ -97,10 +107,10 @@ def _buttons(notice: Notice) -> list[dict[str, Any]]:
 
 def notice_message(notice: Notice) -> dict[str, Any]:
     """One channel message for one notice: title, what happened, the numbers, and buttons."""
-    title = _TITLES.get(notice.kind, f":bell: {notice.kind.replace('_', ' ').capitalize()}")
+    heading = title(notice.kind)
     subject = f" `{notice.campaign}`" if notice.campaign else ""
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*{title}*{subject}\n{esc(notice.text)}")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*{heading}*{subject}\n{esc(notice.text)}")}},
     ]
     if fields := _fields(notice):
         blocks.append({"type": "section", "fields": fields})
@@ -108,8 +118,34 @@ def notice_message(notice: Notice) -> dict[str, Any]:
         {"type": "mrkdwn", "text": f"campaign-guard · {notice.kind} · {notice.at:%Y-%m-%d %H:%M:%S} UTC"}]})
     if buttons := _buttons(notice):
         blocks.append({"type": "actions", "block_id": "guard_actions", "elements": buttons})
-    plain = title.split(" ", 1)[-1]
+    plain = heading.split(" ", 1)[-1]
     return {"text": _cut(f"{plain}{subject}: {notice.text}"), "blocks": blocks}
+
+
+def incident_message(opening: Notice, latest: Notice, *, updates: int) -> dict[str, Any]:
+    """An incident's one message, as `chat.update` leaves it after `latest`: where it stands now (the latest
+    notice, with the buttons that fit it), what opened it and its numbers, and how many updates its thread
+    holds."""
+    message = notice_message(latest)
+    blocks = [b for b in message["blocks"] if b["type"] not in ("context", "actions") and "fields" not in b]
+    opened = f"{title(opening.kind).split(' ', 1)[-1]} {opening.at:%Y-%m-%d %H:%M} UTC"
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(
+        f"*Incident opened:* {opened}" + (f" by `{esc(opening.rule)}`" if opening.rule else "")
+        + f"\n{esc(opening.text)}")}})
+    if fields := _fields(replace(opening, campaign=None, rule=None)):
+        blocks.append({"type": "section", "fields": fields})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+        f"campaign-guard · {latest.kind} · {latest.at:%Y-%m-%d %H:%M:%S} UTC · "
+        f"{updates} update{'s' if updates != 1 else ''} in the thread")}]})
+    if buttons := _buttons(latest):
+        blocks.append({"type": "actions", "block_id": "guard_actions", "elements": buttons})
+    return {"text": message["text"], "blocks": blocks}
+
+
+def thread_message(notice: Notice) -> dict[str, Any]:
+    """A notice as a reply in its incident's thread: the full notice, its buttons left to the message above."""
+    message = notice_message(notice)
+    return {"text": message["text"], "blocks": [b for b in message["blocks"] if b["type"] != "actions"]}
 
 
 def notice_to_json(notice: Notice) -> dict[str, Any]:
@@ -127,7 +163,7 @@ def digest_message(notices: Sequence[Notice], *, start: datetime, end: datetime)
     lines = [f"• `{n.campaign or '-'}` {'(' + esc(n.rule) + ') ' if n.rule else ''}{esc(n.text)}" for n in notices]
     shown, hidden = lines[:40], len(lines) - 40
     body = "\n".join(shown) + (f"\n… and {hidden} more (see `campaign-guard audit`)" if hidden > 0 else "")
-    header = (f"*{_TITLES['shadow']}* — {len(notices)} between {start:%H:%M} and {end:%H:%M} UTC "
+    header = (f"*{title('shadow')}* — {len(notices)} between {start:%H:%M} and {end:%H:%M} UTC "
               "(rules in shadow mode: nothing was paused)")
     return {"text": f"Shadow decisions: {len(notices)} would-be action(s)",
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"{header}\n{body}")}}]}

@@ -1,7 +1,12 @@
 """Slack delivery: SlackNotifier (notices → outbox, nothing else) and SlackDeliverer (outbox → Slack).
 
 A notice goes to its campaign's account channel (bot.accounts, `slack_channel`), else to the default
-channel (BOT_SLACK_CHANNEL); shadow notices are batched into one digest per channel and interval.
+channel (BOT_SLACK_CHANNEL); shadow notices are batched into one digest per channel and interval. The
+notices of one campaign's incident (bot.slack.incidents) are one message: the first is posted, and each
+later one edits it (`chat.update`: where it stands now, with the buttons that fit) and is told in full in
+its thread (`chat.postMessage` with `thread_ts`). The message's ts is recorded with the first delivery, in
+one write (bot.state.outbox), and a later notice is handed out only once the earlier ones are settled: a
+notice delivered again finds the ts and edits, it never posts a second message.
 
 The deliverer is one background task: it sends what is due with slack_sdk's async clients
 (`AsyncWebClient.chat_postMessage` to the channel, `AsyncWebhookClient` for `response_url` replies),
@@ -28,7 +33,15 @@ from bot.accounts import Accounts
 from bot.errors import StateError
 from bot.events import CampaignRef, utcnow
 from bot.notify import Notice
-from bot.slack.blocks import digest_message, notice_from_json, notice_message, notice_to_json
+from bot.slack.blocks import (
+    digest_message,
+    incident_message,
+    notice_from_json,
+    notice_message,
+    notice_to_json,
+    thread_message,
+)
+from bot.slack.incidents import QUIET, Phase, phase
 from bot.state.outbox import Outbox, OutboxItem
 
 __all__ = ["REPLY_TTL", "SlackDeliverer", "SlackNotifier"]
@@ -38,6 +51,10 @@ log = structlog.get_logger(__name__)
 #: Slack accepts posts to a response_url for 30 minutes.
 REPLY_TTL: Final = timedelta(minutes=30)
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+#: Slack's answers to a chat.update of a message that is gone: the incident starts a message again
+_GONE: Final = frozenset({"message_not_found", "cant_update_message"})
+#: passes of one `deliver_due` at most: each hands out the next notice of the incidents the last one advanced
+_PASSES: Final = 10
 
 
 class SlackNotifier:
@@ -74,7 +91,15 @@ class SlackNotifier:
                      reason="no BOT_SLACK_CHANNEL and no account channel for this campaign")
             return
         if notice.kind != "shadow":
-            await self._outbox.enqueue("channel", {"channel": channel, **notice_message(notice)}, now=now)
+            payload = {"channel": channel, **notice_message(notice)}
+            stage = phase(notice)
+            if stage is None or notice.campaign is None:
+                await self._outbox.enqueue("channel", payload, now=now)
+                return
+            # `text`/`blocks` too: a deliverer of the previous release posts it as a message of its own
+            await self._outbox.enqueue_incident(channel, notice.campaign, {**payload, "notice": notice_to_json(notice)},
+                                                now=now, opens=stage is Phase.OPEN, closes=stage is Phase.CLOSE,
+                                                quiet=QUIET)
             return
         index = int((now - _EPOCH).total_seconds() // self._digest)
         start = _EPOCH + timedelta(seconds=index * self._digest)
@@ -90,12 +115,17 @@ class _Result:
     detail: str
     retry: bool = False
     retry_after: float = 0.0
+    posted: tuple[str, str] | None = None       # (channel id, ts) of the message a post made
+
+
+def _error_code(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
 
 
 def _slack_error(exc: SlackApiError) -> _Result:
     status = int(getattr(exc.response, "status_code", 0) or 0)
-    data = getattr(exc.response, "data", None)
-    error = str(data.get("error", "")) if isinstance(data, dict) else ""
+    error = _error_code(exc)
     detail = f"slack api {status}" + (f" {error}" if error else "")
     if status == 429 or error == "ratelimited":
         headers = getattr(exc.response, "headers", {}) or {}
@@ -173,17 +203,30 @@ class SlackDeliverer:
                     await self._outbox.changed.wait()
 
     async def deliver_due(self) -> int:
-        """Attempt every due item once (a digest group as one message); returns how many were sent."""
+        """Attempt every due item once (a digest group as one message), and the incidents' next notices as
+        their turn comes; returns how many were sent."""
         async with self._pass:
             sent = 0
-            seen: set[int] = set()
             self._clients()
-            for item in await self._outbox.due(self._clock()):
-                if self._stopping and self._task is not None:
+            for _ in range(_PASSES):
+                done, advanced = await self._one_pass()
+                sent += done
+                if not advanced:
                     break
-                if item.id not in seen:
-                    sent += await self._deliver(item, seen)
             return sent
+
+    async def _one_pass(self) -> tuple[int, bool]:
+        """(items sent, whether an incident's notice was: its next one may be due now)."""
+        sent, advanced = 0, False
+        seen: set[int] = set()
+        for item in await self._outbox.due(self._clock()):
+            if self._stopping and self._task is not None:
+                break
+            if item.id not in seen:
+                done = await self._deliver(item, seen)
+                sent += done
+                advanced |= bool(done) and item.incident is not None
+        return sent, advanced
 
     async def _deliver(self, item: OutboxItem, seen: set[int]) -> int:
         batch = await self._outbox.grouped(item.group) if item.group else [item]
@@ -199,6 +242,8 @@ class SlackDeliverer:
         try:
             if first.target == "response_url":
                 return await self._reply(first)
+            if first.incident is not None:
+                return await self._incident(first, first.incident)
             payload = first.payload
             if first.group:
                 notices = [notice_from_json(i.payload["notice"]) for i in batch]
@@ -216,7 +261,30 @@ class SlackDeliverer:
             return _Result(False, "no BOT_SLACK_BOT_TOKEN: channel messages cannot be sent")
         response = await self._web.chat_postMessage(channel=payload["channel"], text=payload.get("text", ""),
                                                     blocks=payload.get("blocks"))
-        return _Result(True, f"ok ts={response.get('ts', '')}")
+        ts, channel = str(response.get("ts") or ""), str(response.get("channel") or payload["channel"])
+        return _Result(True, f"ok ts={ts}", posted=(channel, ts) if ts else None)
+
+    async def _incident(self, item: OutboxItem, incident_id: int) -> _Result:
+        """A notice of an incident: the first posts its message (the ts recorded with the attempt); a later
+        one edits that message (idempotent: first), then tells itself in its thread."""
+        incident = await self._outbox.incident(incident_id)
+        notice = notice_from_json(item.payload["notice"])
+        if incident is None or incident.ts is None or incident.posted_channel is None or self._web is None:
+            return await self._post(item.payload)
+        opening = notice_from_json(incident.opening.get("notice") or item.payload["notice"])
+        message = incident_message(opening, notice, updates=incident.sent)
+        try:
+            await self._web.chat_update(channel=incident.posted_channel, ts=incident.ts, text=message["text"],
+                                        blocks=message["blocks"])
+        except SlackApiError as exc:
+            if _error_code(exc) not in _GONE:
+                raise
+            log.warning("slack.incident_message_gone", incident=incident_id, error=_error_code(exc))
+            return await self._post({"channel": item.payload["channel"], **message})     # its message again
+        reply = thread_message(notice)
+        await self._web.chat_postMessage(channel=incident.posted_channel, thread_ts=incident.ts, text=reply["text"],
+                                         blocks=reply["blocks"])
+        return _Result(True, f"ok ts={incident.ts} updated, thread reply")
 
     async def _reply(self, item: OutboxItem) -> _Result:
         if self._clock() - item.created_at > REPLY_TTL:
@@ -241,7 +309,7 @@ class SlackDeliverer:
             delay = max(self._delays[min(attempts - 1, len(self._delays) - 1)], result.retry_after)
             retry_at = now + timedelta(seconds=delay)
         await self._outbox.record([i.id for i in batch], now=now, ok=result.ok, detail=result.detail,
-                                  retry_at=retry_at)
+                                  retry_at=retry_at, posted=result.posted)
         fields = {"outbox_ids": [i.id for i in batch], "target": batch[0].target, "attempt": attempts,
                   "detail": result.detail}
         if result.ok:

@@ -5,6 +5,14 @@ Slack being down never blocks or loses a decision. Every attempt is recorded in 
 Rows with a `grp` are delivered together as one message (shadow digests) once their `due_at` passed.
 A `key` makes enqueueing idempotent (a command's reply is queued once, whatever the redeliveries).
 
+Incidents (`slack_incidents`): the notices about one campaign in one channel, from the one that opened the
+incident until the one that closed it, are one Slack message edited in place, with the history in its
+thread (bot.slack.delivery). `enqueue_incident` files a notice under the campaign's open incident (opening
+one when asked) in the same write; the first delivery of an incident records the message's `ts` with the
+attempt (`record(posted=...)`), in one transaction, and an incident's items are handed out one at a time,
+oldest first: a later notice is due only once every earlier one of its incident is settled, so it always
+finds the `ts` it edits (or, when the earlier ones failed for good, posts the message itself).
+
 `Outbox` is what the Slack code depends on; `SqliteOutbox` (here) and bot.state.pg_outbox's
 `PostgresOutbox` implement it. The SQLite one uses its own connection to the state file (WAL): it never
 takes the store's writer lock, so a notifier may enqueue from anywhere, even from a callback that runs
@@ -21,7 +29,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -29,20 +37,34 @@ import aiosqlite
 
 from bot.errors import StateError
 
-__all__ = ["Attempt", "Outbox", "OutboxItem", "OutboxSignals", "SqliteOutbox"]
+__all__ = ["TURN", "Attempt", "Incident", "Outbox", "OutboxItem", "OutboxSignals", "SqliteOutbox"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, payload TEXT NOT NULL,
     grp TEXT, status TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL, due_at TEXT NOT NULL, done_at TEXT, result TEXT NOT NULL DEFAULT '');
+    created_at TEXT NOT NULL, due_at TEXT NOT NULL, done_at TEXT, result TEXT NOT NULL DEFAULT '',
+    incident INTEGER);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due_at);
 CREATE TABLE IF NOT EXISTS outbox_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, outbox_id INTEGER NOT NULL, at TEXT NOT NULL,
     ok INTEGER NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_attempts_item ON outbox_attempts (outbox_id, id);
+CREATE TABLE IF NOT EXISTS slack_incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, campaign TEXT NOT NULL, opened_at TEXT NOT NULL,
+    closed_at TEXT, opening TEXT NOT NULL, ts TEXT, posted_channel TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS slack_incidents_open ON slack_incidents (channel, campaign) WHERE closed_at IS NULL;
 """
-_COLUMNS: Final = "id, key, target, payload, grp, status, attempts, created_at, due_at, done_at, result"
+#: Columns added since the outbox's first release: (table, column, definition), added to an older file at open
+#: (as bot.state.sqlite does for the store's tables); then the indexes that need them.
+_ADDED: Final = (("outbox", "incident", "INTEGER"),)
+_ADDED_INDEXES: Final = "CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident, id) WHERE status = 'queued';"
+_COLUMNS: Final = "id, key, target, payload, grp, status, attempts, created_at, due_at, done_at, result, incident"
+#: An item's turn: outside any incident, or no earlier item of its incident still queued (SQL on `outbox`).
+TURN: Final = ("(outbox.incident IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident = outbox.incident"
+               " AND p.status = 'queued' AND p.id < outbox.id))")
+_INCIDENT_COLUMNS: Final = ("i.id, i.channel, i.campaign, i.opened_at, i.closed_at, i.opening, i.ts, i.posted_channel,"
+                            " (SELECT count(*) FROM outbox o WHERE o.incident = i.id AND o.status = 'sent')")
 
 
 def _ts(value: datetime) -> str:
@@ -64,6 +86,7 @@ class OutboxItem:
     due_at: datetime
     done_at: datetime | None
     result: str                  # the last attempt's outcome (e.g. `ok ts=1712.0001`, `http 503`)
+    incident: int | None = None  # the Slack incident it belongs to (`Outbox.enqueue_incident`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +95,21 @@ class Attempt:
     at: datetime
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One campaign's trouble in one channel: one Slack message (`ts`, once posted), edited in place."""
+
+    id: int
+    channel: str                 # where its notices go, as configured (an id or a #name)
+    campaign: str
+    opened_at: datetime
+    closed_at: datetime | None   # set when the notice that ends it was queued (the next one opens another)
+    opening: dict[str, Any]      # the payload of the notice that opened it
+    ts: str | None               # its message, once the first notice was posted
+    posted_channel: str | None   # the channel id Slack answered that post with (what chat.update needs)
+    sent: int                    # its notices delivered so far
 
 
 class Outbox(Protocol):
@@ -86,6 +124,19 @@ class Outbox(Protocol):
                       group: str | None = None, due_at: datetime | None = None) -> bool:
         """Queue one message (`target`: `channel` or `response_url`), due at `due_at` (default `now`), in
         digest `group` if given; False when `key` was queued before (nothing changes)."""
+        ...
+
+    async def enqueue_incident(self, channel: str, campaign: str, payload: dict[str, Any], *, now: datetime,
+                               opens: bool, closes: bool, quiet: timedelta | None = None) -> int | None:
+        """Queue a channel message in the open incident of (`channel`, `campaign`), in one write: with
+        `opens`, one is opened when none is (or when the open one's newest notice is older than `quiet`: it
+        is closed, and this one starts the next); with `closes`, the incident is closed after this message
+        (the next opening notice starts another). Returns the incident's id; None when there is none to join
+        (the message is queued on its own)."""
+        ...
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        """The incident, as stored now."""
         ...
 
     async def has(self, key: str) -> bool:
@@ -107,8 +158,9 @@ class Outbox(Protocol):
         ...
 
     async def record(self, ids: list[int], *, now: datetime, ok: bool, detail: str,
-                     retry_at: datetime | None = None) -> None:
-        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good."""
+                     retry_at: datetime | None = None, posted: tuple[str, str] | None = None) -> None:
+        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good. `posted`
+        (channel id, ts): the message the attempt posted becomes its incident's, in the same write."""
         ...
 
     async def wait_settled(self, item_id: int) -> OutboxItem:
@@ -127,7 +179,12 @@ class Outbox(Protocol):
 def _item(row: sqlite3.Row | tuple[Any, ...]) -> OutboxItem:
     return OutboxItem(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
                       datetime.fromisoformat(row[7]), datetime.fromisoformat(row[8]),
-                      datetime.fromisoformat(row[9]) if row[9] else None, row[10])
+                      datetime.fromisoformat(row[9]) if row[9] else None, row[10], row[11])
+
+
+def _incident(row: sqlite3.Row | tuple[Any, ...]) -> Incident:
+    return Incident(row[0], row[1], row[2], datetime.fromisoformat(row[3]),
+                    datetime.fromisoformat(row[4]) if row[4] else None, json.loads(row[5]), row[6], row[7], row[8])
 
 
 class OutboxSignals(abc.ABC):
@@ -181,6 +238,7 @@ class SqliteOutbox(OutboxSignals):
             await db.execute("PRAGMA synchronous=FULL")     # as the state store: a queued notice survives a crash
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA)
+            await _migrate(db)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the outbox in {path}: {exc}") from exc
         try:
@@ -215,15 +273,49 @@ class SqliteOutbox(OutboxSignals):
             self.changed.set()
         return added
 
+    async def enqueue_incident(self, channel: str, campaign: str, payload: dict[str, Any], *, now: datetime,
+                               opens: bool, closes: bool, quiet: timedelta | None = None) -> int | None:
+        """Queue a message in the campaign's open incident (see `Outbox.enqueue_incident`); one transaction."""
+        body = json.dumps(payload, default=str)
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT i.id, (SELECT max(o.created_at) FROM outbox o WHERE o.incident = i.id) FROM slack_incidents i"
+                " WHERE i.channel = ? AND i.campaign = ? AND i.closed_at IS NULL", (channel, campaign),
+            ) as cursor:
+                row = await cursor.fetchone()
+            incident: int | None = row[0] if row else None
+            if row and opens and quiet is not None and row[1] and datetime.fromisoformat(row[1]) < now - quiet:
+                await db.execute("UPDATE slack_incidents SET closed_at = ? WHERE id = ?", (row[1], incident))
+                incident = None
+            if incident is None and opens:
+                cursor = await db.execute(
+                    "INSERT INTO slack_incidents (channel, campaign, opened_at, opening) VALUES (?, ?, ?, ?)",
+                    (channel, campaign, _ts(now), body))
+                incident = cursor.lastrowid
+            await db.execute(
+                "INSERT INTO outbox (target, payload, created_at, due_at, incident) VALUES ('channel', ?, ?, ?, ?)",
+                (body, _ts(now), _ts(now), incident))
+            if incident is not None and closes:
+                await db.execute("UPDATE slack_incidents SET closed_at = ? WHERE id = ?", (_ts(now), incident))
+        self.changed.set()
+        return incident
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        async with self._lock, self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM slack_incidents i WHERE i.id = ?", (incident_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _incident(row) if row else None
+
     async def has(self, key: str) -> bool:
         async with self._lock, self._db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)) as cursor:
             return await cursor.fetchone() is not None
 
     async def due(self, now: datetime, *, limit: int = 20) -> list[OutboxItem]:
-        """Queued items whose time has come, oldest first."""
+        """Queued items whose time has come and whose turn it is (`TURN`), oldest first."""
         async with self._lock, self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-            (_ts(now), limit),
+            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND due_at <= ? AND {TURN}"
+            " ORDER BY due_at, id LIMIT ?", (_ts(now), limit),
         ) as cursor:
             return [_item(row) for row in await cursor.fetchall()]
 
@@ -236,16 +328,22 @@ class SqliteOutbox(OutboxSignals):
 
     async def next_due(self) -> datetime | None:
         async with self._lock, self._db.execute(
-            "SELECT min(due_at) FROM outbox WHERE status = 'queued'"
+            f"SELECT min(due_at) FROM outbox WHERE status = 'queued' AND {TURN}"
         ) as cursor:
             row = await cursor.fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     async def record(self, ids: list[int], *, now: datetime, ok: bool, detail: str,
-                     retry_at: datetime | None = None) -> None:
-        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good."""
+                     retry_at: datetime | None = None, posted: tuple[str, str] | None = None) -> None:
+        """Record one attempt for `ids`: sent (ok), queued again for `retry_at`, or failed for good; `posted`:
+        the message of their incident, in the same transaction."""
         status = "sent" if ok else ("queued" if retry_at is not None else "failed")
         async with self._tx() as db:
+            if ok and posted is not None:
+                marks = ", ".join("?" * len(ids))
+                await db.execute(
+                    "UPDATE slack_incidents SET posted_channel = ?, ts = ? WHERE id IN"
+                    f" (SELECT incident FROM outbox WHERE id IN ({marks}) AND incident IS NOT NULL)", (*posted, *ids))
             for item_id in ids:
                 await db.execute("INSERT INTO outbox_attempts (outbox_id, at, ok, detail) VALUES (?, ?, ?, ?)",
                                  (item_id, _ts(now), int(ok), detail[:500]))
@@ -267,6 +365,16 @@ class SqliteOutbox(OutboxSignals):
             f"SELECT outbox_id, at, ok, detail FROM outbox_attempts {where} ORDER BY id", args
         ) as cursor:
             return [Attempt(r[0], datetime.fromisoformat(r[1]), bool(r[2]), r[3]) for r in await cursor.fetchall()]
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Add the columns an outbox created by an older release lacks, then their indexes."""
+    for table, column, definition in _ADDED:
+        async with db.execute(f"PRAGMA table_info({table})") as cursor:
+            present = {row[1] for row in await cursor.fetchall()}
+        if column not in present:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    await db.executescript(_ADDED_INDEXES)
 
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ The tables are SQLite's (bot.state.schema) in PostgreSQL types: times are timest
 jsonb (queried by `windows_where`); the other JSON documents are text, handed back byte for byte (an
 event's body verbatim) and never refused (jsonb rejects the `\\u0000` a webhook may carry). Keys sort
 by code point (COLLATE "C"), as the store's lists of keys promise. The outbox has its claim columns
-(bot.state.pg_outbox) and `heartbeats` the fleet's heartbeats (bot.state.pg_workers).
+(bot.state.pg_outbox) and `heartbeats` the fleet's heartbeats (bot.state.pg_workers); `slack_incidents` the
+Slack messages edited in place (bot.state.outbox).
 """
 
 from __future__ import annotations
@@ -102,6 +103,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         id text COLLATE "C" PRIMARY KEY, host text NOT NULL, pid integer NOT NULL, pid_start bigint,
         started_at timestamptz NOT NULL, beat_at timestamptz NOT NULL);
     CREATE INDEX heartbeats_host ON heartbeats (host, pid);
+    """,
+    # 5: Slack incidents (bot.state.pg_outbox): one message per campaign's trouble, edited in place; the outbox
+    # items filed under one; the daily digest's reads of a day of audit rows
+    """
+    ALTER TABLE outbox ADD COLUMN incident bigint;
+    CREATE INDEX outbox_incident ON outbox (incident, id) WHERE status = 'queued';
+    CREATE TABLE slack_incidents (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, channel text COLLATE "C" NOT NULL,
+        campaign text COLLATE "C" NOT NULL, opened_at timestamptz NOT NULL, closed_at timestamptz,
+        opening text NOT NULL, ts text, posted_channel text);
+    CREATE UNIQUE INDEX slack_incidents_open ON slack_incidents (channel, campaign) WHERE closed_at IS NULL;
+    CREATE INDEX audit_at ON audit (at);
     """,
 )
 

@@ -1,5 +1,9 @@
 """A local fake of Slack for tests: the Web API (`/api/<method>`) and `response_url`s (`/response/<id>`),
-recording every request; plus signing exactly as Slack signs (`v0=` HMAC-SHA256 of `v0:{ts}:{body}`)."""
+recording every request; plus signing exactly as Slack signs (`v0=` HMAC-SHA256 of `v0:{ts}:{body}`).
+
+It keeps the channels' messages as Slack would: `chat.postMessage` answers with the channel's id (a `#name`
+becomes `C` + the name) and a new ts; with `thread_ts` the message is a reply in that message's thread;
+`chat.update` replaces a message and answers `message_not_found` for a ts it never gave (or `delete`d)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,10 @@ class FakeSlack:
         self.attempts = 0
         self._changed = asyncio.Condition()
         self._ts = 1_700_000_000
+        #: (channel id, ts) → the message as it stands (the last chat.update's body)
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (channel id, parent ts) → the replies in its thread, in order
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     @property
     def app(self) -> web.Application:
@@ -55,10 +63,22 @@ class FakeSlack:
                     return web.Response(status=failure, text="upstream unavailable", content_type="text/html")
                 return web.json_response({"ok": False, "error": failure})
             body = await request.json()
-            self.received.append(Received("api", request.match_info["method"], body,
-                                          request.headers.get("Authorization", "")))
+            method = request.match_info["method"]
+            self.received.append(Received("api", method, body, request.headers.get("Authorization", "")))
+            channel = str(body.get("channel", ""))
+            channel = "C" + channel[1:].upper() if channel.startswith("#") else channel
+            if method == "chat.update":
+                if (channel, body.get("ts")) not in self.messages:
+                    return web.json_response({"ok": False, "error": "message_not_found"})
+                self.messages[(channel, body["ts"])] = body
+                return web.json_response({"ok": True, "channel": channel, "ts": body["ts"]})
             self._ts += 1
-            return web.json_response({"ok": True, "channel": body.get("channel"), "ts": f"{self._ts}.000100"})
+            ts = f"{self._ts}.000100"
+            if body.get("thread_ts"):
+                self.threads.setdefault((channel, body["thread_ts"]), []).append(body)
+            else:
+                self.messages[(channel, ts)] = body
+            return web.json_response({"ok": True, "channel": channel, "ts": ts})
         finally:
             await self._changed_now()
 
@@ -74,6 +94,18 @@ class FakeSlack:
 
     def api_posts(self) -> list[Received]:
         return [r for r in self.received if r.kind == "api"]
+
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        """The bodies of the Web API calls of `method` (`chat.update`), in order."""
+        return [r.body for r in self.received if r.kind == "api" and r.path == method]
+
+    def top_posts(self) -> list[dict[str, Any]]:
+        """chat.postMessage bodies that started a message of the channel (not a thread reply)."""
+        return [body for body in self.calls("chat.postMessage") if not body.get("thread_ts")]
+
+    def delete(self, channel: str, ts: str) -> None:
+        """A person deleted the message: a chat.update of it now answers message_not_found."""
+        del self.messages[(channel, ts)]
 
     def replies(self, rid: str | None = None) -> list[Received]:
         return [r for r in self.received if r.kind == "response" and (rid is None or r.path == rid)]
