@@ -10,25 +10,48 @@ campaign, because START on a DRAFTED campaign launches it. See `bot.vendors.guar
 `inventory()` (§1.3, §1.5): `GET /campaigns/` (a bare array, or `{success, data}`), then
 `GET /campaigns/{id}/email-accounts` for each campaign not ARCHIVED/STOPPED. Those bodies carry SMTP/IMAP
 passwords: only `from_email` is ever taken out of them, and no part of them is logged or kept.
+
+Polls (a `MetricsSource` and a `HealthSource`, parsed by `bot.vendors.smartlead.analytics`), every request
+at background priority (served by the rate limiter after every waiting pause, resume and foreground read):
+`campaign_metrics()` (§1.4): `GET /analytics/campaign/overall-stats` over `analytics.LOOKBACK_DAYS`, pages
+read until one comes back empty; rates are percent strings. `mailbox_health()` (§1.5):
+`GET /email-accounts/`, pages of 100 until a shorter one; its answers carry passwords, of which nothing
+is kept, logged or put into an error (only `MailboxHealth`'s fields are read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
 
 import aiohttp
+import structlog
 
-from bot.errors import VendorNotFound
-from bot.vendors.base import CampaignStatus, Guard, Observation
+from bot.errors import VendorNotFound, VendorRejected
+from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, MailboxHealth, Observation
 from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, GuardedVendor, Settled
 from bot.vendors.http import Reply, RetryPolicy, VendorRefused, check_campaign_id, find_stamp, find_status
 from bot.vendors.smartlead import CAMPAIGN_ID, SPEC, STATUSES
+from bot.vendors.smartlead.analytics import (
+    MAILBOX_PAGE,
+    MAX_PAGES,
+    STATS_PAGE,
+    Page,
+    email_accounts_query,
+    mailbox_page,
+    metrics_page,
+    overall_stats_query,
+)
 from bot.vendors.spec import VendorConfig
 
 __all__ = ["ALLOWED_STATUS_VALUES", "SmartleadClient", "campaign_items", "make_client", "parse_observation",
            "parse_status", "sender_emails"]
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 #: The only values campaign-guard ever sends to `POST /campaigns/{id}/status`. Never STOPPED.
 ALLOWED_STATUS_VALUES: Final = frozenset({"PAUSED", "START"})
@@ -79,7 +102,7 @@ def parse_observation(body: Any, campaign_id: str) -> Observation:
 
 
 class SmartleadClient(GuardedVendor):
-    """Smartlead campaign API: pause, resume, read status."""
+    """Smartlead campaign API: pause, resume, read status; inventory; campaign metrics and mailbox health."""
 
     name = "smartlead"
     auth = "query"
@@ -111,6 +134,51 @@ class SmartleadClient(GuardedVendor):
             assert reply is not None
             mapping[f"{self.name}:{campaign_id}"] = sender_emails(reply.body)
         return mapping
+
+    async def campaign_metrics(self) -> list[CampaignMetrics]:
+        """Every campaign's lifetime numbers from overall-stats (§1.4), one per campaign id (the first seen
+        if a listing shifted between pages). `started_at` and `unsubscribed` are None: not in this answer."""
+        today = datetime.now(UTC).date()
+        return await self._paged(
+            "/analytics/campaign/overall-stats", lambda offset: overall_stats_query(today, offset), metrics_page,
+            key=lambda item: item.campaign_id, page_size=STATS_PAGE, until_empty=True, operation="metrics")
+
+    async def mailbox_health(self) -> list[MailboxHealth]:
+        """Every mailbox's health from the email-accounts listing (§1.5), one per address. No other field of
+        the answer (passwords!) is kept, logged or put into an error."""
+        return await self._paged(
+            "/email-accounts/", email_accounts_query, mailbox_page, key=lambda item: item.email,
+            page_size=MAILBOX_PAGE, until_empty=False, operation="health")
+
+    async def _paged(self, path: str, query: Callable[[int], str], parse: Callable[[Any], Page[T] | None], *,
+                     key: Callable[[T], str], page_size: int, until_empty: bool, operation: str) -> list[T]:
+        """Read a listing page by page at background priority: until an empty page (`until_empty`) or one
+        shorter than `page_size`, a page with nothing new (a vendor ignoring `offset`), or `MAX_PAGES`.
+        An answer of an unknown shape raises `VendorRejected` naming the path only."""
+        found: dict[str, T] = {}
+        offset = skipped = pages = 0
+        while pages < MAX_PAGES:
+            reply = await self._http.request("GET", f"{path}?{query(offset)}", operation=operation,
+                                             background=True)
+            assert reply is not None
+            pages += 1
+            page = parse(reply.body)
+            if page is None:
+                raise VendorRejected(self.name, reply.status, f"GET {path}", "unexpected answer shape")
+            new = 0
+            for item in page.items:
+                if key(item) not in found:
+                    found[key(item)] = item
+                    new += 1
+            skipped += page.listed - len(page.items)
+            if page.listed == 0 or (not until_empty and page.listed < page_size) or (page.items and not new):
+                break
+            offset += page.listed
+        else:
+            log.warning("vendor.poll_truncated", vendor=self.name, where=f"GET {path}", pages=pages)
+        log.info("vendor.polled", vendor=self.name, where=f"GET {path}", pages=pages, items=len(found),
+                 skipped=skipped)
+        return list(found.values())
 
     def _reply_status(self, reply: Reply, campaign_id: str) -> CampaignStatus:
         return parse_status(reply.body, campaign_id)[0]
