@@ -1,7 +1,9 @@
 """Smartlead: the v1 campaign API (key in the query string), its webhooks, settings and simulator.
 
-`client` (read, pause, resume, inventory), `webhooks` (authentication and normalizer), `sim` (the
-simulator's handlers). This module is pure metadata: importing it imports no HTTP client.
+`client` (read, pause, resume, inventory, campaign metrics and mailbox health polls), `analytics` (the
+polls' pure parsers, docs/vendors.md §1.4, §1.5), `webhooks` (authentication and normalizer), `sim` (the
+simulator's handlers, with `sim_analytics`, `sim_mailboxes`, their data `sim_data` and its control routes
+`sim_control`). This module is pure metadata: importing it imports no HTTP client.
 """
 
 from __future__ import annotations
