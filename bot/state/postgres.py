@@ -494,6 +494,20 @@ class PostgresStateStore:
                                 (rule, flag))
         return [(r[0], r[1]) for r in rows]
 
+    async def audit_between(self, since: datetime, until: datetime, *, limit: int = 10_000) -> list[AuditRow]:
+        rows = await self._rows(
+            "SELECT id, at, kind, campaign, rule, action, outcome, detail, event_ids, inputs FROM audit"
+            " WHERE at >= %s AND at < %s ORDER BY id DESC LIMIT %s", (since, until, limit))
+        return [AuditRow(r[1].astimezone(UTC), r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8])),
+                         json.loads(r[9]), id=r[0]) for r in reversed(rows)]
+
+    async def events_between(self, event_type: str, since: datetime, until: datetime, *,
+                             limit: int = 10_000) -> list[str]:
+        rows = await self._rows(
+            "SELECT body FROM events WHERE type = %s AND occurred_at >= %s AND occurred_at < %s"
+            " ORDER BY occurred_at DESC, recorded_at DESC LIMIT %s", (event_type, since, until, limit))
+        return [row[0] for row in reversed(rows)]
+
 
 if TYPE_CHECKING:
     def _keeps_the_protocol(store: PostgresStateStore, tx: PostgresTx) -> tuple[StateStore, Transaction]:

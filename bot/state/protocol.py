@@ -180,6 +180,17 @@ class StateStore(Protocol):
         """(key, state) of `rule`'s windows whose state has `flag` true (e.g. `active`)."""
         ...
 
+    async def audit_between(self, since: datetime, until: datetime, *, limit: int = 10_000) -> list[AuditRow]:
+        """Audit rows whose `at` is from `since` up to but not including `until`: the newest `limit` of them,
+        oldest first (by id), with their ids (the daily digest's day, bot.digest)."""
+        ...
+
+    async def events_between(self, event_type: str, since: datetime, until: datetime, *,
+                             limit: int = 10_000) -> list[str]:
+        """Recorded events of `event_type` that occurred from `since` up to but not including `until`, as JSON
+        lines (as `events` gives them): the latest `limit` of them, by occurrence then recording time."""
+        ...
+
 
 class Leases(Protocol):
     """Exclusive, time-bounded claims on names, shared by every process on the state database: what makes

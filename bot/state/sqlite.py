@@ -414,6 +414,26 @@ class SqliteStateStore:
         ) as cursor:
             return [(r[0], orjson.loads(r[1])) for r in await cursor.fetchall()]
 
+    async def audit_between(self, since: datetime, until: datetime, *, limit: int = 10_000) -> list[AuditRow]:
+        """The newest `limit` rows of [since, until), oldest first (times sort as text: bot.state.schema.db_time)."""
+        async with self._reading(), self._db.execute(
+            "SELECT id, at, kind, campaign, rule, action, outcome, detail, event_ids, inputs FROM audit"
+            " WHERE at >= ? AND at < ? ORDER BY id DESC LIMIT ?", (_ts(since), _ts(until), limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [AuditRow(datetime.fromisoformat(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8])),
+                         json.loads(r[9]), id=r[0]) for r in reversed(rows)]
+
+    async def events_between(self, event_type: str, since: datetime, until: datetime, *,
+                             limit: int = 10_000) -> list[str]:
+        """The latest `limit` events of that type that occurred in [since, until), oldest first."""
+        async with self._reading(), self._db.execute(
+            "SELECT body FROM events WHERE type = ? AND occurred_at >= ? AND occurred_at < ?"
+            " ORDER BY occurred_at DESC, recorded_at DESC LIMIT ?", (event_type, _ts(since), _ts(until), limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [row[0] for row in reversed(rows)]
+
     async def pending_campaigns(self) -> list[str]:
         """Campaigns with an unfinished vendor action (reconciled at worker start)."""
         return await self._campaigns("SELECT campaign FROM campaigns WHERE pending IS NOT NULL ORDER BY campaign")
