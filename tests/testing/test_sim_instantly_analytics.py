@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.instantly.sim_analytics import DAILY_FIELDS, add_account, clear_accounts, set_daily
+from bot.vendors.instantly.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 IN = "/instantly/api/v2"
@@ -156,3 +157,28 @@ async def test_the_polled_routes_need_a_key_and_keep_the_limits_and_faults(
     mono.advance(1.0)
     assert (await get(client, "/campaigns/analytics/daily"))[0] == 200
     assert [c.path for c in sim.calls_for("instantly", "GET")][-1] == "/campaigns/analytics/daily"
+
+
+@pytest.fixture
+async def control(sim: VendorSimulator, aiohttp_client: Any) -> TestClient:
+    add_control_routes(sim.app, sim)
+    return await aiohttp_client(sim.app)  # type: ignore[no-any-return]
+
+
+async def test_the_control_routes(sim: VendorSimulator, control: TestClient) -> None:
+    sim.add_campaign(f"instantly:{C1}", "1")
+    resp = await control.put(f"/_sim/instantly/daily/instantly:{C1}", json={"2026-11-29": {"sent": 5, "bounced": 1}})
+    assert resp.status == 200
+    rows = await (await control.get(f"{IN}/campaigns/analytics", headers=AUTH)).json()
+    assert (rows[0]["emails_sent_count"], rows[0]["bounced_count"]) == (5, 1)
+    for body in ({"2026-11-29": {"emails": 1}}, {"yesterday": {"sent": 1}}, ["x"], {"2026-11-29": 5}):
+        assert (await control.put(f"/_sim/instantly/daily/instantly:{C1}", json=body)).status == 400
+    assert (await control.put(f"/_sim/instantly/daily/instantly:{C2}", json={})).status == 404
+
+    resp = await control.post("/_sim/instantly/accounts", json={"email": "a@x.example", "status": -1,
+                                                                 "warmup_score": 55, "key": "ws2-key"})
+    assert resp.status == 201 and (await resp.json())["owner"] == sim.label("ws2-key") != "ws2-key"
+    assert [a["email"] for a in await (await control.get("/_sim/instantly/accounts")).json()] == ["a@x.example"]
+    for body in ({"status": 1}, {"email": "a@x.example", "status": "bad"}, {"email": "a@x.example", "colour": 1},
+                 {"email": "a@x.example", "warmup_score": "high"}, {"email": "a@x.example", "key": ""}):
+        assert (await control.post("/_sim/instantly/accounts", json=body)).status == 400

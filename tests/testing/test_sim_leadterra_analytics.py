@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.leadterra.sim import set_stats
+from bot.vendors.leadterra.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 LT = "/leadterra/v1"
@@ -59,3 +62,14 @@ async def test_stats_keep_the_limits_and_faults(sim: VendorSimulator, client: Te
     assert [(await client.get(f"{LT}/campaigns/camp_1/stats", headers=AUTH)).status for _ in range(2)] == [200, 429]
     mono.advance(5.0)
     assert (await client.get(f"{LT}/campaigns/camp_1/stats", headers=AUTH)).status == 200
+
+
+async def test_the_control_route(sim: VendorSimulator, aiohttp_client: Any) -> None:
+    add_control_routes(sim.app, sim)
+    control: TestClient = await aiohttp_client(sim.app)
+    sim.add_campaign("leadterra:camp_ctl", "running")
+    assert (await control.put("/_sim/leadterra/stats/leadterra:camp_ctl", json={"replied": 3})).status == 200
+    assert (await (await control.get("/leadterra/v1/campaigns/camp_ctl/stats", headers={"Authorization": "Bearer sk_live_sim_leadterra"})).json())["replied"] == 3
+    for body in ({"replies": 1}, {"sent": -1}, {"sent": True}, ["sent"]):
+        assert (await control.put("/_sim/leadterra/stats/leadterra:camp_ctl", json=body)).status == 400
+    assert (await control.put("/_sim/leadterra/stats/leadterra:camp_none", json={})).status == 404

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.lemlist.sim import STATS_FIELDS, set_stats
+from bot.vendors.lemlist.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 LL = "/lemlist/api"
@@ -111,3 +112,14 @@ async def test_the_polled_routes_keep_the_limit_and_faults(sim: VendorSimulator,
     assert refused.status == 429 and refused.headers["Retry-After"] and "GMT" in refused.headers["X-RateLimit-Reset"]
     mono.advance(2.0)
     assert (await get(client, "/campaigns", version="v2"))[0] == 200
+
+
+async def test_the_control_route(sim: VendorSimulator, aiohttp_client: Any) -> None:
+    add_control_routes(sim.app, sim)
+    control: TestClient = await aiohttp_client(sim.app)
+    sim.add_campaign("lemlist:cam_ctl", "running")
+    assert (await control.put("/_sim/lemlist/stats/lemlist:cam_ctl", json={"replied": 3})).status == 200
+    assert (await (await control.get("/lemlist/api/v2/campaigns/cam_ctl/stats", headers=basic())).json())["replied"] == 3
+    for body in ({"messagesSent": 1}, {"sent": -1}, {"sent": True}, ["sent"]):
+        assert (await control.put("/_sim/lemlist/stats/lemlist:cam_ctl", json=body)).status == 400
+    assert (await control.put("/_sim/lemlist/stats/lemlist:cam_none", json={})).status == 404

@@ -17,7 +17,8 @@
 
 Numbers come from `set_daily(sim, ref, {"2026-11-02": {"sent": 40, "replies": 1, "bounced": 2}})` (by day;
 `bounced` and `unsubscribed` only reach the overview, as documented), accounts from
-`add_account(sim, email, status=, warmup_status=, warmup_score=, key=)`. Both live beside the simulator,
+`add_account(sim, email, status=, warmup_status=, warmup_score=, key=)` (or the control routes of
+`bot.vendors.instantly.sim_control`). Both live beside the simulator,
 not in it: `sim.reset()` does not forget accounts (`clear_accounts(sim)` does), and a campaign replaced by
 `add_campaign` starts with no numbers. An account owned by a key is seen by every key of its workspace only.
 """
@@ -39,7 +40,8 @@ from bot.vendors.instantly import CAMPAIGN_ID
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["DAILY_FIELDS", "SimAccount", "add_account", "clear_accounts", "handle_analytics", "set_daily"]
+__all__ = ["DAILY_FIELDS", "SimAccount", "accounts_of", "add_account", "clear_accounts", "handle_analytics",
+           "set_daily"]
 
 #: What a day can hold; the daily endpoint serves all but the last two (documented row).
 DAILY_FIELDS: Final = ("sent", "contacted", "new_leads_contacted", "opened", "unique_opened", "replies",
@@ -116,6 +118,11 @@ def clear_accounts(sim: VendorSimulator) -> None:
     _book(sim).accounts.clear()
 
 
+def accounts_of(sim: VendorSimulator) -> list[SimAccount]:
+    """Every added account, in the order added."""
+    return list(_book(sim).accounts.values())
+
+
 def _days(sim: VendorSimulator, c: SimCampaign) -> dict[date, dict[str, int]]:
     entry = _book(sim).daily.get(c.ref)
     return entry[1] if entry is not None and entry[0] is c else {}
@@ -173,7 +180,8 @@ def _overview(sim: VendorSimulator, req: SimRequest, key: str, error: ErrorFn) -
     for c in sim.visible_campaigns("instantly", key):
         if wanted and c.id not in wanted:
             continue
-        days = [n for day, n in _days(sim, c).items() if (start is None or day >= start) and (end is None or day <= end)]
+        days = [n for day, n in _days(sim, c).items()
+                if (start is None or day >= start) and (end is None or day <= end)]
         row: dict[str, Any] = {"campaign_name": c.name, "campaign_id": c.id,
                                "campaign_status": int(c.status) if c.status.lstrip("-").isdigit() else c.status,
                                "campaign_is_evergreen": False}

@@ -6,9 +6,10 @@
   A campaign owned by another key (`add_campaign(..., key=)`) is 404 campaign_not_found, as a missing one.
   GET /campaigns/{id}/stats [C]: `{campaignId, totalEnrolled, sent, delivered, bounced, replied, queued,
   openRate, replyRate}`, the numbers set by `set_stats(sim, ref, sent=, delivered=, bounced=, replied=,
-  queued=, opened=)` (all 0 until then; `totalEnrolled` is the campaign's `leads`), the rates computed by
-  the vendor: unique opens / delivered and replied / delivered, 0 without deliveries. The numbers live
-  beside the simulator: a campaign replaced by `add_campaign` starts again from 0.
+  queued=, opened=)` or `PUT /_sim/leadterra/stats/{ref}` (`bot.vendors.leadterra.sim_control`), all 0
+  until then; `totalEnrolled` is the campaign's `leads`; the rates are computed as the vendor does:
+  unique opens / delivered and replied / delivered, 0 without deliveries. The numbers live beside the
+  simulator: a campaign replaced by `add_campaign` starts again from 0.
 """
 
 from __future__ import annotations

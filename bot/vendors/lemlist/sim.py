@@ -24,7 +24,8 @@
   nbLeadsOpened, nbLeadsInteracted, nbLeadsAnswered, nbLeadsInterested, nbLeadsNotInterested,
   nbLeadsUnsubscribed, nbLeadsInterrupted, messagesSent, messagesNotSent, messagesBounced, delivered,
   opened, clicked, replied, invitationAccepted, meetingBooked, steps: []}` [3P], from `set_stats(sim, ref,
-  sent=, bounced=, delivered=, opened=, clicked=, replied=, unsubscribed=, ...)` (0 until set; `nbLeads`
+  sent=, bounced=, delivered=, opened=, clicked=, replied=, unsubscribed=, ...)` (or `PUT /_sim/lemlist/stats/{ref}`,
+  `bot.vendors.lemlist.sim_control`; 0 until set; `nbLeads`
   is the campaign's `leads`). They live beside the simulator: a replaced campaign starts again from 0.
 """
 
