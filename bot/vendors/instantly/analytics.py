@@ -15,10 +15,12 @@ Sources (docs/vendors.md §4 and developer.instantly.ai, read 2026-11):
   `started_at` is the first day with `sent > 0`, at 00:00 UTC [G: the day is the workspace's; the
   first email went out some time that day, so `started_at` can be up to a day early].
 * `GET /accounts?limit=&starting_after=` [C]: `{"items": [Account], "next_starting_after": "<cursor>"}`,
-  cursor pagination (`limit` 1-100 [C for Instantly's lists]). Account fields [C]: `email`, `status`
-  (1 Active, 2 Paused, -1 Connection Error, -2 Soft Bounce Error, -3 Sending Error), `warmup_status`
-  (0 Paused, 1 Active, -1 Banned, -2 Spam Folder Unknown, -3 Permanent Suspension), `stat_warmup_score`
-  (e.g. 85), `status_message`. How those map onto SMTP/IMAP health is [G], see `ACCOUNT_STATUS`.
+  cursor pagination (`limit` 1-100: documented for Instantly's other cursor lists, G here). Account
+  fields [C]: `email`, `status` (1 Active, 2 Paused, -1 Connection Error, -2 Soft Bounce Error, -3 Sending
+  Error), `warmup_status` (0 Paused, 1 Active, -1 Banned, -2 Spam Folder Unknown, -3 Permanent
+  Suspension), `stat_warmup_score` (e.g. 85), `status_message`. How those map onto SMTP/IMAP health and a
+  warmup block is [G], see `ACCOUNT_STATUS` and `WARMUP_BLOCKED`. The answer lists no campaigns per
+  account: `MailboxHealth.campaigns` stays empty (the inventory's mapping applies).
 
 Counts are never invented: a field absent, null, negative, fractional or not a number is None.
 Only the fields named here are read from an account: nothing else of it (its status message, signature,

@@ -75,7 +75,7 @@ DEFAULT_PATHS: Final[Mapping[str, str]] = {
     "accounts": SPEC.settings["accounts_path"].default or "",
 }
 DEFAULT_SINCE: Final = SPEC.settings["analytics_since"].default or "2017-01-01"
-#: accounts per page: Instantly's lists take 1-100 [C]
+#: accounts per page: Instantly's cursor lists take 1-100 (documented for its other lists; G for accounts)
 ACCOUNTS_PAGE: Final = 100
 #: a walk of more pages than this is a vendor bug, not a workspace
 _MAX_PAGES: Final = 1000
