@@ -14,13 +14,14 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from bot.broker.base import Delivery, Verdict
+from bot.engine import ticking
 from bot.errors import PayloadError, WriteCancelled
 from bot.events import EVENT_TYPES, Event
 from bot.executor import Executor
@@ -35,6 +36,7 @@ from bot.vendors.http import VendorRefused
 from bot.worker import Worker
 
 __all__ = [
+    "SWEEP",
     "BacktestAction",
     "BacktestDecision",
     "BacktestReport",
@@ -49,6 +51,8 @@ __all__ = [
 _STATUS_EVENTS = {"campaign.paused": CampaignStatus.PAUSED, "campaign.started": CampaignStatus.ACTIVE,
                   "campaign.completed": CampaignStatus.COMPLETED}
 _ALL_ROWS = 2**62        # store.audit(limit=...): every row
+#: how often the virtual worker sweeps (what `tick` decides on the clock), like BOT_SWEEP_SECONDS
+SWEEP = timedelta(seconds=60)
 
 
 class VirtualClock:
@@ -146,13 +150,16 @@ class BacktestDecision:
     rule: str
     campaign: str | None
     action: str              # pause | release | notify | ...
-    outcome: str             # hold_placed | would_pause | hold_removed | suppressed | notified | ...
+    outcome: str             # hold_placed | would_pause | hold_removed | suppressed | notified | warned | ...
     detail: str
     numerator: int | None = None
     denominator: int | None = None
     value: float | None = None
     threshold: dict[str, Any] | None = None
     event_ids: tuple[str, ...] = ()
+    #: `clock` for a decision a sweep took (engine.tick: a release after its hold time, a pause that waited
+    #: for `min_age`), None for one an event triggered
+    trigger: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,15 +246,24 @@ def _collect(report: BacktestReport, rows: list[AuditRow]) -> None:
             report.decisions.append(BacktestDecision(
                 row.at, (row.rule or "-").removeprefix("rule:"), row.campaign, row.action, row.outcome, row.detail,
                 _number(row.inputs, "numerator"), _number(row.inputs, "denominator"), _number(row.inputs, "value"),
-                threshold if isinstance(threshold, dict) else None, row.event_ids))
+                threshold if isinstance(threshold, dict) else None, row.event_ids,
+                row.inputs.get("trigger") if isinstance(row.inputs.get("trigger"), str) else None))
         else:
             report.actions.append(BacktestAction(row.at, row.campaign, row.action, row.outcome, row.detail))
 
 
 async def backtest(
-    rules_dir: Path, events: Iterable[Event], *, inventory: Mapping[str, Iterable[str]] | None = None
+    rules_dir: Path, events: Iterable[Event], *, inventory: Mapping[str, Iterable[str]] | None = None,
+    sweep: timedelta = SWEEP,
 ) -> BacktestReport:
-    """Replay `events` (sorted by `occurred_at`, stable) through the rules in `rules_dir`, offline."""
+    """Replay `events` (sorted by `occurred_at`, stable) through the rules in `rules_dir`, offline.
+
+    The worker's sweep runs on the virtual clock too, every `sweep` from the first event to the last (as the
+    service's `BOT_SWEEP_SECONDS`): what rules decide on the clock (a release after its hold time, a pause
+    that waits for an age) is decided at the sweep that would have decided it, between events. Sweeps are
+    skipped when no rule is ticking (engine.ticking)."""
+    if sweep <= timedelta(0):
+        raise ValueError("sweep must be positive")
     rules = load_rules(rules_dir)
     ordered = sorted(events, key=lambda e: e.occurred_at)
     report = BacktestReport(tuple(r.name for r in rules.rules), events_read=len(ordered))
@@ -263,7 +279,13 @@ async def backtest(
     async with SqliteStateStore.open(":memory:") as store:
         executor = Executor(store, vendors, clock=clock, notifier=notices)
         worker = Worker(store=store, rules=rules, executor=executor, clock=clock, inventory=Inventory(inventory))
+        sweeping = any(ticking(rule) for rule in rules.rules)
+        next_sweep = ordered[0].occurred_at + sweep
         for event in ordered:
+            while sweeping and next_sweep <= event.occurred_at:
+                clock.now = next_sweep
+                await worker.sweep()
+                next_sweep += sweep
             clock.now = event.occurred_at
             if event.id not in seen and event.campaign is not None:   # a redelivery changes nothing at the vendor
                 vendors[event.campaign.vendor].apply(event)
@@ -279,8 +301,9 @@ async def backtest(
 
 
 def run_backtest(
-    rules_dir: Path, events: Iterable[Event], *, inventory: Mapping[str, Iterable[str]] | None = None
+    rules_dir: Path, events: Iterable[Event], *, inventory: Mapping[str, Iterable[str]] | None = None,
+    sweep: timedelta = SWEEP,
 ) -> BacktestReport:
     """`backtest()` for synchronous callers (the CLI, tests without an event loop)."""
-    return asyncio.run(backtest(rules_dir, events, inventory=inventory))
+    return asyncio.run(backtest(rules_dir, events, inventory=inventory, sweep=sweep))
 

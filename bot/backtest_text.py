@@ -53,8 +53,9 @@ def render_text(report: BacktestReport, rules_dir: Path) -> str:
     for rule in sorted(by_rule):
         lines.append(f"  {rule}")
         for d in sorted(by_rule[rule], key=lambda d: (d.campaign or "", d.at)):
+            clock = "[on the clock] " if d.trigger == "clock" else ""
             lines.append(f"    {d.campaign or '-':<28} {_at(d.at)}  {d.action:<8} {d.outcome:<12} "
-                         f"{_numbers(d):<26} {d.detail}")
+                         f"{_numbers(d):<26} {clock}{d.detail}")
     if not by_rule:
         lines.append("  none: no rule would have decided anything")
     lines += ["", "Vendor actions (virtual time):"]

@@ -72,12 +72,13 @@ class Executor:
         if decision.action == Act.PAUSE:
             return await self.place(tx, decision, campaign, now)
         if decision.shadow or decision.action == Act.NOTIFY:
-            outcome = "would_" + decision.action if decision.shadow else "notified"
+            # a measured rule's warning (`warn`) is a notice of its own kind: "warning", recorded as "warned"
+            outcome = "would_" + decision.action if decision.shadow else "warned" if decision.warning else "notified"
             detail = (f"shadow: would have applied {decision.action} to {key}: " if decision.shadow else "") + \
                 decision.reason
             await tx.add_audit(AuditRow(now, "decision", key, decision.rule, decision.action, outcome, detail,
                                         decision.event_ids, decision.inputs))
-            kind = "shadow" if decision.shadow else "rule_notice"
+            kind = "shadow" if decision.shadow else "warning" if decision.warning else "rule_notice"
             tx.on_commit(partial(deliver, self._notifier, Notice(kind, key, detail, now, decision.rule, decision.inputs)))
             return False
         if decision.action == Act.VENDOR_HOLD:

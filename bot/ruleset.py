@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot.errors import ConfigError
-from bot.rulespec import OPERATORS, Comparison, Rule
+from bot.rulespec import OPERATORS, Comparison, Rule, RuleError
 
 __all__ = ["OPERATORS", "Comparison", "Rule", "RuleSet", "load_rule", "load_rules"]
 
@@ -87,9 +87,11 @@ def load_rule(path: Path) -> Rule:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if p not in ("in_",)) or ("(file)",)
+            cause = (err.get("ctx") or {}).get("error")
+            full = (*err["loc"], *(cause.where if isinstance(cause, RuleError) else ()))
+            loc = tuple(p for p in full if p not in ("in_",)) or ("(file)",)
             field = ".".join(str(p) for p in loc)
-            line = _line_of(node, tuple(p if p != "in_" else "in" for p in err["loc"]))
+            line = _line_of(node, tuple(p if p != "in_" else "in" for p in full))
             message = err["msg"].removeprefix("Value error, ")
             if loc == ("name",):
                 message = f"file stem {path.stem!r}: use lowercase letters, digits and dashes"
@@ -97,17 +99,52 @@ def load_rule(path: Path) -> Rule:
         raise ConfigError("\n".join(problems)) from None
 
 
+def _shared_holds(rules: list[Rule], paths: dict[str, Path], failed: set[str]) -> list[str]:
+    """Checks across files: a `shared_hold` names a rule of the same directory that keeps its holds per the
+    same key, releases none itself (its release would lift the hold this rule placed) and shares no other's."""
+    by_name = {rule.name: rule for rule in rules}
+    problems = []
+    for rule in rules:
+        if rule.shared_hold is None or rule.shared_hold in failed:
+            continue                        # a file that failed to load has its own errors
+        other = by_name.get(rule.shared_hold)
+        if other is None:
+            why = f"no rule {rule.shared_hold!r} in this directory; known: {', '.join(sorted(by_name))}"
+        elif other.action is not None:
+            why = f"{other.name!r} is an event rule: share the hold of a measured rule"
+        elif other.shared_hold is not None:
+            why = f"{other.name!r} pauses under {other.shared_hold!r}'s hold itself: name {other.shared_hold!r}"
+        elif other.release is not None:
+            why = (f"{other.name!r} releases its own holds, so its release would lift the hold this rule placed "
+                   "while this rule still measures it bad: share only the hold of a rule a person releases")
+        elif other.key != rule.key:
+            why = (f"{other.name!r} keeps its holds per {other.key}, this rule per {rule.key}: one hold needs one "
+                   "key (`window.per`, or `scope` for value and any measures)")
+        else:
+            continue
+        path = paths[rule.name]
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+        problems.append(f"{path}:{_line_of(node, ('shared_hold',)) or 1}: shared_hold: {why}")
+    return problems
+
+
 def load_rules(directory: Path) -> RuleSet:
-    """Load every `*.yaml`/`*.yml` in `directory`; all problems of all files in one ConfigError."""
+    """Load every `*.yaml`/`*.yml` in `directory`; all problems of all files in one ConfigError (and those
+    across files: a `shared_hold` must name a fitting rule of the directory)."""
     if not directory.is_dir():
         raise ConfigError(f"{directory}: rules directory does not exist")
     rules: list[Rule] = []
     problems: list[str] = []
+    paths: dict[str, Path] = {}
+    failed: set[str] = set()
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
             rules.append(load_rule(path))
+            paths[path.stem] = path
         except ConfigError as exc:
             problems.append(str(exc))
+            failed.add(path.stem)
+    problems += _shared_holds(rules, paths, failed)
     if problems:
         raise ConfigError("\n".join(problems))
     return RuleSet(rules)
