@@ -1,5 +1,5 @@
-"""`campaign-guard` command line: run | web | worker | healthcheck | simulate | demo | audit | decisions | replay |
-rules | db."""
+"""`campaign-guard` command line: run | web | worker | healthcheck | simulate | demo | audit | decisions | digest |
+replay | rules | db."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument("verb", nargs="?", choices=["list", "approve", "reject"], default="list")
     decisions.add_argument("id", nargs="?", type=int, help="decision number (for approve/reject)")
     decisions.add_argument("--by", default="cli", help="who decides (recorded in the audit log)")
+    digest = sub.add_parser(
+        "digest", help="the daily digest of the last 24 hours, as each Slack channel would get it",
+        description="Print the daily digest (what was paused and why, what resumed, pauses waiting for approval, "
+                    "unhealthy mailboxes, warnings, shadow-mode decisions) of the last 24 hours, read from the "
+                    "state database (BOT_STATE_URL): one per Slack channel, times in BOT_DIGEST_TZ.")
+    digest.add_argument("--account", metavar="NAME", help="only this account's campaigns and mailboxes "
+                                                         "(its name, or vendor@name)")
     rules = sub.add_parser("rules", help="rule file tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate every rule file in DIR")
@@ -240,6 +248,31 @@ async def _decisions(settings: Settings, verb: str, decision_id: int | None, *, 
     return 0
 
 
+async def _digest(settings: Settings, account: str | None) -> int:
+    """Print each channel's digest of the last 24 hours (bot.digest), or one account's."""
+    from bot.accounts import load_accounts
+    from bot.digest import collect, zone_of
+    from bot.events import utcnow
+    from bot.slack.daily import daily_text
+    from bot.state.open import open_store
+
+    accounts = load_accounts(settings)
+    routes = None
+    if account is not None:
+        routes = frozenset(a.route for a in accounts if account in (a.name, a.route))
+        if not routes:
+            names = ", ".join(sorted(a.route for a in accounts)) or "none"
+            raise ConfigError(f"--account {account!r}: no such account (configured: {names})")
+    _no_sqlite_database(settings)
+    end = utcnow()
+    async with open_store(settings) as store:
+        digests = await collect(store, accounts=accounts, channel=settings.slack_channel,
+                                start=end - timedelta(days=1), end=end, zone=zone_of(settings.digest_tz),
+                                routes=routes)
+    print("\n\n".join(daily_text(digest) for digest in digests.values()))
+    return 0
+
+
 def _run_fast(main: Coroutine[Any, Any, None]) -> None:
     """Run a long-lived service on uvloop (libuv's event loop: measurably cheaper sockets and callbacks
     under load, see README "Performance"); the standard loop where uvloop is not installed."""
@@ -271,6 +304,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_db_upgrade(settings))
     if args.command == "decisions":
         return asyncio.run(_decisions(settings, args.verb, args.id, by=args.by))
+    if args.command == "digest":
+        return asyncio.run(_digest(settings, args.account))
     if args.command == "audit":
         return asyncio.run(_audit(settings, campaign=args.campaign, limit=args.limit, as_json=args.json,
                                   export=args.export_events))
@@ -301,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, SettingsError):  # reported properly (one line) by load_settings() below
         json_logs, level = True, "info"
     # Commands whose stdout is their output (reports, JSON lines) log errors only, to stderr.
-    quiet = args.command in ("rules", "audit", "replay", "healthcheck", "db")
+    quiet = args.command in ("rules", "audit", "replay", "healthcheck", "db", "digest")
     configure_logging(json=json_logs, level="error" if quiet else level, stream=sys.stderr if quiet else None)
     try:
         return _dispatch(args)

@@ -31,7 +31,7 @@ __all__ = ["CoreSettings", "Settings", "load_settings", "settings_class", "vendo
 #: Optional settings for which an empty value means "not set".
 _OPTIONAL: Final = (
     "inventory_file", "accounts_file", "webhook_token", "alertmanager_token", "grafana_webhook_secret", "slack_signing_secret",
-    "slack_bot_token", "slack_channel",
+    "slack_bot_token", "slack_channel", "digest_hour",
 )
 #: RabbitMQ's per-queue TTL is at most 2^32-1 ms; a retry delay of more than 30 days is a mistake anyway.
 _MAX_DELAY: Final = 30 * 86400.0
@@ -108,6 +108,11 @@ class CoreSettings(BaseSettings):
     slack_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0, 120.0, 600.0)
     slack_max_attempts: int = Field(30, ge=1, description="attempts per Slack message before it is marked failed")
 
+    # daily digest (bot.digest)
+    digest_hour: int | None = Field(9, ge=-1, le=23, description="hour (0-23, in BOT_DIGEST_TZ) of each Slack "
+                                    "channel's daily digest; -1 or empty: no digest")
+    digest_tz: str = Field("UTC", description="IANA time zone of BOT_DIGEST_HOUR and of the digest's times")
+
     # vendors
     vendor_timeout: float = Field(15.0, gt=0)
     vendor_max_attempts: int = Field(4, ge=1, le=20)
@@ -142,6 +147,21 @@ class CoreSettings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("digest_tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        """An IANA name the system's tz database knows (`UTC` always; empty: UTC)."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if not value.strip():
+            return "UTC"
+        if value.upper() != "UTC":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("must be an IANA time zone, e.g. Europe/Paris or UTC") from None
+        return value
 
     @field_validator("broker_url")
     @classmethod
