@@ -17,8 +17,9 @@ broker, confirmed, like a webhook: the rules decide on them in the worker, never
   and counted (`campaign_guard_polls_total{result="failed"}`), then retried with backoff while the period
   lasts; the events already read are published without reading again. Routes are polled side by side: one
   failing or slow does not hold up the others.
-- **Leadterra** lists no campaigns: its client is told which to poll (`campaigns`: the campaigns the state
-  knows for the route, from events and the inventory).
+- **Leadterra** lists no campaigns: its client is told which to poll (`FollowsCampaigns.follow`), asked at
+  every poll: the campaigns of its account this worker knows (`known_campaigns`: the inventory, with what
+  events showed, and those campaign-guard holds or paused).
 
 Metrics: `campaign_guard_polls_total{route,kind,result}`, `campaign_guard_poll_items_total{route,kind}`,
 `campaign_guard_poll_last_success_timestamp_seconds{route,kind}`, `campaign_guard_poll_interval_seconds`.
@@ -28,23 +29,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Literal
+from functools import partial
+from typing import Final, Literal, Protocol, runtime_checkable
 
 import structlog
 from pydantic import ValidationError
 
 from bot.broker.base import Broker
+from bot.engine import Target
 from bot.errors import BotError
-from bot.events import Event, utcnow
+from bot.events import DEFAULT_ACCOUNT, CampaignRef, Event, utcnow
+from bot.inventory import Inventory
 from bot.log import scrub
 from bot.metrics import POLL_INTERVAL, POLL_ITEMS, POLL_LAST_SUCCESS, POLLS
 from bot.polling import health_event, metrics_event, period_of
+from bot.state.protocol import StateStore
 from bot.vendors.base import HealthSource, MetricsSource
 
-__all__ = ["DEFAULT_RETRY_DELAYS", "Kind", "PollRound", "Poller", "pollable"]
+__all__ = ["DEFAULT_RETRY_DELAYS", "FollowsCampaigns", "Kind", "KnownCampaigns", "PollRound", "Poller",
+           "known_campaigns", "pollable"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +62,39 @@ DEFAULT_RETRY_DELAYS: Final = (5.0, 30.0, 120.0, 300.0)
 _RETRY_WITHIN: Final = 0.9
 #: seconds a publish may wait for the broker's confirm before the attempt counts as failed
 _PUBLISH_TIMEOUT: Final = 10.0
+
+
+#: route → the ids (the vendor's own, `camp_...`) of the campaigns of that account campaign-guard knows
+KnownCampaigns = Callable[[str], Awaitable[list[str]]]
+
+
+@runtime_checkable
+class FollowsCampaigns(Protocol):
+    """A client that lists no campaigns of its own (Leadterra): it polls those `known()` names at every poll."""
+
+    def follow(self, known: Callable[[], Awaitable[list[str]]] | None) -> None: ...
+
+
+def known_campaigns(inventory: Inventory, store: StateStore) -> KnownCampaigns:
+    """What a `FollowsCampaigns` client of `route` is told to poll: the campaigns of the route's account in the
+    worker's inventory (the inventory file, the pairs the fleet persisted, every campaign this worker's events
+    showed) and those campaign-guard holds or paused (the state)."""
+
+    async def known(route: str) -> list[str]:
+        scope = route if "@" in route else f"{route}@{DEFAULT_ACCOUNT}"
+        refs = {str(ref) for ref in inventory.resolve([Target("vendor", scope)])}
+        refs.update(await store.watched_campaigns())
+        ids: set[str] = set()
+        for text in refs:
+            try:
+                ref = CampaignRef.parse(text)
+            except ValidationError:
+                continue
+            if ref.route == route:
+                ids.add(ref.id)
+        return sorted(ids)
+
+    return known
 
 
 def pollable(vendors: Mapping[str, object]) -> dict[str, list[Kind]]:
@@ -86,13 +125,13 @@ class PollRound:
 class Poller:
     """Polls `vendors` (route → client, bot.vendors.build) every `seconds` and publishes on `broker`.
 
-    `campaigns(route)`: the campaign ids to poll for a route whose vendor lists none (Leadterra), given to its
-    client before each poll. `retry_delays`: waits between failed attempts (the last repeats), within
+    `campaigns(route)`: the campaign ids to poll for a route whose client lists none (`FollowsCampaigns`:
+    Leadterra), asked by the client at each poll (`known_campaigns`). `retry_delays`: waits between failed attempts (the last repeats), within
     `_RETRY_WITHIN` of the interval. `clock`: the time events carry and periods are counted in."""
 
     def __init__(
         self, vendors: Mapping[str, object], broker: Broker, *, seconds: float,
-        campaigns: Callable[[str], Awaitable[Iterable[str]]] | None = None,
+        campaigns: KnownCampaigns | None = None,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         publish_timeout: float = _PUBLISH_TIMEOUT,
         clock: Callable[[], datetime] = utcnow,
@@ -103,7 +142,11 @@ class Poller:
         self._vendors = dict(vendors)
         self.kinds = pollable(vendors) if seconds > 0 else {}
         self._broker = broker
-        self._campaigns = campaigns
+        if campaigns is not None:
+            for route, kinds in self.kinds.items():
+                client = vendors[route]
+                if "metrics" in kinds and isinstance(client, FollowsCampaigns):
+                    client.follow(partial(campaigns, route))
         self._delays = tuple(retry_delays)
         self._publish_timeout = publish_timeout
         self._clock = clock
@@ -189,7 +232,6 @@ class Poller:
         events: list[Event] = []
         if kind == "metrics":
             assert isinstance(client, MetricsSource)
-            await self._tell_campaigns(route, client)
             for item in await client.campaign_metrics():
                 try:
                     events.append(metrics_event(route, item, now, period))
@@ -203,10 +245,6 @@ class Poller:
                 except ValidationError:
                     log.warning("poll.bad_item", route=route, kind=kind, email=str(health.email)[:80])
         return events
-
-    async def _tell_campaigns(self, route: str, client: object) -> None:
-        """A client that lists no campaigns of its own (Leadterra) is told which to poll."""
-        del route, client
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self._publish_timeout):

@@ -30,15 +30,15 @@ from bot.inventory_refresh import InventoryRefresher
 from bot.log import register_secret
 from bot.metrics import HEARTBEAT, OUTBOX_QUEUED, PARKED_DECISIONS
 from bot.notify import Notifier
-from bot.poller import Poller
+from bot.poller import Poller, known_campaigns
 from bot.ruleset import RuleSet, load_rules
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.operator import SlackOperator
 from bot.state.open import open_state
 from bot.state.outbox import Outbox
 from bot.state.protocol import StateStore
-from bot.vendors.budget import LocalBudget
 from bot.vendors.build import build_vendors, dry_routes
+from bot.vendors.ratelimit import BACKGROUND_SHARE
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
 
@@ -207,9 +207,13 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
     )
     accounts = load_accounts(settings)
     # one client per account, by route; in a fleet, each credential's (workspace's) budget shared in PostgreSQL;
-    # background reads (polls, drift) take at most BOT_POLL_SHARE of each window (a lone worker: LocalBudget)
-    vendors = build_vendors(settings, session, accounts, budgets=state.budgets or LocalBudget(),
-                            background_share=settings.poll_share)
+    # background reads (polls, drift) take at most BOT_POLL_SHARE of each window, in the process and in the fleet
+    share = BACKGROUND_SHARE.set(settings.poll_share)
+    try:
+        vendors = build_vendors(settings, session, accounts, budgets=state.budgets,
+                                background_share=settings.poll_share)
+    finally:
+        BACKGROUND_SHARE.reset(share)
     dry = dry_routes(vendors)
     slack_notifier = await _slack(settings, outbox, stack, accounts)
     notifier = notifier or slack_notifier
@@ -242,10 +246,10 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
         refresher = services.inventory_refresher = InventoryRefresher(inventory, store, vendors)
         duties.append(asyncio.create_task(fleet.run("inventory", settings.inventory_refresh, refresher.refresh,
                                                     first=True), name="inventory"))
-    poller = services.poller = Poller(vendors, broker, seconds=settings.poll_seconds)
+    poller = services.poller = Poller(vendors, broker, seconds=settings.poll_seconds,
+                                      campaigns=known_campaigns(inventory, store))
     if poller.enabled:                      # vendor analytics and mailbox health, published as events
-        duties.append(asyncio.create_task(fleet.run("poll", settings.poll_seconds, poller.run_once, first=True),
-                                          name="poll"))
+        duties.append(asyncio.create_task(fleet.run("poll", settings.poll_seconds, poller.run_once), name="poll"))
     if settings.uses_postgres:              # what the fleet's other workers learned: read every sweep
         duties.append(asyncio.create_task(_every(partial(_reload, store, inventory), settings.sweep_seconds,
                                                  "inventory_reload"), name="inventory-reload"))

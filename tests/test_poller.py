@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from bot.errors import BrokerUnavailable, VendorAuthError, VendorUnavailable
+from bot.inventory import Inventory
 from bot.metrics import REGISTRY
-from bot.poller import Poller, pollable
+from bot.poller import Poller, known_campaigns, pollable
 from bot.polling import period_of
 from bot.vendors.base import CampaignMetrics, MailboxHealth
 from bot.vendors.dryrun import DryRunVendor
@@ -277,3 +278,48 @@ async def test_success_sets_the_last_poll_time_and_counts_the_items(clock: Froze
     assert started <= last <= started + 60
     assert sample("campaign_guard_poll_interval_seconds") == 120
 
+
+
+class Following:
+    """A Leadterra-like client: no campaign list; it polls the campaigns `follow` tells it, asked at each poll."""
+
+    def __init__(self) -> None:
+        self.known: Any = None
+
+    def follow(self, known: Any) -> None:
+        self.known = known
+
+    async def campaign_metrics(self) -> list[CampaignMetrics]:
+        return [CampaignMetrics(campaign_id, sent=1) for campaign_id in await self.known()]
+
+
+class Watched:
+    """The part of the state store `known_campaigns` reads: the campaigns held or paused."""
+
+    def __init__(self, *campaigns: str) -> None:
+        self.campaigns = list(campaigns)
+
+    async def watched_campaigns(self) -> list[str]:
+        return self.campaigns
+
+
+async def test_a_client_without_a_campaign_list_polls_the_campaigns_of_its_account_the_worker_knows(
+        clock: FrozenClock) -> None:
+    inventory = Inventory({"leadterra:camp_a1": ["ana@acme.io"]})
+    inventory.add("leadterra:camp_b2")                          # seen in an event (Leadterra names no sender)
+    inventory.add("leadterra@acme:camp_c3")                     # another account's
+    inventory.add("smartlead:7")
+    state = Watched("leadterra:camp_d4", "leadterra@acme:camp_e5", "smartlead:8")
+    default, acme = Following(), Following()
+    broker = RecordingBroker()
+    polls = poller({"leadterra": default, "leadterra@acme": acme}, broker, clock,
+                   campaigns=known_campaigns(inventory, state))  # type: ignore[arg-type]
+    await polls.run_once()
+    period = period_of(clock(), 900)
+    assert sorted(broker.ids()) == sorted(
+        [f"poll:leadterra:{c}:{period}" for c in ("camp_a1", "camp_b2", "camp_d4")]
+        + [f"poll:leadterra@acme:{c}:{period}" for c in ("camp_c3", "camp_e5")])
+    inventory.add("leadterra:camp_f6")                          # learned since: polled from the next period on
+    clock.advance(seconds=900)
+    await polls.run_once()
+    assert f"poll:leadterra:camp_f6:{period + 1}" in broker.ids()

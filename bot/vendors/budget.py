@@ -21,9 +21,8 @@ A `SharedLimiter` grants a slot in three steps:
    foreground gate too: while pauses are refused, drift reads do not ask.
 
 Across processes, background requests may take at most `background_share` of each window (rounded down, at
-least one): the rest is always left to pauses and resumes, whichever process sends them. A lone worker (SQLite)
-gets the same share from a `LocalBudget`: its limiters count every request already, so that budget only counts
-background slots against their share (`BOT_POLL_SHARE`).
+least one): the rest is always left to pauses and resumes, whichever process sends them. The share is `BOT_POLL_SHARE`
+(bot.service hands it to `bot.vendors.build.build_vendors`).
 
 Each limiter counts what it is granted and told to wait in /metrics (`campaign_guard_budget_slots_total`,
 `campaign_guard_budget_waits_total`, by budget name and priority: never by key).
@@ -41,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -56,7 +54,6 @@ from bot.vendors.spec import VendorConfig
 
 __all__ = [
     "DEFAULT_BACKGROUND_SHARE",
-    "LocalBudget",
     "MakeLimiter",
     "SharedBudget",
     "SharedLimiter",
@@ -274,51 +271,3 @@ class SharedLimiters:
         for limiter in list(self._made.values()):
             await limiter.drain()
 
-
-class LocalBudget:
-    """The `SharedBudget` of a lone process (SQLite state): the background share, nothing else.
-
-    One process that makes every request of a budget counts them all in its `SharedLimiter`'s own limiter
-    (foreground first), so foreground slots are always granted here. Background slots count from their grant
-    until `period` after they are done, per window, and are refused once they would exceed the window's
-    background share: polls and drift reads never fill a window, and a burst of pauses always finds room."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._ids = 0
-        #: budget → slot ids of background requests in flight
-        self._flight: dict[str, set[int]] = {}
-        #: budget → when its background requests finished, oldest first
-        self._finished: dict[str, deque[float]] = {}
-        self._budget_of: dict[int, str] = {}
-
-    async def take(self, budget: str, windows: Sequence[Window], *, background: bool) -> Slot | float:
-        self._ids += 1
-        if not background:
-            return Slot(self._ids)
-        now = self._clock()
-        finished = self._finished.setdefault(budget, deque())
-        longest = max(w.period for w in windows)
-        while finished and finished[0] <= now - longest:
-            finished.popleft()
-        flight = self._flight.setdefault(budget, set())
-        wait: float | None = None
-        for window in windows:
-            recent = [t for t in finished if t > now - window.period]
-            excess = len(flight) + len(recent) - window.background + 1
-            if excess > 0:      # the (excess)th oldest finished slot must leave the window; else one in flight
-                leaves = recent[excess - 1] + window.period - now if excess <= len(recent) else window.period
-                wait = max(wait or 0.0, leaves)
-        if wait is not None:
-            return wait
-        flight.add(self._ids)
-        self._budget_of[self._ids] = budget
-        return Slot(self._ids)
-
-    async def done(self, slot: Slot, *, used: bool) -> None:
-        budget = self._budget_of.pop(slot.id, None)
-        if budget is None:                      # a foreground slot: counted by the process's own limiter
-            return
-        self._flight[budget].discard(slot.id)
-        if used:
-            self._finished[budget].append(self._clock())
