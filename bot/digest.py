@@ -46,7 +46,7 @@ DIGEST_CHECK_SECONDS: Final = 60.0
 #: a digest not queued within this long after its hour is skipped
 LATE: Final = timedelta(hours=12)
 #: audit outcomes that are warnings (besides every `failure` row)
-WARNINGS: Final = frozenset({"notified", "failed", "unproven", "skipped", "drift", "no_campaign", "suppressed",
+WARNINGS: Final = frozenset({"notified", "warned", "failed", "unproven", "skipped", "drift", "no_campaign", "suppressed",
                              "expired", "refused"})
 _Item = tuple[str, str | None, Line]          # (section key, route or None, line)
 

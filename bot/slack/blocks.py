@@ -37,6 +37,7 @@ _TITLES: Final = {
     "drift": ":bust_in_silhouette: Changed at the vendor by a person",
     "withdrawn": ":leftwards_arrow_with_hook: Vendor call withdrawn before it was sent",
     "carried_live": ":octagonal_sign: Held in dry run, pausing now that the vendor is live",
+    "warning": ":warning: Warning", "rule_notice": ":bell: Rule notice",
 }
 #: Notices about a campaign the bot holds paused: they carry Resume and Keep paused.
 PAUSE_KINDS: Final = frozenset({"paused", "confirmed", "dry_run"})

@@ -37,7 +37,7 @@ class Phase(StrEnum):
 
 #: Kinds that pause, park or warn about a campaign.
 _OPENING: Final = frozenset({"paused", "confirmed", "dry_run", "carried_live", "pending_decision", "unproven",
-                             "skipped", "failed", "rule_notice", "suppressed", "drift"})
+                             "skipped", "failed", "rule_notice", "warning", "suppressed", "drift"})
 #: Kinds that say a campaign runs again or is let go.
 _CLOSING: Final = frozenset({"resumed", "override", "decision_expired"})
 #: bot.reconciler's resume path (no hold is left): "dry run: would have resumed …", "resume sent; …",

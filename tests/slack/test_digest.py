@@ -61,6 +61,7 @@ async def _seed(store: StateStore) -> int:
         AuditRow(_ago(4), "decision", "smartlead:3", None, "override", "recorded", "a person resumed it at the vendor"),
         AuditRow(_ago(3), "decision", "smartlead:2", "reply-floor", "notify", "notified", "reply rate <!channel> low"),
         AuditRow(_ago(3), "failure", "smartlead@acme:6", None, "pause", "failed", "Smartlead refused: 404"),
+        AuditRow(_ago(2.5), "decision", "smartlead@acme:6", "bounce-warn", "notify", "warned", "bounce rate 2.1%"),
         AuditRow(_ago(2), "decision", "smartlead@acme:7", "spam-guard", "pause", "would_pause", "shadow: would pause"),
         AuditRow(_ago(1), "decision", None, "alert-unscoped", "pause", "no_campaign", "alert DiskFull: no campaign"),
         AuditRow(_ago(1), "decision", "smartlead:4", "bounce-guard", "release", "hold_removed", "not a digest line"),
@@ -109,7 +110,8 @@ async def test_each_channel_gets_its_accounts_day(state: tuple[StateStore, list[
                                             f"rate 5.0%; expires 12-01 06:00 unless approved (Slack buttons, or "
                                             f"`campaign-guard decisions approve {decision}`)"))],
         "mailboxes": [(None, "ana@acme.io (smartlead@acme): SMTP failing; healthy again at 08:00")],
-        "warnings": [("smartlead@acme:6", "failed: Smartlead refused: 404")],
+        "warnings": [("smartlead@acme:6", "failed: Smartlead refused: 404"),
+                     ("smartlead@acme:6", "warned: bounce-warn: bounce rate 2.1%")],
         "shadow": [("smartlead@acme:7", "spam-guard: shadow: would pause")],
     }
     assert _lines(default) == {
@@ -134,7 +136,7 @@ async def test_without_any_channel_the_day_is_still_collected_for_the_cli(
     digests = await collect(store, accounts=no_channels, channel=None, start=START, end=NOW, zone=PARIS)
     assert list(digests) == [None]
     [everything] = digests.values()
-    assert everything.count("paused") == 3 and everything.count("warnings") == 3
+    assert everything.count("paused") == 3 and everything.count("warnings") == 4
     assert "no Slack channel" in daily_text(everything).splitlines()[0]
 
 
@@ -205,7 +207,7 @@ async def test_a_real_days_digest_is_valid_block_kit(state: tuple[StateStore, li
     kinds = [b["type"] for b in message["blocks"]]
     assert kinds == ["header", "context", "section"] + ["divider", "section"] * 6 + ["context"]
     assert message["blocks"][2]["text"]["text"] == ("1 paused · 1 resumed · 1 waiting for approval · "
-                                                    "1 unhealthy mailbox(es) · 1 warning(s) · 1 shadow decision(s)")
+                                                    "1 unhealthy mailbox(es) · 2 warning(s) · 1 shadow decision(s)")
     assert "• 00:00 `smartlead@acme:5` — bounce-guard: bounce rate 4.0%" in message["blocks"][4]["text"]["text"]
 
 

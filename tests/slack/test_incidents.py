@@ -215,6 +215,7 @@ async def test_the_running_deliverer_sends_an_incident_in_order(
     ("paused", "bounce rate 4%", Phase.OPEN),
     ("pending_decision", "parked", Phase.OPEN),
     ("rule_notice", "reply rate low", Phase.OPEN),
+    ("warning", "bounce rate 2.1%: above the warning level", Phase.OPEN),
     ("skipped", "already paused by someone else: holds kept, never resumed automatically", Phase.OPEN),
     ("dry_run", "dry run: would have paused smartlead:7: x", Phase.OPEN),
     ("withdrawn", "pause withdrawn before it was sent", Phase.UPDATE),
