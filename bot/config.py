@@ -83,6 +83,8 @@ class CoreSettings(BaseSettings):
                                 "and mailbox health (bot.poller; 0: off)")
     poll_share: float = Field(0.5, gt=0, le=1, description="at most this share of each rate window goes to "
                               "background reads (polls, drift reads): the rest is left to pauses and resumes")
+    metrics_port: int = Field(0, ge=0, le=65535, description="`worker`: serve /metrics (and /healthz) on "
+                              "BOT_HTTP_HOST:this port (0: not served; `run` and `web` serve them on BOT_HTTP_PORT)")
 
     # web intake
     webhook_token: SecretStr | None = None

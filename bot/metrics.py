@@ -11,6 +11,7 @@ __all__ = [
     "BUDGET_SLOTS",
     "BUDGET_WAITS",
     "DECISIONS",
+    "DECISION_SECONDS",
     "EVENTS",
     "HEARTBEAT",
     "OUTBOX_QUEUED",
@@ -42,6 +43,11 @@ EVENTS: Final = Counter(
 )
 DECISIONS: Final = Counter(
     "campaign_guard_decisions_total", "Rule decisions by rule and action.", ["rule", "action"], registry=REGISTRY,
+)
+DECISION_SECONDS: Final = Histogram(
+    "campaign_guard_decision_seconds", "Per message, the worker's time from taking a delivery to its outcome: "
+    "recorded, judged by the rules, holds placed and the vendor reconciled (pause included), ready to ack.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=REGISTRY,
 )
 VENDOR_CALLS: Final = Counter(
     "campaign_guard_vendor_calls_total", "Vendor HTTP calls by vendor, operation and result.",

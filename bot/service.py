@@ -39,6 +39,7 @@ from bot.state.outbox import Outbox
 from bot.state.protocol import StateStore
 from bot.vendors.build import build_vendors, dry_routes
 from bot.vendors.ratelimit import BACKGROUND_SHARE
+from bot.web import health
 from bot.web.app import create_app
 from bot.worker import MAX_MESSAGE_BYTES, Worker
 
@@ -178,6 +179,23 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def _serve_metrics(settings: Settings, stack: AsyncExitStack) -> None:
+    """A worker's own /metrics and /healthz on BOT_HTTP_HOST:BOT_METRICS_PORT (a worker has no web receiver):
+    its events, polls, rate budgets and heartbeat are there for Prometheus (deploy/prometheus/alerts.yml)."""
+    app = web.Application()
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/healthz", health.healthz)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, settings.http_host, settings.metrics_port).start()
+    except OSError as exc:
+        raise ConfigError(f"cannot serve /metrics on {settings.http_host}:{settings.metrics_port} "
+                          f"(BOT_METRICS_PORT): {exc.strerror or exc}") from None
+    log.info("metrics.started", host=settings.http_host, port=settings.metrics_port)
+
+
 async def _slack(settings: Settings, outbox: Outbox, stack: AsyncExitStack,
                  accounts: Accounts) -> SlackNotifier | None:
     """The outbox's background deliverer (always: a worker answers the commands a separate `web` process
@@ -280,6 +298,8 @@ async def running(settings: Settings, *, with_web: bool, with_worker: bool,
         services = Services(settings, broker, rules)
         if with_worker:
             await _start_worker(settings, services, stack, notifier)
+            if not with_web and settings.metrics_port:
+                await _serve_metrics(settings, stack)
         if with_web:                                    # served once the worker consumes; stopped before it
             _warn_closed_sources(settings)
             runner = web.AppRunner(create_app(settings, broker), access_log=None, shutdown_timeout=5)
