@@ -322,6 +322,13 @@ def report(cases: Sequence[Case], count: int) -> None:
             dead += "  warnings: " + ", ".join(f"{n} x{k}" for n, k in c.warnings.most_common(4))
         print(f"{c.store:<9} {c.workers:>7}  {c.rate:8,.0f}  {c.per_worker:10,.0f}  {c.cpu_us:12,.0f}  "
               f"({c.measured:,}, {c.seconds:.2f} s; {c.box_busy:.0%}; {split}){dead}")
+    print()
+    for name, value, target, verdict in summary(cases):
+        print(f"{name:<48} {value:>6}   {target}  {verdict}".rstrip())
+
+
+def summary(cases: Sequence[Case]) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, verdict) rows comparing the cases."""
     found = {(c.store, c.workers): c for c in cases}
     nan = Case("", 1, skipped="absent")
     sqlite1, pg1, pg3 = (found.get(k, nan) for k in (("sqlite", 1), ("postgres", 1), ("postgres", 3)))
@@ -336,10 +343,7 @@ def report(cases: Sequence[Case], count: int) -> None:
         ("CPU per event, PG 3 workers vs PG 1 worker", _overhead(pg3.cpu_us, pg1.cpu_us), "< +15%",
          {"below": 0.15}),
     ]
-    print()
-    for name, value, target, check in rows:
-        verdict = _verdict(value, **check) if check else ""
-        print(f"{name:<48} {value:>6}   {target}  {verdict}".rstrip())
+    return [(name, value, target, _verdict(value, **check) if check else "") for name, value, target, check in rows]
 
 
 async def main(count: int = 5_000, workers: Sequence[int] = (1, 3), stores: Sequence[str] = STORES, *,

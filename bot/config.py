@@ -62,7 +62,9 @@ class CoreSettings(BaseSettings):
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
 
     # worker
-    prefetch: int = Field(16, ge=1, le=1000)
+    prefetch: int = Field(128, ge=1, le=1000, description="deliveries in flight per worker (unacked at RabbitMQ)")
+    batch_size: int = Field(64, ge=1, le=1000,
+                            description="deliveries decided together: one transaction, one multiple-ack")
     max_deliveries: int = Field(10, ge=1, le=1000)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0, 120.0, 600.0)
     drain_seconds: float = Field(20.0, ge=0)

@@ -253,7 +253,7 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
                     max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes), accounts=accounts)
     services.store, services.worker, services.outbox = store, worker, outbox
     recovered = await worker.start(frozenset(vendors) - dry)
-    await broker.consume(worker.handle)
+    await broker.consume_batches(worker.handle_batch, size=settings.batch_size)
     stack.push_async_callback(broker.stop_consuming, settings.drain_seconds)
     # background duties: each on one worker of the fleet at a time (bot.fleet), the others standing by
     fleet = services.duties = Duties(state.leases, holder, seconds=settings.lease_seconds)
@@ -277,7 +277,7 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
                                                partial(_sample, store, outbox)), name="heartbeat")
     stack.push_async_callback(_cancel, heartbeat)
     log.info("worker.started", rules=[r.name for r in rules.rules], dry_run_vendors=sorted(dry),
-             recovered=recovered, prefetch=settings.prefetch)
+             recovered=recovered, prefetch=settings.prefetch, batch_size=settings.batch_size)
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Final, Protocol
@@ -19,6 +19,7 @@ from structlog.contextvars import bound_contextvars
 
 from bot.accounts import Accounts
 from bot.broker.base import Delivery, Outcome
+from bot.broker.policy import exception_reason
 from bot.engine import Decision, Evaluation, evaluate, key_value, tick, ticking
 from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
@@ -44,6 +45,47 @@ def _invalid(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(body)"
     return f"invalid event: {where}: {first['msg']} ({exc.error_count()} error(s))"
+
+
+class _Item:
+    """One event of a batch on its way through `Worker.handle_batch`."""
+
+    __slots__ = ("campaign", "client", "delivery", "event", "index", "keys", "new", "outcome", "rules", "touched")
+
+    def __init__(self, index: int, delivery: Delivery, event: Event) -> None:
+        self.index, self.delivery, self.event = index, delivery, event
+        self.campaign = str(event.campaign) if event.campaign else None
+        self.client: str | None = None
+        self.keys: dict[str, str | None] = {}       # rule keys found once for all the event's rules
+        self.rules: tuple[Rule, ...] = ()
+        self.new = False
+        self.touched: set[str] = set()
+        self.outcome: tuple[Outcome, str] | None = None     # set once decided (or failed)
+
+    def place(self, accounts: Accounts, inventory: Inventory) -> None:
+        """Which account's campaign this is (AccountError when that is not one), and its client label."""
+        if self.event.campaign is not None:
+            placed = accounts.place(self.event.campaign, inventory.listed)
+            if placed != self.event.campaign:
+                self.event = self.event.model_copy(update={"campaign": placed})
+                self.campaign = str(placed)
+        self.client = accounts.client(self.event.campaign)
+
+
+class _Group:
+    """Items of the batches that arrived while another group was being judged: judged in one transaction."""
+
+    __slots__ = ("done", "items")
+
+    def __init__(self, done: asyncio.Future[None] | None = None) -> None:
+        self.done = done if done is not None else asyncio.get_running_loop().create_future()
+        self.items: list[_Item] = []
+
+    @classmethod
+    def of(cls, items: list[_Item]) -> _Group:
+        group = cls()
+        group.items = items
+        return group
 
 
 class EventOperator(Protocol):
@@ -79,6 +121,10 @@ class Worker:
         self.handled: Counter[str] = Counter()
         #: wait_handled's callers: (reached?, future); checked on each count, so a count costs nothing else
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        #: one group's transaction at a time (FIFO: groups are judged in the order they formed; `_judge`)
+        self._deciding = asyncio.Lock()
+        self._forming: _Group | None = None
+        self._judging: set[asyncio.Task[None]] = set()
 
     async def wait_handled(self, count: int, *, outcome: str | None = None) -> None:
         """Wait until `count` messages (of `outcome`, if given) were handled. Bound it with asyncio.timeout."""
@@ -178,75 +224,213 @@ class Worker:
             return _invalid(exc)
 
     async def handle(self, delivery: Delivery) -> Outcome:
-        """Decide the delivery's fate. Acks only after the effect and its record are stored."""
-        started = time.perf_counter()
-        event = self._parse(delivery.body)
-        if isinstance(event, str):
-            await self._count("dead")
-            log.error("message.invalid", reason=event, message_id=delivery.message_id)
-            return Outcome.dead(event)
-        campaign = str(event.campaign) if event.campaign else None
-        with bound_contextvars(event_id=event.id, event_type=event.type, campaign=campaign):
-            outcome, label = await self._guarded(event, delivery)
-            await self._count(label)
-            # one line per message: debug when all went well (thousands a second), info otherwise
-            (log.debug if label in ("ack", "duplicate") else log.info)(
-                "event.handled", outcome=label, retries=delivery.retries,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2))
-            return outcome
+        """Decide one delivery's fate (`handle_batch` of one)."""
+        return (await self.handle_batch([delivery]))[0]
 
-    async def _guarded(self, event: Event, delivery: Delivery) -> tuple[Outcome, str]:
-        try:
-            new = await self._process(event, delivery.body)
-        except VendorUnavailable as exc:
-            log.warning("event.retry", error=str(exc))
-            if self._max_retries is not None and delivery.retries >= self._max_retries and event.campaign:
-                await self._executor.gave_up(event.campaign, str(exc), attempts=delivery.retries + 1)
-                return Outcome.retry(str(exc), delay=exc.retry_after), "dead"
-            return Outcome.retry(str(exc), delay=exc.retry_after), "retry"
-        except RetryableError as exc:
-            log.warning("event.retry", error=str(exc))
-            return Outcome.retry(str(exc)), "retry"
-        except BotError as exc:
-            log.error("event.failed", error=str(exc))
-            return Outcome.dead(f"{type(exc).__name__}: {exc}"), "dead"
-        return Outcome.ack(), ("ack" if new else "duplicate")
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Decide the fate of deliveries handed over together, in delivery order. Acks only after the
+        effects and their records are stored.
 
-    async def _process(self, event: Event, body: bytes) -> bool:
-        """Record, evaluate and act in one transaction, then reconcile every campaign it touched.
-
-        Returns False for a duplicate. A duplicate's campaign is reconciled, which finishes a vendor action
-        a crash or a failed attempt left pending (start-up and the periodic sweep cover the rest).
+        1. Parse each (poison → dead) and place its campaign in an account.
+        2. Record and evaluate them in ONE transaction, in order (so a campaign's events are judged in the
+           order they came): one INSERT for the events, one read of every rule window they reach. Batches
+           handed over while another one's transaction runs are judged together in the next (`_judge`):
+           the busier the worker, the larger its transactions. Should a transaction fail, each of its
+           events is taken again in a transaction of its own, so one bad event costs only its own outcome.
+        3. Reconcile every campaign they touched (concurrently, each under its lock); an event is retried
+           when a campaign it touched could not be reconciled.
+        Events people send (Slack) go to the operator, one by one, after the others.
         """
-        if self._operator is not None and self._operator.handles(event):
-            return await self._operator.handle(event)
-        if event.campaign is not None:      # which account's campaign: AccountError when that is not one
-            placed = self._accounts.place(event.campaign, self._inventory.listed)
-            if placed != event.campaign:
-                event = event.model_copy(update={"campaign": placed})
-        client = self._accounts.client(event.campaign)
-        now = self._clock()
-        touched: set[str] = set()
+        started = time.perf_counter()
+        outcomes: list[tuple[Outcome, str] | None] = [None] * len(deliveries)
+        items: list[_Item] = []
+        by_people: list[_Item] = []
+        for index, delivery in enumerate(deliveries):
+            event = self._parse(delivery.body)
+            if isinstance(event, str):
+                log.error("message.invalid", reason=event, message_id=delivery.message_id)
+                outcomes[index] = Outcome.dead(event), "dead"
+                continue
+            item = _Item(index, delivery, event)
+            if self._operator is not None and self._operator.handles(event):
+                by_people.append(item)
+                continue
+            try:
+                item.place(self._accounts, self._inventory)
+                items.append(item)
+            except BotError as exc:
+                outcomes[index] = await self._failed(item, exc)
+        if items:
+            await self._judge(items)
+            await self._settle_effects(items)
+        for item in by_people:
+            item.outcome = await self._by_operator(item)
+        for item in (*items, *by_people):
+            outcomes[item.index] = item.outcome
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        result = []
+        for delivery, decided in zip(deliveries, outcomes, strict=True):
+            assert decided is not None
+            outcome, label = decided
+            await self._count(label)
+            if label not in ("ack", "duplicate"):   # one line per message that did not simply go through
+                log.info("event.handled", outcome=label, retries=delivery.retries, message_id=delivery.message_id,
+                         batch=len(deliveries), duration_ms=elapsed_ms)
+            result.append(outcome)
+        return result
+
+    async def _judge(self, items: list[_Item]) -> None:
+        """Step 2 of `handle_batch`: join the group forming now (or start one), and wait until it was judged
+        (`item.new`, `item.touched` set, or `item.outcome` when it failed).
+
+        One group at a time is judged, in the order they formed (`_deciding`, FIFO); a group stops taking
+        items when its turn comes. It is judged in a task of its own, so a batch cancelled meanwhile (its
+        messages go back to the queue) leaves the others' judgement alone."""
+        group = self._forming
+        if group is None:
+            group = self._forming = _Group(asyncio.get_running_loop().create_future())
+            task = asyncio.get_running_loop().create_task(self._judge_group(group))
+            self._judging.add(task)
+            task.add_done_callback(self._judging.discard)
+        group.items += items
+        await asyncio.shield(group.done)
+
+    async def _judge_group(self, group: _Group) -> None:
+        try:
+            await self._deciding.acquire()
+            turn = [True]
+
+            def end_turn() -> None:
+                if turn.pop() if turn else False:
+                    self._deciding.release()
+
+            try:
+                await self._fold_batch(group, end_turn)
+            except Exception as exc:        # noqa: BLE001 (each event is taken again alone; see below)
+                self._close(group)
+                end_turn()
+                await self._one_by_one(group.items, exc)
+            finally:
+                end_turn()
+        finally:
+            self._close(group)
+            if not group.done.done():
+                group.done.set_result(None)
+
+    def _close(self, group: _Group) -> None:
+        """The group takes no more items: those handed over from now on form the next one."""
+        if self._forming is group:
+            self._forming = None
+
+    async def _one_by_one(self, items: list[_Item], exc: Exception) -> None:
+        """A group's transaction failed: each item again in a transaction of its own (its turn held through
+        its commit: a rare path), so that only the items that fail get their outcome from it."""
+        if len(items) == 1:
+            items[0].outcome = await self._failed(items[0], exc)
+            return
+        log.warning("batch.split", events=len(items), error=f"{type(exc).__name__}: {exc}")
+        for item in items:
+            item.new, item.touched = False, set()
+            try:
+                async with self._deciding:
+                    await self._fold_batch(_Group.of([item]), lambda: None)
+            except Exception as failure:    # noqa: BLE001 (a bug in one event is that event's dead letter)
+                item.outcome = await self._failed(item, failure)
+
+    async def _fold_batch(self, group: _Group, end_turn: Callable[[], None]) -> None:
+        """Record the group's events and run their rules in one transaction (see `handle_batch`), then
+        `end_turn`. The group takes items until its transaction has begun (the store may make it wait: a
+        COMMIT in progress), then it is closed and the next one forms.
+
+        The turn ends with the transaction's block, not its commit: the next group's transaction comes
+        after this one's all the same (SQLite: later in the same group commit; PostgreSQL: it waits on the
+        rows and locks this one took until it commits), and on SQLite several groups share one COMMIT."""
         async with self._store.transaction() as tx:
-            new = await tx.record_event(event, now, body=body)
-            if new:
-                learned = self._inventory.observe(event)
-                if learned is not None:
-                    await tx.add_inventory(*learned, now)
-                if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
-                    touched.add(str(event.campaign))
-                rules = self._rules.for_type(event.type)
-                if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
-                    rules = ()                  # a late duplicate of a firing that already resolved
-                keys: dict[str, str | None] = {}
-                await tx.take_windows([(rule.name, key) for rule in rules
-                                       if (key := key_value(rule.key, event, keys)) is not None])
-                for rule in rules:
-                    touched |= await self._evaluate(tx, rule, event, now, keys, client)
-        if event.campaign is not None and not new:
-            touched.add(str(event.campaign))    # a redelivery: finish what a crash or a retry left pending
-        await self._reconcile(touched)
-        return new
+            self._close(group)
+            items, now = group.items, self._clock()
+            recorded = await tx.record_events([(item.event, item.delivery.body) for item in items], now)
+            wanted: list[tuple[str, str]] = []
+            for item in items:
+                item.new = item.event.id in recorded
+                recorded.discard(item.event.id)     # the same id again in this batch is a duplicate
+                if item.new:
+                    item.rules = self._rules.for_type(item.event.type)
+                    wanted += [(rule.name, key) for rule in item.rules
+                               if (key := key_value(rule.key, item.event, item.keys)) is not None]
+            await tx.take_windows(wanted)
+            for item in items:
+                item.touched = set()
+                if item.new:
+                    with bound_contextvars(event_id=item.event.id, event_type=item.event.type,
+                                           campaign=item.campaign):
+                        item.touched = await self._fold(tx, item, now)
+            end_turn()                          # the next group's transaction may begin
+        for item in items:
+            if item.event.campaign is not None and not item.new:
+                item.touched.add(item.campaign or "")   # a redelivery: finish what a crash or a retry left pending
+
+    async def _fold(self, tx: Transaction, item: _Item, now: datetime) -> set[str]:
+        """One new event inside the batch's transaction: learn its sender, note a vendor start, run its
+        rules. Returns the campaigns to reconcile."""
+        event, touched = item.event, set()
+        learned = self._inventory.observe(event)
+        if learned is not None:
+            await tx.add_inventory(*learned, now)
+        if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
+            touched.add(str(event.campaign))
+        rules = item.rules
+        if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
+            rules = ()                  # a late duplicate of a firing that already resolved
+        for rule in rules:
+            touched |= await self._evaluate(tx, rule, event, now, item.keys, item.client)
+        return touched
+
+    async def _settle_effects(self, items: list[_Item]) -> None:
+        """Step 3 of `handle_batch`: reconcile the campaigns the decided items touched, each once."""
+        decided = [item for item in items if item.outcome is None]
+        touched = sorted({key for item in decided for key in item.touched})
+        failures: dict[str, BaseException] = {}
+        if touched:
+            done = await asyncio.gather(*(self._locked(key, self._executor.reconcile) for key in touched),
+                                        return_exceptions=True)
+            failures = {key: exc for key, exc in zip(touched, done, strict=True) if isinstance(exc, BaseException)}
+            for exc in failures.values():
+                if not isinstance(exc, Exception):
+                    raise exc                       # cancelled: the messages go back to the queue
+        for item in decided:
+            failed = next((failures[key] for key in sorted(item.touched) if key in failures), None)
+            item.outcome = (await self._failed(item, failed) if failed is not None
+                            else (Outcome.ack(), "ack" if item.new else "duplicate"))
+
+    async def _by_operator(self, item: _Item) -> tuple[Outcome, str]:
+        assert self._operator is not None
+        with bound_contextvars(event_id=item.event.id, event_type=item.event.type, campaign=item.campaign):
+            try:
+                new = await self._operator.handle(item.event)
+            except Exception as exc:    # noqa: BLE001 (mapped to the message's outcome)
+                return await self._failed(item, exc)
+        return Outcome.ack(), "ack" if new else "duplicate"
+
+    async def _failed(self, item: _Item, exc: BaseException) -> tuple[Outcome, str]:
+        """The outcome of an event that failed with `exc`: retried (with the vendor's delay; the last
+        attempt is recorded and notified before it is dead-lettered), or dead-lettered with the reason."""
+        with bound_contextvars(event_id=item.event.id, event_type=item.event.type, campaign=item.campaign):
+            delivery = item.delivery
+            if isinstance(exc, VendorUnavailable):
+                log.warning("event.retry", error=str(exc))
+                campaign = item.event.campaign
+                if self._max_retries is not None and delivery.retries >= self._max_retries and campaign:
+                    await self._executor.gave_up(campaign, str(exc), attempts=delivery.retries + 1)
+                    return Outcome.retry(str(exc), delay=exc.retry_after), "dead"
+                return Outcome.retry(str(exc), delay=exc.retry_after), "retry"
+            if isinstance(exc, RetryableError):
+                log.warning("event.retry", error=str(exc))
+                return Outcome.retry(str(exc)), "retry"
+            if isinstance(exc, BotError):
+                log.error("event.failed", error=str(exc))
+                return Outcome.dead(f"{type(exc).__name__}: {exc}"), "dead"
+            log.error("event.crashed", error=exception_reason(exc), exc_info=exc)
+            return Outcome.dead(exception_reason(exc)), "dead"
 
     async def _reconcile(self, touched: AbstractSet[str]) -> None:
         """Reconcile each campaign under its lock; a failure propagates (the message is retried)."""

@@ -1,14 +1,15 @@
 """Which acks to send for deliveries settled out of order: one multiple-ack for what is settled in a row.
 
 RabbitMQ numbers a channel's deliveries 1, 2, 3...; `basic.ack(tag, multiple=True)` acks every unacked
-delivery up to `tag` in one frame. The worker settles deliveries by batch, and batches can finish out of
-order (one waits on a slow vendor while the next is done). `AckBook` keeps the channel's unacked tags in
-order and says, for each settled batch:
-- when everything before it is settled too: one multiple-ack, at the highest tag not yet acked;
-- otherwise: a plain ack per tag of the batch now (so a slow batch never holds the prefetch window of the
-  ones behind it), remembered so that the later multiple-ack stops below or covers them harmlessly.
+delivery up to `tag` in one frame. The worker settles deliveries by batch, batches can finish out of order
+(one waits on a slow vendor while the next is done), and several finish in one turn of the event loop.
+`AckBook` keeps a channel's unacked tags in order; deliveries are `settle`d as they finish, and once per
+turn `take` says what to send:
+- one multiple-ack at the highest settled tag below the first delivery still in flight;
+- a plain ack for each settled tag above it (so a slow batch never holds the prefetch window of the ones
+  behind it), remembered so that the later multiple-ack stops below them or covers them harmlessly.
 A multiple-ack is only ever sent at a tag still unacked (RabbitMQ closes the channel on an unknown tag),
-and never across a tag still in flight. Tags settled by a nack (requeued) count as acked here.
+and never across a delivery in flight. Tags settled by a nack (requeued) count as acked here.
 
 Pure bookkeeping, one book per channel: after a reconnect, tags restart on the new channel.
 """
@@ -33,6 +34,7 @@ class AckBook:
 
     def __init__(self) -> None:
         self._tags: OrderedDict[int, _State] = OrderedDict()
+        self._settled = 0           # tags SETTLED now: `take` has something to say
 
     def __len__(self) -> int:
         return len(self._tags)
@@ -41,21 +43,20 @@ class AckBook:
         """A delivery arrived (tags arrive in increasing order on a channel)."""
         self._tags[tag] = _State.IN_FLIGHT
 
-    def settle(self, tags: Iterable[int], *, acked: Iterable[int] = ()) -> tuple[int | None, list[int]]:
-        """`tags` are done (`acked`: those already settled on the channel, e.g. nacked for a requeue).
-
-        Returns (tag for one multiple-ack or None, tags to ack one by one); send the single acks first."""
-        done = set(tags)
-        already = set(acked)
-        head = next(iter(self._tags), None)
-        for tag in done | already:
-            if tag in self._tags:
-                self._tags[tag] = _State.ACKED if tag in already else _State.SETTLED
-        if head is None or self._tags.get(head) is _State.IN_FLIGHT:
-            singles = sorted(tag for tag in done - already if self._tags.get(tag) is _State.SETTLED)
-            for tag in singles:
+    def settle(self, tags: Iterable[int], *, acked: Iterable[int] = ()) -> None:
+        """`tags` are done; `acked`: done and already settled on the channel (e.g. nacked for a requeue)."""
+        for tag, state in ((tag, _State.SETTLED) for tag in tags):
+            if self._tags.get(tag) is _State.IN_FLIGHT:
+                self._tags[tag] = state
+                self._settled += 1
+        for tag in acked:
+            if self._tags.get(tag) is _State.IN_FLIGHT:
                 self._tags[tag] = _State.ACKED
-            return None, singles
+
+    def take(self) -> tuple[int | None, list[int]]:
+        """(tag for one multiple-ack or None, tags to ack one by one) for everything settled so far; send
+        them in the order `take` was called (a multiple-ack overtaking an earlier single ack below it would
+        ack that tag twice)."""
         highest: int | None = None
         while self._tags:
             tag, state = next(iter(self._tags.items()))
@@ -64,4 +65,11 @@ class AckBook:
             del self._tags[tag]
             if state is _State.SETTLED:
                 highest = tag
-        return highest, []
+                self._settled -= 1
+        singles: list[int] = []
+        if self._settled:
+            singles = [tag for tag, state in self._tags.items() if state is _State.SETTLED]
+            for tag in singles:
+                self._tags[tag] = _State.ACKED
+            self._settled = 0
+        return highest, singles

@@ -91,6 +91,7 @@ class AmqpBroker:
         self._waiting: list[DeliveredMessage] = []
         self._books: dict[Any, AckBook] = {}
         self._acking = asyncio.Lock()
+        self._flushing = False
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -323,17 +324,24 @@ class AmqpBroker:
         except Exception as exc:  # a handler that raises is a bug: park the messages
             log.exception("message.handler_failed", batch=len(deliveries))
             outcomes = [Outcome.dead(exception_reason(exc))] * len(deliveries)
-        settled: dict[Any, tuple[list[int], list[int]]] = {}
         for raw, delivery, outcome in zip(raws, deliveries, outcomes, strict=True):
             requeued = outcome.verdict is not Verdict.ACK and not await self._park(raw, delivery, outcome)
-            tags, nacked = settled.setdefault(raw.channel, ([], []))
-            (nacked if requeued else tags).append(_tag(raw))
-        for channel, (tags, nacked) in settled.items():
-            multiple, singles = self._book(channel).settle(tags, acked=nacked)
-            # the frames go out in the order the book decided them: a multiple-ack overtaking a single
-            # ack below it would ack that tag first, and RabbitMQ closes a channel acked twice for a tag.
-            # (An uncontended lock is taken without yielding; a contended one queues its waiters in order.)
-            async with self._acking:
+            if requeued:
+                self._book(raw.channel).settle((), acked=(_tag(raw),))
+            else:
+                self._book(raw.channel).settle((_tag(raw),))
+        if not self._flushing:              # the batches settled in this turn of the loop: acked together
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._spawn, self._flush_acks(), self._background)
+
+    async def _flush_acks(self) -> None:
+        """Send what the books say (`AckBook.take`), in the order taken: a multiple-ack overtaking an earlier
+        single ack below it would ack that tag twice, and RabbitMQ closes a channel for that. (An uncontended
+        lock is taken without yielding; a contended one queues its waiters in order.)"""
+        self._flushing = False
+        taken = [(channel, *book.take()) for channel, book in self._books.items()]
+        async with self._acking:
+            for channel, multiple, singles in taken:
                 for tag in singles:
                     await settle_quietly(channel.basic_ack(tag))
                 if multiple is not None:

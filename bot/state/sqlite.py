@@ -37,6 +37,7 @@ __all__ = ["SqliteStateStore", "Tx"]
 
 _BUSY_SECONDS: Final = 10.0
 _WINDOW_CACHE: Final = 50_000     # ~1 KiB each: bounded well under 100 MiB
+_READ_CHUNK: Final = 500          # (rule, key) pairs per read: 1,000 parameters, far under SQLite's limit
 #: transactions in one group at most: bounds how long the write lock is held and what one failed COMMIT undoes
 GROUP_LIMIT: Final = 256
 
@@ -68,6 +69,8 @@ class Tx(DecisionQueries):
         self._group = group
         self._windows: dict[tuple[str, str], dict[str, Any]] = {}
         self._windows_at: datetime | None = None
+        #: windows `take_windows` found no row for (none is written before this transaction's own)
+        self._absent: set[tuple[str, str]] = set()
 
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back)."""
@@ -98,11 +101,31 @@ class Tx(DecisionQueries):
         if cached is not None:
             self._cache.move_to_end((rule, key))
             return cached
+        if (rule, key) in self._absent:
+            return None
         row = await self._one("SELECT state FROM windows WHERE rule = ? AND key = ?", (rule, key))
         return orjson.loads(row[0]) if row else None
 
     async def take_windows(self, keys: list[tuple[str, str]]) -> None:
-        """Nothing to do: the worker is SQLite's only writer, and windows are cached."""
+        """Read the windows of `keys` that are neither written in this group nor cached in one statement per
+        500 (the worker is SQLite's only writer, so what is read joins the cache; those with no row are
+        remembered as absent for this transaction)."""
+        group, cache = self._group.windows, self._cache
+        missing = sorted({k for k in keys if k not in self._windows and k not in group and k not in cache})
+        for start in range(0, len(missing), _READ_CHUNK):
+            chunk = missing[start:start + _READ_CHUNK]
+            async with self._db.execute(
+                "SELECT rule, key, state FROM windows WHERE (rule, key) IN (VALUES "
+                + ", ".join(["(?, ?)"] * len(chunk)) + ")", tuple(part for pair in chunk for part in pair),
+            ) as cursor:
+                found = {(rule, key): orjson.loads(state) for rule, key, state in await cursor.fetchall()}
+            for pair in chunk:
+                if pair in found:
+                    cache[pair] = found[pair]
+                else:
+                    self._absent.add(pair)
+        while len(cache) > _WINDOW_CACHE:
+            cache.popitem(last=False)
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
         """Buffered: written once per group, in one statement, just before the COMMIT."""
@@ -300,7 +323,7 @@ class SqliteStateStore:
                 raise
             group.join(tx)
             if group.size >= GROUP_LIMIT:
-                self._commit(group)
+                await self._commit(group)
         await asyncio.shield(group.committed)     # a cancelled caller leaves the group's outcome alone
         for callback in tx._on_commit:
             await callback()
@@ -328,10 +351,13 @@ class SqliteStateStore:
             await asyncio.sleep(0)
         async with self._lock:
             if self._group is group:
-                self._commit(group)
+                await self._commit(group)
 
-    def _commit(self, group: _Group) -> None:
-        """Write the group's windows and COMMIT (or ROLLBACK); called holding the lock."""
+    async def _commit(self, group: _Group) -> None:
+        """Write the group's windows and COMMIT (or ROLLBACK); called holding the lock, which it keeps until
+        the COMMIT is over, even when its caller is cancelled meanwhile (nothing else may use the connection
+        while it runs). The COMMIT runs in a thread: with synchronous=FULL it waits for the WAL's fsync,
+        and the event loop goes on meanwhile (deliveries are read and parsed, the next group forms)."""
         self._group = None
         self.commits += 1
         if group.committed.done():
@@ -344,7 +370,7 @@ class SqliteStateStore:
                     " SET state = excluded.state, updated_at = excluded.updated_at",
                     [(rule, key, orjson.dumps(state).decode(), at) for (rule, key), state in group.windows.items()],
                 )
-            self._db.execute_now("COMMIT")
+            await _uncancelled(asyncio.to_thread(self._db.execute_now, "COMMIT"))
         except sqlite3.Error as exc:
             self._fail(group, exc)
             return
@@ -367,7 +393,7 @@ class SqliteStateStore:
         """The lock, with any open group committed first: reads see committed state only."""
         async with self._lock:
             if self._group is not None:
-                self._commit(self._group)
+                await self._commit(self._group)
             yield
 
     async def _begin(self) -> None:
@@ -467,3 +493,19 @@ if TYPE_CHECKING:
     def _keeps_the_protocol(store: SqliteStateStore, tx: Tx) -> tuple[StateStore, Transaction]:
         """mypy checks here that this implementation has every method of bot.state.protocol."""
         return store, tx
+
+
+async def _uncancelled(work: Awaitable[None]) -> None:
+    """Await `work` to its end even if the caller is cancelled meanwhile (then re-raise CancelledError)."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
