@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.accounts import Account, Accounts
 from bot.broker.base import Delivery, Verdict
 from bot.engine import ticking
 from bot.errors import PayloadError, WriteCancelled
-from bot.events import EVENT_TYPES, Event
+from bot.events import DEFAULT_ACCOUNT, EVENT_TYPES, CampaignRef, Event
 from bot.executor import Executor
 from bot.inventory import Inventory
 from bot.notify import Notice
@@ -33,6 +34,7 @@ from bot.state.sqlite import SqliteStateStore
 from bot.vendors import registry
 from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.http import VendorRefused
+from bot.vendors.spec import VendorConfig
 from bot.worker import Worker
 
 __all__ = [
@@ -242,7 +244,7 @@ def _number(inputs: Mapping[str, Any], key: str) -> Any:
 def _collect(report: BacktestReport, rows: list[AuditRow]) -> None:
     for row in rows:
         if row.kind == "decision" and row.action != "override":
-            threshold = row.inputs.get("threshold")
+            threshold = row.inputs.get("release_threshold" if row.action == "release" else "threshold")
             report.decisions.append(BacktestDecision(
                 row.at, (row.rule or "-").removeprefix("rule:"), row.campaign, row.action, row.outcome, row.detail,
                 _number(row.inputs, "numerator"), _number(row.inputs, "denominator"), _number(row.inputs, "value"),
@@ -250,6 +252,25 @@ def _collect(report: BacktestReport, rows: list[AuditRow]) -> None:
                 row.inputs.get("trigger") if isinstance(row.inputs.get("trigger"), str) else None))
         else:
             report.actions.append(BacktestAction(row.at, row.campaign, row.action, row.outcome, row.detail))
+
+
+def _accounts(events: list[Event], inventory: Mapping[str, Iterable[str]] | None) -> tuple[Accounts, Inventory]:
+    """Every vendor's default account and each named account the events or the inventory name
+    (`smartlead@acme:1`), and the inventory, knowing every campaign the events name: recorded events carry
+    campaigns the worker already placed in their account (`Accounts.place` leaves them as they are)."""
+    known = Inventory(inventory)
+    routes = {spec.name for spec in registry.specs()}       # every vendor's default account
+    for event in events:
+        if event.campaign is not None:
+            known.add(str(event.campaign))
+            routes.add(event.campaign.route)
+    for campaign in inventory or {}:
+        routes.add(CampaignRef.parse(campaign).route)
+    made = []
+    for route in sorted(routes):
+        vendor, _, name = route.partition("@")
+        made.append(Account(vendor, name or DEFAULT_ACCOUNT, VendorConfig(vendor, {})))
+    return Accounts(made), known
 
 
 async def backtest(
@@ -272,13 +293,16 @@ async def backtest(
     report.first_at, report.last_at = ordered[0].occurred_at, ordered[-1].occurred_at
     report.by_type = dict(Counter(e.type for e in ordered))
     clock = VirtualClock(ordered[0].occurred_at)
-    vendors = {spec.name: BacktestVendor(spec.name, can_read_state=spec.can_read_state)
-               for spec in registry.specs()}
+    accounts, known = _accounts(ordered, inventory)
+    readable = {spec.name: spec.can_read_state for spec in registry.specs()}
+    vendors = {account.route: BacktestVendor(account.vendor, can_read_state=readable[account.vendor])
+               for account in accounts}
     notices = _Notices()
     seen: set[str] = set()
     async with SqliteStateStore.open(":memory:") as store:
         executor = Executor(store, vendors, clock=clock, notifier=notices)
-        worker = Worker(store=store, rules=rules, executor=executor, clock=clock, inventory=Inventory(inventory))
+        worker = Worker(store=store, rules=rules, executor=executor, clock=clock, inventory=known,
+                        accounts=accounts)
         sweeping = any(ticking(rule) for rule in rules.rules)
         next_sweep = ordered[0].occurred_at + sweep
         for event in ordered:
@@ -288,7 +312,7 @@ async def backtest(
                 next_sweep += sweep
             clock.now = event.occurred_at
             if event.id not in seen and event.campaign is not None:   # a redelivery changes nothing at the vendor
-                vendors[event.campaign.vendor].apply(event)
+                vendors[event.campaign.route].apply(event)
             seen.add(event.id)
             delivery = Delivery(event.model_dump_json().encode(), event.id, event.routing_key, 0, False)
             outcome = await worker.handle(delivery)
