@@ -58,7 +58,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS slack_incidents_open ON slack_incidents (chann
 #: Columns added since the outbox's first release: (table, column, definition), added to an older file at open
 #: (as bot.state.sqlite does for the store's tables); then the indexes that need them.
 _ADDED: Final = (("outbox", "incident", "INTEGER"),)
-_ADDED_INDEXES: Final = "CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident, id) WHERE status = 'queued';"
+#: (every item, not only the queued ones: an incident's delivered notices are counted and its newest one looked up)
+_ADDED_INDEXES: Final = "CREATE INDEX IF NOT EXISTS outbox_by_incident ON outbox (incident, id);"
 _COLUMNS: Final = "id, key, target, payload, grp, status, attempts, created_at, due_at, done_at, result, incident"
 #: An item's turn: outside any incident, or no earlier item of its incident still queued (SQL on `outbox`).
 TURN: Final = ("(outbox.incident IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident = outbox.incident"

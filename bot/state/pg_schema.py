@@ -108,7 +108,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # items filed under one; the daily digest's reads of a day of audit rows
     """
     ALTER TABLE outbox ADD COLUMN incident bigint;
-    CREATE INDEX outbox_incident ON outbox (incident, id) WHERE status = 'queued';
+    CREATE INDEX outbox_by_incident ON outbox (incident, id);
     CREATE TABLE slack_incidents (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, channel text COLLATE "C" NOT NULL,
         campaign text COLLATE "C" NOT NULL, opened_at timestamptz NOT NULL, closed_at timestamptz,

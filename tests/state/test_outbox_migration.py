@@ -40,4 +40,4 @@ async def test_an_outbox_of_the_previous_release_gains_incidents_and_keeps_its_q
         assert [i.incident for i in await outbox.items()] == [None, incident]
     with sqlite3.connect(path) as db:
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"outbox_incident", "slack_incidents_open"} <= indexes
+    assert {"outbox_by_incident", "slack_incidents_open"} <= indexes
