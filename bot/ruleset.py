@@ -88,7 +88,8 @@ def load_rule(path: Path) -> Rule:
         problems = []
         for err in exc.errors():
             cause = (err.get("ctx") or {}).get("error")
-            full = (*err["loc"], *(cause.where if isinstance(cause, RuleError) else ()))
+            full = tuple(p for p in (*err["loc"], *(cause.where if isinstance(cause, RuleError) else ()))
+                         if not (isinstance(p, str) and p.startswith("<")))     # a union's tag, no key
             loc = tuple(p for p in full if p not in ("in_",)) or ("(file)",)
             field = ".".join(str(p) for p in loc)
             line = _line_of(node, tuple(p if p != "in_" else "in" for p in full))

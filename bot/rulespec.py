@@ -17,7 +17,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -210,6 +212,16 @@ def _sources(value: Any) -> Any:
     return value if isinstance(value, list | tuple) else [value]
 
 
+def _source_kind(value: Any) -> str:
+    return "<ratio>" if isinstance(value, dict | FieldRatio) else "<field>"
+
+
+#: One source of a `value` measure: a data field, or `{ratio: [data.a, data.b]}`. (The tags, in `<>`, are
+#: left out of the location the loader names.)
+ValueSource = Annotated[Annotated[DataField, Tag("<field>")] | Annotated[FieldRatio, Tag("<ratio>")],
+                        Discriminator(_source_kind)]
+
+
 def _alternatives(value: Any) -> Any:
     if isinstance(value, dict):               # a ValueError: pydantic reports it with the key's line
         raise RuleError("`any` is a list of alternatives, each a mapping of conditions like `when` (all of an "
@@ -228,7 +240,7 @@ class Measure(_Spec):
     #: window's `of`/`since` events: "no reply after 500 sends"
     absent: EventType | None = None
     #: the event's number: the first of these sources the event carries (a data field, or a FieldRatio)
-    value: Annotated[tuple[DataField | FieldRatio, ...], BeforeValidator(_sources), Field(min_length=1)] | None = None
+    value: Annotated[tuple[ValueSource, ...], BeforeValidator(_sources), Field(min_length=1)] | None = None
     #: 1 when any alternative holds on the event (each a mapping of conditions, all must hold), else 0
     any: Annotated[tuple[Conditions, ...], BeforeValidator(_alternatives), Field(min_length=1)] | None = None
     #: ratio, absent: the window's `of`/`since` events; value, any: the `sample` field (or always enough

@@ -175,3 +175,159 @@ def test_rule_files_cite_documents_under_docs() -> None:
         text = path.read_text()
         for doc in ("guardrails.md", "vendors.md"):
             assert text.count(doc) == text.count(f"docs/{doc}"), f"{path.name} cites {doc} outside docs/"
+
+
+# Issue 13: every new key's mistakes name file, line and field ------------------------------------------------
+
+METRICS = """\
+description: test rule
+on: campaign.metrics
+measure:
+  value: data.rate
+  sample: data.sent
+pause:
+  when: {lt: 0.2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # warn
+        (GOOD + "warn: {when: {gte: 0.3}}\n", (":6: warn.when: the warning threshold 0.3 must come before the pause "
+                                             "threshold 0.2 (lower)")),
+        (GOOD + "warn:\n  when: {lte: 0.1}\n", (":7: warn.when: `warn.when` must point the same way as `pause.when` "
+                                              "(gte): use gt or gte")),
+        (GOOD + "warn:\n  when: {gte: 0.1}\n  clear: {gte: 0.05}\n", (":8: warn.clear: `warn.clear` says when the "
+                                                                    "value is back: use lt or lte")),
+        (GOOD.replace("{gte: 0.2}", "{eq: 1}") + "warn: {when: {gte: 0.5}}\n",
+         ":6: warn: a warning needs a pause threshold it comes before"),
+        (GOOD + "warn:\n  when: {gte: 0.1}\n  min_sample: 0\n", ":8: warn.min_sample: Input should be greater"),
+        (GOOD + "warn:\n  when: {gte: 0.1}\n  reason: '{rate}'\n", ":8: warn.reason: bad template"),
+        (GOOD + "warn:\n  when: {gte: 0.1}\n  clear: {lt: 0.05}\n  sevrity: high\n",
+         ":9: warn.sevrity: Extra inputs are not permitted"),
+        ("description: d\non: account.disconnected\naction: {do: pause}\nwarn: {when: {gte: 1}}\n",
+         ":4: warn: an event rule (`action`) has no window, measure, pause, warn"),
+        # shared_hold
+        (GOOD + "shared_hold: r\n", ":6: shared_hold: a rule's own hold needs no `shared_hold`"),
+        (GOOD + "shared_hold: Bounce Guard\n", ":6: shared_hold: String should match pattern"),
+        (GOOD + "release: {when: {lt: 0.1}}\nshared_hold: other\n",
+         ":6: release: a rule pausing under another rule's hold cannot `release` it"),
+        # value sources
+        (METRICS.replace("data.rate", "campaign.vendor"), (":4: measure.value.0: 'campaign.vendor' is not a figure "
+                                                          "the event carries")),
+        (METRICS.replace("data.rate", "[data.rate, {ratio: [data.replied, sent]}]"),
+         ":4: measure.value.1.ratio.1: 'sent' is not a figure the event carries"),
+        (METRICS.replace("value: data.rate", "value:\n    - data.rate\n    - {ratio: [data.a]}"),
+         ":6: measure.value.1.ratio.1: Field required"),
+        (METRICS.replace("value: data.rate", "value: []"), ":4: measure.value: Value should have at least 1 item"),
+        (METRICS.replace("value: data.rate", "value: 5"), ":4: measure.value.0: Input should be a valid string"),
+        (METRICS.replace("sample: data.sent", "sample: sent"), ":5: measure.sample: 'sent' is not a figure"),
+        (METRICS + "window: {per: campaign, last: 10, of: campaign.metrics}\n",
+         ":8: window: a `value` or `any` measure reads the event's own figures: it has no window"),
+        (GOOD.replace("min_sample: 5}", "min_sample: 5, sample: data.sent}"),
+         ":4: measure.sample: `sample` goes with `value` or `any`"),
+        (GOOD.replace("min_sample: 5}", "min_sample: 5, max_age: 1h}"),
+         ":4: measure.max_age: `max_age` goes with `value` or `any`"),
+        (METRICS.replace("sample: data.sent", "sample: data.sent\n  max_age: 0s"),
+         ":6: measure.max_age: must be a positive duration"),
+        # any
+        (METRICS.replace("value: data.rate", "any: {data.smtp_ok: {eq: false}}"),
+         ":4: measure.any: `any` is a list of alternatives"),
+        (METRICS.replace("value: data.rate", "any:\n    - data.smtp_ok: {eq: false}\n    - data.x: {eq: 1, lt: 2}"),
+         ":6: measure.any.1.data.x: give exactly one operator"),
+        (METRICS.replace("value: data.rate", "any:\n    - data.smtp_ok: {eq: false}\n    - colour: {eq: 1}"),
+         r":6: measure.any.1.colour.[key]: unknown field 'colour'"),
+        (METRICS.replace("value: data.rate", "any:\n    - source: {eq: smartleed}"),
+         ":5: measure.any.0.source: unknown value 'smartleed'"),
+        (METRICS.replace("value: data.rate", "value: data.rate\n  any: [{data.x: {eq: 1}}]"),
+         ":4: measure: give exactly one of `ratio`, `count`, `absent`, `value` or `any`"),
+        # absent, since, ages
+        (("description: d\non: [email.sent, email.replied]\nwindow: {duration: 1h}\nmeasure: {absent: email.replied}\n"
+         "pause: {when: {eq: 0}}\n"), ":3: window: an absence is judged against a number of other events"),
+        (("description: d\non: [email.sent, email.replied]\nwindow: {since: email.sent}\nmeasure: {absent: email.sent}\n"
+         "pause: {when: {eq: 0}}\n"), ":4: measure.absent: `absent` counts another type than the window's own base"),
+        (("description: d\non: [email.sent]\nwindow: {since: email.sent}\nmeasure: {absent: email.replied}\n"
+         "pause: {when: {eq: 0}}\n"), ":2: on: 'email.replied' is measured but not listed in `on`"),
+        (("description: d\non: [email.sent, email.replied]\nwindow: {since: email.sent, of: email.sent}\n"
+         "measure: {absent: email.replied}\npause: {when: {eq: 0}}\n"), ":3: window.of: `of` goes with `last`"),
+        (("description: d\non: [email.sent, email.replied]\nwindow: {since: email.sent, last: 5, of: email.sent}\n"
+         "measure: {absent: email.replied}\npause: {when: {eq: 0}}\n"),
+         ":3: window: give one of `last` (with `of`), `duration` or `since`"),
+        (("description: d\non: [email.sent, email.replied]\nwindow: {since: email.sennt}\n"
+         "measure: {absent: email.replied}\npause: {when: {eq: 0}}\n"), ":3: window.since: unknown event type"),
+        (GOOD.replace("min_sample: 5}", "min_sample: 5,\n  min_age: 48h}"),
+         ":5: measure.min_age: `min_age` counts from the window's first `since` event"),
+        (METRICS.replace("sample: data.sent", "sample: data.sent\n  min_age: 48h"),
+         ":6: measure.min_age: a `value` or `any` measure has no window to age: give `age_from"),
+        (METRICS.replace("sample: data.sent", "sample: data.sent\n  age_from: data.started_at"),
+         ":6: measure.age_from: `age_from` says where a `min_age` counts from"),
+        (METRICS.replace("sample: data.sent", "sample: data.sent\n  min_age: 2 days\n  age_from: data.started_at"),
+         ":6: measure.min_age: invalid duration '2 days'"),
+        (METRICS.replace("sample: data.sent", "sample: data.sent\n  min_age: 48h\n  age_from: started_at"),
+         ":7: measure.age_from: 'started_at' is not a figure"),
+        (GOOD.replace("ratio: [email.bounced, email.sent]", "ratio: [email.bounced, email.bounced]"),
+         ":4: measure.ratio.1: the ratio's denominator must be the window's `of` (or `since`) event type"),
+        # reason placeholders of measured rules
+        (METRICS.replace("when: {lt: 0.2}", "when: {lt: 0.2}\n  reason: '{data[email]:.1%} {matched} {age} {nope}'"),
+         ":8: pause.reason: bad template ('nope')"),
+    ],
+)
+def test_new_keys_name_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_rule(path)
+    assert f"{path}{expected}" in str(caught.value).replace(r"\[key\]", "[key]")
+
+
+def test_reason_placeholders_of_measured_rules_load(tmp_path: Path) -> None:
+    text = METRICS.replace("when: {lt: 0.2}", "when: {lt: 0.2}\n  reason: '{data[email]:.1%} {matched} {age} "
+                                              "{sample} {key} {value:.2%}'")
+    assert load_rule(_write(tmp_path, text)).pause is not None
+
+
+def _directory(tmp_path: Path, **files: str) -> Path:
+    for name, text in files.items():
+        _write(tmp_path, text, f"{name}.yaml")
+    return tmp_path
+
+
+SHARING = METRICS + "shared_hold: guard\n"
+
+
+@pytest.mark.parametrize(
+    ("guard", "expected"),
+    [
+        (None, "shared_hold: no rule 'guard' in this directory; known: sharer"),
+        ("description: d\non: account.disconnected\naction: {do: pause}\n", "'guard' is an event rule"),
+        (GOOD + "release: {when: {lt: 0.1}}\n", "'guard' releases its own holds"),
+        (GOOD.replace("{last: 10,", "{per: sender_domain, last: 10,"),
+         "'guard' keeps its holds per sender_domain, this rule per campaign"),
+        (METRICS + "shared_hold: sharer\n", "'guard' pauses under 'sharer''s hold itself"),
+    ],
+)
+def test_a_shared_hold_must_name_a_fitting_rule_of_the_directory(tmp_path: Path, guard: str | None,
+                                                                 expected: str) -> None:
+    directory = _directory(tmp_path, sharer=SHARING, **({"guard": guard} if guard else {}))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(directory)
+    assert f"{directory / 'sharer.yaml'}:8: shared_hold: " in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_shared_hold_of_a_fitting_rule_loads_and_a_broken_one_reports_only_its_own_errors(tmp_path: Path) -> None:
+    ruleset = load_rules(_directory(tmp_path, sharer=SHARING, guard=GOOD))
+    assert {r.name: r.hold_rule for r in ruleset.rules} == {"sharer": "guard", "guard": "guard"}
+    (tmp_path / "guard.yaml").write_text(GOOD.replace("0.2", "x"))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path)
+    assert "guard.yaml:5: pause.when.gte" in str(caught.value) and ": shared_hold:" not in str(caught.value)
+
+
+def test_the_shipped_rules_that_share_a_hold() -> None:
+    rules = {rule.name: rule for rule in load_rules(REPO / "rules").rules}
+    assert {name: rule.shared_hold for name, rule in rules.items() if rule.shared_hold} == {
+        "bounce-guard-analytics": "bounce-guard", "no-outcome-analytics": "no-outcome"}
+    for name in ("bounce-guard", "bounce-guard-analytics", "no-outcome", "no-outcome-analytics"):
+        assert rules[name].release is None                      # neither can lift the hold the other placed
+    assert rules["bounce-guard-analytics"].pause.when.operator == rules["bounce-guard"].pause.when.operator
+    assert rules["mailbox-health"].key == "sender_account" and rules["mailbox-health"].release is not None
