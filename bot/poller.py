@@ -153,6 +153,7 @@ class Poller:
         #: (route, kind) → the last period whose events were all published by this process
         self._done: dict[tuple[str, str], int] = {}
         self.rounds = 0
+        self._changed = asyncio.Event()
         POLL_INTERVAL.set(seconds)
 
     @property
@@ -171,7 +172,16 @@ class Poller:
         await asyncio.gather(*(self._route(route, kinds, now, report, deadline)
                                for route, kinds in self.kinds.items()))
         self.rounds += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         return report
+
+    # The timeout parameter is deliberate: every wait in a test must be bounded (ASYNC109).
+    async def wait_rounds(self, count: int, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait (without polling) until `count` rounds have completed since start."""
+        async with asyncio.timeout(timeout):
+            while self.rounds < count:
+                await self._changed.wait()
 
     async def _route(self, route: str, kinds: list[Kind], now: datetime, report: PollRound, deadline: float) -> None:
         """A route's kinds one after the other (they share its rate budget)."""
