@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,9 +20,11 @@ from bot.config import Settings
 from bot.digest import DigestPlan, collect, day_ending, digest_due, send_digest, zone_of
 from bot.errors import ConfigError
 from bot.events import Event
+from bot.fleet import Duties
 from bot.slack.daily import MAX_BLOCKS, Digest, Line, Section, daily_message, daily_text
 from bot.slack.delivery import SlackDeliverer
 from bot.state.base import AuditRow, Hold, HoldKind
+from bot.state.leases import MemoryLeases
 from bot.state.outbox import Outbox, SqliteOutbox
 from bot.state.postgres import PostgresStateStore
 from bot.state.protocol import StateStore
@@ -283,3 +286,38 @@ def test_the_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         load_settings()
     assert "BOT_DIGEST_HOUR: Input should be less than or equal to 23" in str(bad.value)
     assert "BOT_DIGEST_TZ: must be an IANA time zone, e.g. Europe/Paris or UTC" in str(bad.value)
+
+
+async def test_the_fleet_duty_queues_each_channels_digest_once(state: tuple[StateStore, list[Outbox]]) -> None:
+    """The wiring the service is to add (bot.fleet.Duties.run("digest", ..., partial(send_digest, ...))), on two
+    workers' duty runners: rounds come and go, each channel gets one digest."""
+    store, outboxes = state
+    plan = DigestPlan((datetime.now(UTC) - timedelta(hours=1)).hour, UTC, "C-DEFAULT", ACCOUNTS)   # due now
+    rounds = asyncio.Event()
+    calls: list[list[str]] = []
+
+    async def duty(outbox: Outbox) -> None:
+        calls.append(await send_digest(store, outbox, plan))
+        if len(calls) >= 6:
+            rounds.set()
+
+    leases = MemoryLeases()
+    fleet = [Duties(leases, holder, seconds=3.0) for holder in ("worker-a", "worker-b")]
+    tasks = [asyncio.create_task(runner.run("digest", 0.01, partial(duty, outbox), first=True))
+             for runner, outbox in zip(fleet, outboxes, strict=True)]
+    try:
+        async with asyncio.timeout(10):
+            await rounds.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert sorted(channel for queued in calls for channel in queued) == ["C-ACME", "C-DEFAULT"]
+    day = _day(plan)
+    assert sorted(i.key or "" for i in await outboxes[0].items()) == [f"digest:C-ACME:{day}", f"digest:C-DEFAULT:{day}"]
+
+
+def _day(plan: DigestPlan) -> str:
+    end = digest_due(datetime.now(UTC), hour=plan.hour, zone=plan.zone)
+    assert end is not None
+    return end.date().isoformat()
