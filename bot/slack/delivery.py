@@ -90,17 +90,21 @@ class SlackNotifier:
             log.info("slack.notice_unrouted", kind=notice.kind, notice_campaign=notice.campaign,
                      reason="no BOT_SLACK_CHANNEL and no account channel for this campaign")
             return
-        if notice.kind != "shadow":
-            payload = {"channel": channel, **notice_message(notice)}
-            stage = phase(notice)
-            if stage is None or notice.campaign is None:
-                await self._outbox.enqueue("channel", payload, now=now)
-                return
-            # `text`/`blocks` too: a deliverer of the previous release posts it as a message of its own
-            await self._outbox.enqueue_incident(channel, notice.campaign, {**payload, "notice": notice_to_json(notice)},
-                                                now=now, opens=stage is Phase.OPEN, closes=stage is Phase.CLOSE,
-                                                quiet=QUIET)
+        if notice.kind == "shadow":
+            await self._digest_later(notice, channel, now)
             return
+        payload = {"channel": channel, **notice_message(notice)}
+        stage = phase(notice)
+        if stage is None or notice.campaign is None:
+            await self._outbox.enqueue("channel", payload, now=now)
+            return
+        # with its `text` and `blocks`: a deliverer of the previous release posts it as a message of its own
+        await self._outbox.enqueue_incident(channel, notice.campaign, {**payload, "notice": notice_to_json(notice)},
+                                            now=now, opens=stage is Phase.OPEN, closes=stage is Phase.CLOSE,
+                                            quiet=QUIET)
+
+    async def _digest_later(self, notice: Notice, channel: str, now: datetime) -> None:
+        """A shadow notice joins its channel's digest of the interval, sent when the interval ends."""
         index = int((now - _EPOCH).total_seconds() // self._digest)
         start = _EPOCH + timedelta(seconds=index * self._digest)
         end = start + timedelta(seconds=self._digest)
