@@ -369,8 +369,6 @@ class SqliteStateStore:
         and the event loop goes on meanwhile (deliveries are read and parsed, the next group forms)."""
         self._group = None
         self.commits += 1
-        if self._path is not None and self.commits % _CHECKPOINT_EVERY == 0 and self._checkpointing is None:
-            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._path))
         if group.committed.done():
             return                                # failed already (see _undo)
         try:
@@ -391,6 +389,8 @@ class SqliteStateStore:
         while len(self._windows) > _WINDOW_CACHE:
             self._windows.popitem(last=False)
         group.committed.set_result(None)
+        if self._path is not None and self.commits % _CHECKPOINT_EVERY == 0 and self._checkpointing is None:
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._path))
 
     async def _checkpoint(self, path: str) -> None:
         """Copy the WAL back into the database on a connection of its own, in a thread, concurrently with
