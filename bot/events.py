@@ -44,7 +44,8 @@ class _Names(AbstractSet[str]):
         return names() | self._others
 
     def __contains__(self, item: object) -> bool:
-        return item in self._names()
+        from bot.vendors.registry import known  # here: see the class docstring
+        return item in self._others or (isinstance(item, str) and known(item))
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._names()))

@@ -44,6 +44,11 @@ def get(name: str) -> VendorSpec | None:
     return _specs.get(name)
 
 
+def known(name: str) -> bool:
+    """Is `name` a registered vendor? (What every event's validation asks: no set is built.)"""
+    return name in _specs
+
+
 @contextmanager
 def registered(spec: VendorSpec) -> Iterator[VendorSpec]:
     """Tests only: `spec` is a vendor while the block runs. Settings made inside it have its block
