@@ -62,6 +62,12 @@ class SimVendor:
     #: `VendorSimulator(workspaces=...)`; its limits count per workspace, and a campaign is seen by every
     #: key of its owner's workspace. None: limits and campaigns are per key.
     workspace: str | None = None
+    #: the vendor's own control routes under `/_sim/<vendor>/`: "module:attribute" naming an
+    #: `add_control_routes(app, sim)`, imported and called when the simulator's app is built
+    controls: str | None = None
+    #: "module:attribute" naming a `forget(sim)` that drops the vendor's own simulated data (numbers,
+    #: mailboxes, accounts): called by `VendorSimulator.reset()`
+    forget: str | None = None
 
     def error(self, status: int, code: str | None = None, message: str = "",
               headers: Mapping[str, str] | None = None) -> web.Response:

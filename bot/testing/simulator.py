@@ -72,6 +72,7 @@ from bot.testing.sim_registry import (
     SIM_VENDORS,
 )
 from bot.testing.sim_spec import SimRequest, SimVendor
+from bot.vendors.spec import resolve
 
 __all__ = ["VendorSimulator", "run_simulator"]
 
@@ -139,6 +140,9 @@ class VendorSimulator(CallLog):
             for vendor, prefix in PREFIXES.items():
                 app.router.add_route("*", prefix + "/{tail:.*}", partial(self._handle, vendor))
             add_control_routes(app, self)
+            for sim in SIM_VENDORS.values():       # each vendor's own (analytics, mailboxes, accounts)
+                if sim.controls is not None:
+                    resolve(sim.controls)(app, self)
             app.on_shutdown.append(self._on_shutdown)
             self._app = app
         return self._app
@@ -359,6 +363,9 @@ class VendorSimulator(CallLog):
         self.campaigns.clear()
         self._faults.clear()
         self._windows.clear()
+        for sim in SIM_VENDORS.values():
+            if sim.forget is not None:
+                resolve(sim.forget)(self)
         self.clear_calls()
         self._notify()
 

@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.instantly.sim_analytics import DAILY_FIELDS, add_account, clear_accounts, set_daily
-from bot.vendors.instantly.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 IN = "/instantly/api/v2"
@@ -161,7 +160,6 @@ async def test_the_polled_routes_need_a_key_and_keep_the_limits_and_faults(
 
 @pytest.fixture
 async def control(sim: VendorSimulator, aiohttp_client: Any) -> TestClient:
-    add_control_routes(sim.app, sim)
     return await aiohttp_client(sim.app)  # type: ignore[no-any-return]
 
 

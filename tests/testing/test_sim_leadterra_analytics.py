@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.leadterra.sim import set_stats
-from bot.vendors.leadterra.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 LT = "/leadterra/v1"
@@ -65,7 +64,6 @@ async def test_stats_keep_the_limits_and_faults(sim: VendorSimulator, client: Te
 
 
 async def test_the_control_route(sim: VendorSimulator, aiohttp_client: Any) -> None:
-    add_control_routes(sim.app, sim)
     control: TestClient = await aiohttp_client(sim.app)
     sim.add_campaign("leadterra:camp_ctl", "running")
     assert (await control.put("/_sim/leadterra/stats/leadterra:camp_ctl", json={"replied": 3})).status == 200

@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.lemlist.sim import STATS_FIELDS, set_stats
-from bot.vendors.lemlist.sim_control import add_control_routes
 from tests.testing.conftest import MonoClock
 
 LL = "/lemlist/api"
@@ -115,7 +114,6 @@ async def test_the_polled_routes_keep_the_limit_and_faults(sim: VendorSimulator,
 
 
 async def test_the_control_route(sim: VendorSimulator, aiohttp_client: Any) -> None:
-    add_control_routes(sim.app, sim)
     control: TestClient = await aiohttp_client(sim.app)
     sim.add_campaign("lemlist:cam_ctl", "running")
     assert (await control.put("/_sim/lemlist/stats/lemlist:cam_ctl", json={"replied": 3})).status == 200

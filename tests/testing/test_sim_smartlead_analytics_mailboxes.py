@@ -10,7 +10,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.testing import ACCOUNT_SECRET, VendorSimulator
-from bot.vendors.smartlead.sim_control import add_control_routes
 from bot.vendors.smartlead.sim_data import account_id, add_mailbox, added_mailboxes, forget
 
 SL = "/smartlead/api/v1"
@@ -30,7 +29,6 @@ def get(client: TestClient) -> Get:
 
 @pytest.fixture
 async def control(sim: VendorSimulator, aiohttp_client: Callable[..., Any]) -> TestClient:
-    add_control_routes(sim.app, sim)
     return await aiohttp_client(sim.app)  # type: ignore[no-any-return]
 
 

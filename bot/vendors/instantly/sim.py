@@ -125,4 +125,6 @@ SIM: Final = SimVendor(
     paused="2", running="1", completed="3",
     handle=_handle, error_body=_error_body, rate_limited=_rate_limited,
     workspace=WORKSPACE,
+    controls="bot.vendors.instantly.sim_control:add_control_routes",
+    forget="bot.vendors.instantly.sim_analytics:clear_accounts",
 )

@@ -116,4 +116,5 @@ SIM: Final = SimVendor(
     paused="paused", running="running", completed=None,
     handle=_handle, error_body=_error_body, rate_limited=_rate_limited,
     whole_second_stamps=True,
+    controls="bot.vendors.leadterra.sim_control:add_control_routes",
 )

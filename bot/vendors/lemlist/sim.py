@@ -232,4 +232,5 @@ SIM: Final = SimVendor(
     common={common.value: native for native, common in STATUSES.items()},
     paused="paused", running="running", completed="ended",
     handle=_handle, error_body=_error_body, rate_limited=_rate_limited,
+    controls="bot.vendors.lemlist.sim_control:add_control_routes",
 )

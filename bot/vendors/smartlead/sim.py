@@ -138,4 +138,6 @@ SIM: Final = SimVendor(
     common={common.value: native for native, common in STATUSES.items()},
     paused="PAUSED", running="ACTIVE", completed="COMPLETED",
     handle=_handle, error_body=error_body, rate_limited=_rate_limited,
+    controls="bot.vendors.smartlead.sim_control:add_control_routes",
+    forget="bot.vendors.smartlead.sim_data:forget",
 )
