@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.events import Event
 from bot.service import Services, running
 from bot.testing import DEFAULT_KEYS, CallRecord, VendorSimulator, max_in_window
+from bot.vendors.leadterra.sim import set_stats
 from bot.vendors.smartlead.sim_data import set_campaign_stats
 from tests.integration.conftest import delete_prefix
 
@@ -55,6 +56,7 @@ pause: {when: {gte: 0.3}}
 async def bot(amqp_url: str, prefix: str, sim: VendorSimulator, aiohttp_server: Any, tmp_path: Path,
               rule: str, **overrides: Any) -> AsyncIterator[Services]:
     server = await aiohttp_server(sim.app)
+    urls = sim.base_urls(str(server.make_url("")))
     rules = tmp_path / "rules"
     rules.mkdir(parents=True)
     (rules / "test-rule.yaml").write_text(rule)
@@ -62,7 +64,7 @@ async def bot(amqp_url: str, prefix: str, sim: VendorSimulator, aiohttp_server: 
         broker_url=SecretStr(amqp_url), broker_prefix=prefix, state_url=f"sqlite:///{tmp_path / 'state.db'}",
         rules_dir=rules, retry_delays=RETRY_DELAYS, inventory_refresh=0, reconcile_seconds=0,
         smartlead_api_key=SecretStr(DEFAULT_KEYS["smartlead"]), **{"poll_seconds": 1, **overrides},
-        smartlead_base_url=sim.base_urls(str(server.make_url("")))["smartlead"],
+        smartlead_base_url=urls["smartlead"], leadterra_base_url=urls["leadterra"],
     )
     try:
         async with running(settings, with_web=False, with_worker=True) as services:
@@ -176,3 +178,40 @@ async def test_a_worker_serves_its_poll_metrics_and_zero_turns_polling_off(
         assert services.poller is not None and not services.poller.enabled
         assert not [task for task in asyncio.all_tasks() if task.get_name() == "poll"]
     assert not [c for c in quiet.calls if polled(c)]
+
+
+#: on the vendor's counts when it gives no rate (Leadterra's stats: sent and bounced, no bounce rate)
+COUNTS_RULE = """\
+description: test rule on polled counts
+on: campaign.metrics
+when:
+  data.polled: {eq: true}
+measure:
+  value: [data.bounce_rate, {ratio: [data.bounced, data.sent]}]
+  sample: data.sent
+  min_sample: 50
+pause:
+  when: {gte: 0.05}
+  reason: "bounce rate {value:.1%} by the vendor's counts"
+"""
+
+
+async def test_leadterra_polls_the_campaigns_the_bot_knows_and_pauses_one_at_5_percent(
+        amqp_url: str, prefix: str, aiohttp_server: Any, tmp_path: Path) -> None:
+    """Leadterra lists no campaigns: the campaign the inventory file names is polled (and paused at 5%), one the
+    bot has never heard of is never asked for, however bad its numbers."""
+    sim = VendorSimulator()
+    sim.add_campaign("leadterra:camp_known", "ACTIVE")
+    sim.add_campaign("leadterra:camp_unknown", "ACTIVE")
+    set_stats(sim, "leadterra:camp_known", sent=400, delivered=380, bounced=20)       # 5%
+    set_stats(sim, "leadterra:camp_unknown", sent=400, delivered=300, bounced=100)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("campaigns:\n  leadterra:camp_known: [ana@acme.io]\n")
+    async with bot(amqp_url, prefix, sim, aiohttp_server, tmp_path, COUNTS_RULE, inventory_file=inventory,
+                   leadterra_api_key=SecretStr(DEFAULT_KEYS["leadterra"])) as services:
+        await sim.wait_for_status("leadterra:camp_known", "PAUSED", timeout=20)
+        assert services.poller is not None and "leadterra" in services.poller.kinds
+        await services.poller.wait_rounds(services.poller.rounds + 1)
+    stats_reads = {c.path for c in sim.calls_for("leadterra", "GET")}
+    assert stats_reads == {"/campaigns/camp_known/stats"}
+    assert sim.status_of("leadterra:camp_unknown") == "running"
