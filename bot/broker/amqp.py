@@ -39,7 +39,7 @@ from bot.broker.amqp_messages import (
     settle_quietly,
 )
 from bot.broker.base import BatchHandler, Delivery, Handler, Outcome, Verdict
-from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
+from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, outcomes_of, short_reason
 from bot.broker.topology import Names, Topology, declare_topology
 from bot.errors import BrokerUnavailable
 
@@ -317,13 +317,7 @@ class AmqpBroker:
 
     async def _process_batch(self, raws: list[DeliveredMessage], handler: BatchHandler) -> None:
         deliveries = [raw_delivery(raw) for raw in raws]
-        try:
-            outcomes = list(await handler(deliveries))
-            if len(outcomes) != len(deliveries):
-                raise RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(deliveries)} deliveries")
-        except Exception as exc:  # a handler that raises is a bug: park the messages
-            log.exception("message.handler_failed", batch=len(deliveries))
-            outcomes = [Outcome.dead(exception_reason(exc))] * len(deliveries)
+        outcomes = await outcomes_of(handler, deliveries)
         for raw, delivery, outcome in zip(raws, deliveries, outcomes, strict=True):
             requeued = outcome.verdict is not Verdict.ACK and not await self._park(raw, delivery, outcome)
             if requeued:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from bot.broker.base import BatchHandler, Delivery, Handler, Outcome, Verdict
-from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, short_reason
+from bot.broker.policy import choose_delay, exception_reason, exhausted_reason, outcomes_of, short_reason
 from bot.errors import BrokerUnavailable
 
 __all__ = ["MemoryBroker"]
@@ -161,13 +161,7 @@ class MemoryBroker:
 
     async def _process(self, batch: list[_Message], handler: BatchHandler) -> None:
         deliveries = [message.delivery() for message in batch]
-        try:
-            outcomes = list(await handler(deliveries))
-            if len(outcomes) != len(deliveries):
-                raise RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(deliveries)} deliveries")
-        except Exception as exc:  # a handler that raises is a bug: park the messages
-            log.exception("message.handler_failed", batch=len(batch))
-            outcomes = [Outcome.dead(exception_reason(exc))] * len(batch)
+        outcomes = await outcomes_of(handler, deliveries)
         for message, delivery, outcome in zip(batch, deliveries, outcomes, strict=True):
             self._settle(message, delivery, outcome)
 
