@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from structlog.contextvars import bound_contextvars
 from bot.accounts import Accounts
 from bot.broker.base import Delivery, Outcome
 from bot.broker.policy import exception_reason
-from bot.engine import Decision, Evaluation, evaluate, key_value, tick, ticking
+from bot.engine import TICK_FLAGS, Decision, Evaluation, evaluate, key_value, tick, ticking
 from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.executor import Executor
@@ -196,13 +196,18 @@ class Worker:
         await self.recover()
 
     async def tick(self) -> int:
-        """Time-based releases: a paused campaign gets no more send events, so every active window of a rule
-        with a `release` is judged on the clock too (engine.tick). Returns how many campaigns it touched."""
+        """Decisions the clock takes (engine.tick): a paused campaign gets no more send events, so every
+        active window of a rule with a `release` is judged on the clock too, and so is every window waiting
+        for an age (`due`: "no reply after 48 hours" is decided at hour 48, not at the next event). Returns
+        how many campaigns it touched."""
         touched: set[str] = set()
         for rule in self._rules.rules:
             if not ticking(rule):
                 continue
-            for key, state in await self._store.windows_where(rule.name, "active"):
+            windows: dict[str, dict[str, Any]] = {}
+            for flag in TICK_FLAGS:
+                windows.update(await self._store.windows_where(rule.name, flag))
+            for key, state in windows.items():
                 now = self._clock()
                 result = tick(rule, key, state, now)
                 if result.window is None and not result.decisions and not result.declined:

@@ -54,7 +54,7 @@ async def test_bounce_spike_pauses_once_with_the_numbers(store, vendors, clock) 
     verdicts = await _play(worker, _spike(sends=100, bounces=5))
     assert set(verdicts) == {Verdict.ACK}
     assert vendors["smartlead"].writes() == [("pause", "42")]
-    decision = next(r for r in await store.audit(campaign="smartlead:42") if r.kind == "decision")
+    decision = next(r for r in await store.audit(campaign="smartlead:42") if r.kind == "decision" and r.action == "pause")
     assert decision.rule == "bounce-guard" and decision.outcome == "hold_placed"
     assert decision.inputs["numerator"] == 3 and decision.inputs["denominator"] == 100
     assert decision.inputs["threshold"] == {"gte": 0.03} and decision.inputs["rule_digest"]
@@ -74,9 +74,9 @@ async def test_redelivered_events_change_nothing(store, vendors, clock) -> None:
 
 async def test_below_threshold_nothing_happens(store, vendors, clock) -> None:
     worker, _ = _worker(store, vendors, clock)
-    await _play(worker, _spike(sends=200, bounces=5))      # 2.5 %
+    await _play(worker, _spike(sends=200, bounces=5))      # 2.5 %: under the pause, over the warning
     assert vendors["smartlead"].calls == []
-    assert await store.audit() == []
+    assert [(r.action, r.outcome) for r in await store.audit()] == [("notify", "warned")]
 
 
 async def test_below_minimum_sample_nothing_happens(store, vendors, clock) -> None:
@@ -215,8 +215,8 @@ async def test_shadow_rule_records_would_pause_and_calls_nothing(store, vendors,
     await _play(worker, _spike())
     assert vendors["smartlead"].calls == []
     rows = await store.audit()
-    assert [(r.kind, r.outcome) for r in rows] == [("decision", "would_pause")]
-    assert rows[0].detail.startswith("shadow: would have paused smartlead:42: bounce rate 3.0%")
+    assert [(r.kind, r.outcome) for r in rows] == [("decision", "would_notify"), ("decision", "would_pause")]
+    assert rows[1].detail.startswith("shadow: would have paused smartlead:42: bounce rate 3.0%")
 
 
 class _Notices:
@@ -232,7 +232,7 @@ async def test_every_action_is_notified_after_it_is_recorded(store, vendors, clo
     executor = Executor(store, vendors, clock=clock, notifier=notices)
     worker = Worker(store=store, rules=load_rules(REPO / "rules"), executor=executor, clock=clock)
     await _play(worker, _spike())
-    assert notices.seen == [("paused", "smartlead:42")]
+    assert notices.seen == [("warning", "smartlead:42"), ("paused", "smartlead:42")]
 
 
 async def test_a_person_override_suppresses_the_rule_and_is_recorded_once(store, vendors, clock) -> None:
@@ -273,4 +273,20 @@ async def test_spent_retry_budget_is_recorded_and_notified_and_the_intent_surviv
     assert len(failure) == 1 and "after 3 deliveries" in failure[0].detail and failure[0].action == "pause"
     assert ("failed", "smartlead:42") in notices.seen
     await worker.sweep()                      # the vendor is back: the pending pause is applied, once
+    assert vendors["smartlead"].writes() == [("pause", "42")]
+
+
+async def test_an_absence_is_decided_on_the_clock_when_its_age_is_reached(store, vendors, clock, tmp_path) -> None:
+    # no-outcome's semantics in enforce mode: 0 replies after 500 sends and 48 hours since the first send;
+    # nothing arrives after the sends, so only the sweep (Worker.tick over `due` windows) can decide it
+    text = (REPO / "rules" / "no-outcome.yaml").read_text().replace("mode: shadow", "mode: enforce")
+    (tmp_path / "no-outcome.yaml").write_text(text)
+    executor = Executor(store, vendors, clock=clock)
+    worker = Worker(store=store, rules=load_rules(tmp_path), executor=executor, clock=clock)
+    await _play(worker, [_delivery("email.sent", n) for n in range(500)])
+    clock.advance(hours=47, minutes=59)
+    await worker.sweep()
+    assert vendors["smartlead"].writes() == []
+    clock.advance(minutes=1)
+    await worker.sweep()
     assert vendors["smartlead"].writes() == [("pause", "42")]

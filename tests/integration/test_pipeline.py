@@ -94,7 +94,7 @@ async def test_bounce_spike_pauses_exactly_once_and_redelivery_changes_nothing(b
     assert sim.calls == calls_before
     assert await services.store.audit() == audit_before
 
-    decision = next(r for r in audit_before if r.kind == "decision")
+    decision = next(r for r in audit_before if r.kind == "decision" and r.action == "pause")
     assert decision.campaign == "smartlead:501" and decision.rule == "bounce-guard"
     assert (decision.inputs["numerator"], decision.inputs["denominator"]) == (3, 100)
     assert decision.inputs["threshold"] == {"gte": 0.03}
@@ -111,7 +111,9 @@ async def test_below_threshold_nothing_is_paused(bot, sim) -> None:
     async with asyncio.timeout(30):
         await services.worker.wait_handled(len(bodies))
     assert [c for c in sim.calls if c.method == "POST"] == []
-    assert await services.store.audit() == []
+    # over the bounce guard's warning (2%), under its pause: one warning, nothing else
+    assert [(r.campaign, r.action, r.outcome) for r in await services.store.audit()] == [
+        ("smartlead:501", "notify", "warned")]
 
 
 async def test_forged_webhook_is_refused_and_nothing_reaches_the_worker(bot, sim) -> None:
