@@ -62,8 +62,9 @@ async def bot(amqp_url: str, prefix: str, sim: VendorSimulator, aiohttp_server: 
     (rules / "test-rule.yaml").write_text(rule)
     settings = Settings(
         broker_url=SecretStr(amqp_url), broker_prefix=prefix, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        rules_dir=rules, retry_delays=RETRY_DELAYS, inventory_refresh=0, reconcile_seconds=0,
-        smartlead_api_key=SecretStr(DEFAULT_KEYS["smartlead"]), **{"poll_seconds": 1, **overrides},
+        rules_dir=rules, retry_delays=RETRY_DELAYS, reconcile_seconds=0,
+        smartlead_api_key=SecretStr(DEFAULT_KEYS["smartlead"]),
+        **{"poll_seconds": 1, "inventory_refresh": 0, **overrides},
         smartlead_base_url=urls["smartlead"], leadterra_base_url=urls["leadterra"],
     )
     try:
