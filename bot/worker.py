@@ -25,7 +25,7 @@ from bot.errors import BotError, RetryableError, VendorUnavailable
 from bot.events import CampaignRef, Event, utcnow
 from bot.executor import Executor
 from bot.inventory import Inventory
-from bot.metrics import EVENTS
+from bot.metrics import DECISION_SECONDS, EVENTS
 from bot.ruleset import Rule, RuleSet
 from bot.state.protocol import StateStore, Transaction
 from bot.vocabulary import Act
@@ -272,15 +272,17 @@ class Worker:
             item.outcome = await self._by_operator(item)
         for item in (*items, *by_people):
             outcomes[item.index] = item.outcome
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        elapsed = time.perf_counter() - started
         result = []
         for delivery, decided in zip(deliveries, outcomes, strict=True):
             assert decided is not None
             outcome, label = decided
             await self._count(label)
-            if label not in ("ack", "duplicate"):   # one line per message that did not simply go through
-                log.info("event.handled", outcome=label, retries=delivery.retries, message_id=delivery.message_id,
-                         batch=len(deliveries), duration_ms=elapsed_ms)
+            DECISION_SECONDS.observe(elapsed)
+            # one line per message: debug when all went well (thousands a second), info otherwise
+            (log.debug if label in ("ack", "duplicate") else log.info)(
+                "event.handled", outcome=label, retries=delivery.retries, message_id=delivery.message_id,
+                batch=len(deliveries), duration_ms=round(elapsed * 1000, 2))
             result.append(outcome)
         return result
 

@@ -290,3 +290,16 @@ async def test_an_absence_is_decided_on_the_clock_when_its_age_is_reached(store,
     clock.advance(minutes=1)
     await worker.sweep()
     assert vendors["smartlead"].writes() == [("pause", "42")]
+
+
+def _observed() -> float:
+    from bot.metrics import DECISION_SECONDS
+    return next(s.value for m in DECISION_SECONDS.collect() for s in m.samples if s.name.endswith("_count"))
+
+
+async def test_each_message_observes_its_decision_time(store, vendors, clock) -> None:
+    worker, _ = _worker(store, vendors, clock)
+    before = _observed()
+    await worker.handle_batch(_spike(sends=3, bounces=0))
+    await worker.handle(_delivery("vendor.other", 1))
+    assert _observed() - before == 4
