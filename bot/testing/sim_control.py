@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.testing.sim_http import bad
 from bot.testing.sim_registry import PREFIXES
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ __all__ = ["add_control_routes"]
 
 _FAULT_FIELDS = ("kind", "status", "times", "seconds", "forever", "method", "path", "delay", "retry_after",
                  "after_apply", "set_status")
-
-
-def _bad(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _owner(value: Any) -> str | None:
@@ -96,47 +93,47 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
                 accounts=_accounts(body.get("accounts", [])), key=_owner(body.get("key")),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            return _bad(f"invalid campaign: {exc}")
+            return bad(f"invalid campaign: {exc}")
         return web.json_response(campaign.to_dict(sim.label), status=201)
 
     async def get_campaign(request: web.Request) -> web.Response:
         campaign = sim.campaigns.get(request.match_info["ref"])
-        return web.json_response(campaign.to_dict(sim.label)) if campaign else _bad("no such campaign", 404)
+        return web.json_response(campaign.to_dict(sim.label)) if campaign else bad("no such campaign", 404)
 
     async def update_campaign(request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
         if ref not in sim.campaigns:
-            return _bad("no such campaign", 404)
+            return bad("no such campaign", 404)
         body = await _json_object(request)
         if "status" not in body and "accounts" not in body:
-            return _bad("invalid update: give status and/or accounts")
+            return bad("invalid update: give status and/or accounts")
         try:
             accounts = _accounts(body["accounts"]) if "accounts" in body else None
             if "status" in body:
                 sim.set_status(ref, str(body["status"]), raw=bool(body.get("raw", False)))
         except ValueError as exc:
-            return _bad(f"invalid update: {exc}")
+            return bad(f"invalid update: {exc}")
         if accounts is not None:
             sim.campaigns[ref].accounts = accounts
         return web.json_response(sim.campaigns[ref].to_dict(sim.label))
 
     async def delete_campaign(request: web.Request) -> web.Response:
         if sim.campaigns.pop(request.match_info["ref"], None) is None:
-            return _bad("no such campaign", 404)
+            return bad("no such campaign", 404)
         return web.Response(status=204)
 
     async def ui_action(request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
         if ref not in sim.campaigns:
-            return _bad("no such campaign", 404)
+            return bad("no such campaign", 404)
         body = await _json_object(request)
         action = body.get("action")
         if action not in ("pause", "resume"):
-            return _bad('invalid UI action: give {"action": "pause" | "resume"}')
+            return bad('invalid UI action: give {"action": "pause" | "resume"}')
         try:
             campaign = sim.ui(ref, action)
         except ValueError as exc:
-            return _bad(str(exc), 409)
+            return bad(str(exc), 409)
         return web.json_response(campaign.to_dict(sim.label))
 
     async def list_held(_: web.Request) -> web.Response:
@@ -153,11 +150,11 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
         body = await _json_object(request)
         unknown = set(body) - {"vendor", *_FAULT_FIELDS}
         if unknown:
-            return _bad(f"unknown fault fields: {sorted(unknown)}")
+            return bad(f"unknown fault fields: {sorted(unknown)}")
         try:
             fault = sim.inject(str(body.get("vendor")), **{k: body[k] for k in _FAULT_FIELDS if k in body})
         except (TypeError, ValueError) as exc:
-            return _bad(f"invalid fault: {exc}")
+            return bad(f"invalid fault: {exc}")
         return web.json_response(fault.to_dict(), status=201)
 
     async def clear_faults(_: web.Request) -> web.Response:
@@ -168,7 +165,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
         try:
             since = int(request.query.get("since", "0"))
         except ValueError:
-            return _bad("since must be an integer")
+            return bad("since must be an integer")
         vendor, method = request.query.get("vendor"), request.query.get("method")
         calls = [c.to_dict() for c in sim.calls[since:]
                  if (vendor is None or c.vendor == vendor) and (method is None or c.method == method.upper())]
@@ -184,7 +181,7 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
             for name, value in body.items():
                 sim.set_limit(name, None if value is None else (int(value[0]), float(value[1])))
         except (TypeError, ValueError, IndexError) as exc:
-            return _bad(f"invalid limits: {exc}")
+            return bad(f"invalid limits: {exc}")
         return web.json_response(sim.limits)
 
     async def reset(_: web.Request) -> web.Response:

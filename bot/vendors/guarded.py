@@ -1,5 +1,6 @@
 """Client machinery shared by the vendors: `VendorClient` (the HTTP connection with the vendor's auth style,
-`repr`), and `GuardedVendor`, the pause/resume logic of vendors with a read endpoint (Smartlead, Inbox,
+`repr`, and `_stats_of`: one stats read per campaign, for vendors whose stats are read campaign by campaign),
+and `GuardedVendor`, the pause/resume logic of vendors with a read endpoint (Smartlead, Inbox,
 Instantly, lemlist): read, act, read again.
 
 Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (docs/vendors.md §7, §8.4, §8.7):
@@ -25,6 +26,7 @@ Ownership of a pause needs positive evidence (`WriteResult.proven`). The rules (
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Final, Literal, Required, TypedDict
 
@@ -32,8 +34,8 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
-from bot.errors import VendorError, VendorRejected, VendorUnavailable
-from bot.vendors.base import CampaignStatus, Guard, Observation, WriteResult
+from bot.errors import VendorError, VendorNotFound, VendorRejected, VendorUnavailable
+from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.http import AuthStyle, Reply, RetryPolicy, VendorHttp, VendorRefused, check_campaign_id
 from bot.vendors.ratelimit import Limiter, SlidingWindowLimiter
 from bot.vendors.spec import VendorSpec
@@ -103,6 +105,28 @@ class VendorClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._http!r})"
+
+    async def _stats_of(self, campaign_ids: Iterable[str], path: str,
+                        parse: Callable[[Any, str], CampaignMetrics | None]) -> list[CampaignMetrics]:
+        """One background `GET path` (its `{id}` replaced) per campaign, in `campaign_ids`' order, each answer
+        read by `parse(body, campaign_id)`: a campaign gone (404) is skipped and logged at info, an answer
+        `parse` cannot use (None) skipped and logged as a warning; any other error propagates."""
+        found = []
+        for campaign_id in campaign_ids:
+            where = path.replace("{id}", campaign_id)
+            check_campaign_id(self.name, campaign_id, f"GET {where}")
+            try:
+                reply = await self._http.request("GET", where, operation="metrics", background=True)
+            except VendorNotFound:
+                log.info("vendor.metrics_campaign_gone", vendor=self.name, campaign_id=campaign_id)
+                continue
+            assert reply is not None        # no `settled` callback: request() answers or raises
+            item = parse(reply.body, campaign_id)
+            if item is None:
+                log.warning("vendor.metrics_unusable", vendor=self.name, campaign_id=campaign_id)
+                continue
+            found.append(item)
+        return found
 
 
 class GuardedVendor(VendorClient):

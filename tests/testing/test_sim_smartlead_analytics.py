@@ -3,33 +3,20 @@ date window; per-step statistics; faults, authentication and validation as on ev
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from bot.testing import VendorSimulator
 from bot.vendors.smartlead.sim_analytics import percent
 from bot.vendors.smartlead.sim_data import campaign_stats, forget, set_campaign_stats
+from tests.testing.conftest import Get
 
 SL = "/smartlead/api/v1"
-KEY = "sim-smartlead-key"
 OVERALL = f"{SL}/analytics/campaign/overall-stats"
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 ALL_TIME = {"start_date": "2020-01-01", "end_date": "2026-12-31"}
-
-Get = Callable[..., Any]
-
-
-@pytest.fixture
-def get(client: TestClient) -> Get:
-    async def fetch(path: str, key: str | None = KEY, **params: Any) -> tuple[int, Any]:
-        query = {**({"api_key": key} if key else {}), **{k: str(v) for k, v in params.items()}}
-        resp = await client.get(path, params=query)
-        return resp.status, await resp.json()
-    return fetch
 
 
 def rows(body: Any) -> list[dict[str, Any]]:

@@ -11,20 +11,10 @@ from aiohttp.test_utils import TestClient
 
 from bot.testing import ACCOUNT_SECRET, VendorSimulator
 from bot.vendors.smartlead.sim_data import account_id, add_mailbox, added_mailboxes, forget
+from tests.testing.conftest import Get
 
 SL = "/smartlead/api/v1"
 KEY = "sim-smartlead-key"
-
-Get = Callable[..., Any]
-
-
-@pytest.fixture
-def get(client: TestClient) -> Get:
-    async def fetch(path: str, key: str | None = KEY, **params: Any) -> tuple[int, Any]:
-        query = {**({"api_key": key} if key else {}), **{k: str(v) for k, v in params.items()}}
-        resp = await client.get(path, params=query)
-        return resp.status, await resp.json()
-    return fetch
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
-"""Fixtures for vendor client tests: the simulator served over HTTP, a session, fast clients."""
+"""Fixtures for vendor client tests: the simulator served over HTTP, a session, fast clients; and the helpers
+the poll and write tests share: `until` (run the loop until a condition holds), `Recording` (a limiter that
+records how each request asked for its slot), `Ticking` (a clock on which every slot has cooled down by the
+next look)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -9,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.testing import DEFAULT_KEYS, PREFIXES, VendorSimulator
-from bot.vendors import InboxClient, LeadterraClient, RetryPolicy, SmartleadClient
+from bot.vendors import InboxClient, LeadterraClient, RetryPolicy, SlidingWindowLimiter, SmartleadClient
 
 #: Retries without real waiting: tests never sleep for long.
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)
@@ -65,3 +69,34 @@ def assert_secret_absent(secret: str, *things: object) -> None:
             assert thing.__context__ is None or secret not in repr(thing.__context__)
         for text in texts:
             assert secret not in text, f"secret leaked in {text[:300]!r}"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until `condition()` (bounded, no sleeping)."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+class Recording(SlidingWindowLimiter):
+    """Records how each request asked for its slot."""
+
+    def __init__(self) -> None:
+        super().__init__(100, 1)
+        self.asked: list[bool] = []
+
+    async def acquire(self, *, background: bool = False) -> None:
+        self.asked.append(background)
+        await super().acquire(background=background)
+
+
+class Ticking:
+    """A limiter clock 100 s further on at every look: every slot has cooled down by the next one."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 100
+        return self.now

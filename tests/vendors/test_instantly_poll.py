@@ -29,7 +29,7 @@ from bot.vendors.instantly.analytics import (
 from bot.vendors.instantly.client import InstantlyClient, make_client
 from bot.vendors.instantly.sim_analytics import add_account, set_daily
 from bot.vendors.spec import VendorConfig
-from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
+from tests.vendors.conftest import FAST_RETRY, Recording, Ticking, assert_secret_absent, until
 
 KEY = "sim-instantly-key"
 C1 = "019a17f3-6af5-795b-aacb-069a2e0d5e1d"
@@ -328,18 +328,6 @@ async def test_a_cursor_that_comes_back_ends_the_walk(instantly: InstantlyClient
 
 # ------------------------------------------------------------------ background priority
 
-class Recording(SlidingWindowLimiter):
-    """Records how each request asked for its slot."""
-
-    def __init__(self) -> None:
-        super().__init__(100, 1)
-        self.asked: list[bool] = []
-
-    async def acquire(self, *, background: bool = False) -> None:
-        self.asked.append(background)
-        await super().acquire(background=background)
-
-
 async def test_every_poll_request_is_background(sim: VendorSimulator, session: aiohttp.ClientSession,
                                                 base: Any) -> None:
     sim.add_campaign(ref(C1), "1")
@@ -358,36 +346,20 @@ async def test_every_poll_request_is_background(sim: VendorSimulator, session: a
 
 async def test_a_pause_arriving_while_a_poll_waits_goes_first(sim: VendorSimulator, session: aiohttp.ClientSession,
                                                               base: Any) -> None:
-    class Ticking:                                                      # every slot has cooled down by the next look
-        now = 0.0
-
-        def __call__(self) -> float:
-            self.now += 100
-            return self.now
-
     sim.add_campaign(ref(C1), "1")
     limiter = SlidingWindowLimiter(1, 60, clock=Ticking())
     client = InstantlyClient(session, api_key=KEY, base_url=base("instantly"), retry=FAST_RETRY, timeout=5,
                              limiter=limiter)
     await limiter.acquire()                                             # a request in flight
     poll = asyncio.create_task(client.campaign_metrics())
-    await _until(lambda: limiter.waiting == (0, 1))
+    await until(lambda: limiter.waiting == (0, 1))
     pause = asyncio.create_task(client.pause(C1))
-    await _until(lambda: limiter.waiting == (1, 1))
+    await until(lambda: limiter.waiting == (1, 1))
     limiter.release()
     found, result = await asyncio.gather(poll, pause)
     assert result.proven and [m.campaign_id for m in found] == [C1]
     assert (sim.calls[0].method, sim.calls[0].path) == ("GET", f"/campaigns/{C1}")   # the pause's read went first
     assert sim.calls_for(path="/campaigns/analytics")[0].at >= sim.calls[0].at
-
-
-async def _until(condition: Any) -> None:
-    """Let the event loop run until `condition()` (bounded, no sleeping)."""
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 # ------------------------------------------------------------------ settings

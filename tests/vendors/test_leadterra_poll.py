@@ -20,7 +20,7 @@ from bot.vendors.leadterra.client import make_client
 from bot.vendors.leadterra.sim import set_stats
 from bot.vendors.leadterra.stats import count, fraction, parse_stats
 from bot.vendors.spec import VendorConfig
-from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
+from tests.vendors.conftest import FAST_RETRY, Recording, Ticking, assert_secret_absent, until
 
 #: docs.leadterra.co "Campaign stats" fields, realistic numbers
 DOCUMENTED = {"campaignId": "camp_123", "totalEnrolled": 500, "sent": 420, "delivered": 400, "bounced": 20,
@@ -159,18 +159,6 @@ async def test_a_bad_key_fails_without_showing_it(sim: VendorSimulator, session:
     assert_secret_absent(secret, caught.value)
 
 
-class Recording(SlidingWindowLimiter):
-    """Records how each request asked for its slot."""
-
-    def __init__(self) -> None:
-        super().__init__(100, 1)
-        self.asked: list[bool] = []
-
-    async def acquire(self, *, background: bool = False) -> None:
-        self.asked.append(background)
-        await super().acquire(background=background)
-
-
 async def test_stats_reads_are_background(sim: VendorSimulator, session: aiohttp.ClientSession, base: Any) -> None:
     sim.add_campaign("leadterra:camp_1", "running")
     sim.add_campaign("leadterra:camp_2", "running")
@@ -186,13 +174,6 @@ async def test_stats_reads_are_background(sim: VendorSimulator, session: aiohttp
 
 async def test_a_pause_arriving_while_the_poll_waits_goes_first(sim: VendorSimulator,
                                                                 session: aiohttp.ClientSession, base: Any) -> None:
-    class Ticking:
-        now = 0.0
-
-        def __call__(self) -> float:
-            self.now += 100
-            return self.now
-
     sim.add_campaign("leadterra:camp_1", "running")
     limiter = SlidingWindowLimiter(1, 60, clock=Ticking())
     client = LeadterraClient(session, api_key="sk_live_sim_leadterra", base_url=base("leadterra"),
@@ -200,21 +181,13 @@ async def test_a_pause_arriving_while_the_poll_waits_goes_first(sim: VendorSimul
     client.watch(["camp_1"])
     await limiter.acquire()
     poll = asyncio.create_task(client.campaign_metrics())
-    await _until(lambda: limiter.waiting == (0, 1))
+    await until(lambda: limiter.waiting == (0, 1))
     pause = asyncio.create_task(client.pause("camp_1"))
-    await _until(lambda: limiter.waiting == (1, 1))
+    await until(lambda: limiter.waiting == (1, 1))
     limiter.release()
     await asyncio.gather(poll, pause)
     assert [(c.method, c.path) for c in sim.calls] == [("POST", "/campaigns/camp_1/pause"),
                                                        ("GET", "/campaigns/camp_1/stats")]
-
-
-async def _until(condition: Any) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 def test_the_stats_path_comes_from_the_settings(session: aiohttp.ClientSession) -> None:

@@ -21,7 +21,7 @@ from bot.vendors.lemlist.client import LemlistClient, make_client
 from bot.vendors.lemlist.sim import set_stats
 from bot.vendors.lemlist.stats import count, parse_campaign_page, parse_stats
 from bot.vendors.spec import VendorConfig
-from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
+from tests.vendors.conftest import FAST_RETRY, Recording, Ticking, assert_secret_absent, until
 
 #: the v2 stats object as public lemlist clients read it
 V2_STATS: dict[str, Any] = {
@@ -190,18 +190,6 @@ async def test_a_bad_key_fails_without_showing_it(sim: VendorSimulator, session:
     assert_secret_absent(basic_credentials(secret), caught.value)
 
 
-class Recording(SlidingWindowLimiter):
-    """Records how each request asked for its slot."""
-
-    def __init__(self) -> None:
-        super().__init__(100, 1)
-        self.asked: list[bool] = []
-
-    async def acquire(self, *, background: bool = False) -> None:
-        self.asked.append(background)
-        await super().acquire(background=background)
-
-
 async def test_every_poll_request_is_background(sim: VendorSimulator, session: aiohttp.ClientSession,
                                                 base: Callable[[str], str]) -> None:
     sim.add_campaign(f"lemlist:{cid(1)}", "running")
@@ -217,35 +205,20 @@ async def test_every_poll_request_is_background(sim: VendorSimulator, session: a
 async def test_a_pause_arriving_while_the_poll_waits_goes_first(sim: VendorSimulator,
                                                                 session: aiohttp.ClientSession,
                                                                 base: Callable[[str], str]) -> None:
-    class Ticking:
-        now = 0.0
-
-        def __call__(self) -> float:
-            self.now += 100
-            return self.now
-
     sim.add_campaign(f"lemlist:{cid(1)}", "running")
     limiter = SlidingWindowLimiter(1, 60, clock=Ticking())
     client = LemlistClient(session, api_key=DEFAULT_KEYS["lemlist"], base_url=base("lemlist"), retry=FAST_RETRY,
                            timeout=5, limiter=limiter)
     await limiter.acquire()
     poll = asyncio.create_task(client.campaign_metrics())
-    await _until(lambda: limiter.waiting == (0, 1))
+    await until(lambda: limiter.waiting == (0, 1))
     pause = asyncio.create_task(client.pause(cid(1)))
-    await _until(lambda: limiter.waiting == (1, 1))
+    await until(lambda: limiter.waiting == (1, 1))
     limiter.release()
     _, result = await asyncio.gather(poll, pause)
     assert result.proven
     assert (sim.calls[0].method, sim.calls[0].path) == ("GET", f"/campaigns/{cid(1)}")   # the pause's read first
     assert sim.calls_for(path="/campaigns")[0].at >= sim.calls[0].at
-
-
-async def _until(condition: Any) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 def test_the_paths_come_from_the_settings(session: aiohttp.ClientSession) -> None:

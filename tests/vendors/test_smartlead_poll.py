@@ -21,7 +21,7 @@ from bot.vendors import SlidingWindowLimiter, SmartleadClient
 from bot.vendors.base import CampaignMetrics, HealthSource, MailboxHealth, MetricsSource
 from bot.vendors.smartlead.analytics import MAX_PAGES
 from bot.vendors.smartlead.sim_data import account_id, add_mailbox, set_campaign_stats
-from tests.vendors.conftest import FAST_RETRY, assert_secret_absent
+from tests.vendors.conftest import FAST_RETRY, Ticking, assert_secret_absent, until
 
 OVERALL = "/analytics/campaign/overall-stats"
 ACCOUNTS = "/email-accounts/"
@@ -35,15 +35,6 @@ POLLS: dict[str, tuple[Poll, str]] = {
 def client_of(session: aiohttp.ClientSession, base_url: str, **options: Any) -> SmartleadClient:
     options.setdefault("api_key", DEFAULT_KEYS["smartlead"])
     return SmartleadClient(session, base_url=base_url, retry=FAST_RETRY, timeout=5, **options)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the event loop run until `condition()` (bounded, no sleeping)."""
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 def test_it_is_a_metrics_and_a_health_source(smartlead: SmartleadClient) -> None:
@@ -151,13 +142,6 @@ async def test_a_bad_key_is_an_auth_error_without_the_key(
 async def test_a_poll_waiting_when_a_pause_arrives_goes_after_it(
     sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str], kind: str
 ) -> None:
-    class Ticking:                                                   # every slot has cooled down by the next look
-        now = 0.0
-
-        def __call__(self) -> float:
-            self.now += 100
-            return self.now
-
     poll, path = POLLS[kind]
     sim.add_campaign("smartlead:2", "ACTIVE", accounts=["ana@sales.example"])
     limiter = SlidingWindowLimiter(1, 60, clock=Ticking())

@@ -17,7 +17,7 @@ from bot.vendors import InboxClient, LeadterraClient, SlidingWindowLimiter, Smar
 from bot.vendors.base import CampaignStatus, CampaignVendor, Observation
 from bot.vendors.instantly.client import InstantlyClient
 from bot.vendors.lemlist.client import LemlistClient
-from tests.vendors.conftest import FAST_RETRY
+from tests.vendors.conftest import FAST_RETRY, Ticking, until
 
 #: vendor → (campaign ref, id, the native status it is running / paused in)
 CAMPAIGNS = {
@@ -71,15 +71,6 @@ class Guard:
     async def __call__(self) -> bool:
         self.calls += 1
         return self.answers[min(self.calls, len(self.answers)) - 1]
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the event loop run until `condition()` (bounded, no sleeping)."""
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 @pytest.mark.parametrize("action", ["pause", "resume"])
@@ -153,13 +144,6 @@ async def test_a_429_before_is_not_sent_before(
 async def test_a_background_read_waiting_when_a_pause_arrives_goes_after_it(
     sim: VendorSimulator, session: aiohttp.ClientSession, base: Callable[[str], str]
 ) -> None:
-    class Ticking:                                                   # every slot has cooled down by the next look
-        now = 0.0
-
-        def __call__(self) -> float:
-            self.now += 100
-            return self.now
-
     sim.add_campaign("smartlead:1", "PAUSED")
     sim.add_campaign("smartlead:2", "ACTIVE")
     limiter = SlidingWindowLimiter(1, 60, clock=Ticking())

@@ -22,14 +22,14 @@ Sources (docs/vendors.md §4 and developer.instantly.ai, read 2026-11):
   warmup block is [G], see `ACCOUNT_STATUS` and `WARMUP_BLOCKED`. The answer lists no campaigns per
   account: `MailboxHealth.campaigns` stays empty (the inventory's mapping applies).
 
-Counts are never invented: a field absent, null, negative, fractional or not a number is None.
+Counts are never invented: a field absent, null, negative, fractional or not a number is None
+(`bot.vendors.numbers`).
 Only the fields named here are read from an account: nothing else of it (its status message, signature,
 any credential a future answer might carry) is kept.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from bot.vendors.base import CampaignMetrics, MailboxHealth
 from bot.vendors.instantly import CAMPAIGN_ID
+from bot.vendors.numbers import count, percent
 
 __all__ = ["ACCOUNT_STATUS", "WARMUP_BLOCKED", "DailyTotals", "account_health", "campaign_totals", "count",
            "daily_totals", "merge_daily", "parse_accounts", "score"]
@@ -62,40 +63,10 @@ _DAILY: Final = {"sent": ("sent",), "bounced": ("bounced",), "replied": ("replie
                  "opened": ("opened",), "unsubscribed": ("unsubscribed",)}
 
 
-def count(value: Any) -> int | None:
-    """A count from a number or a numeric string (`12`, `"12"`, `12.0`); None for null, booleans, negative or
-    fractional numbers and anything else."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            value = float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:
-            return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
-
-
 def score(value: Any) -> float | None:
-    """A 0-100 score from a number, a numeric string or a percent string (`85`, `"85"`, `"85%"`); None
-    outside 0-100 or when not a number."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().removesuffix("%").strip()
-        try:
-            value = float(text)
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 100:
-        return float(value)
-    return None
+    """A 0-100 warmup score from a number, a numeric string or a percent string (`85`, `"85"`, `"85%"`); None
+    outside 0-100 or when not a number (`bot.vendors.numbers.percent`)."""
+    return percent(value)
 
 
 def _code(value: Any) -> int | None:

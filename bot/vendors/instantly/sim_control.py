@@ -5,8 +5,8 @@
     POST /_sim/instantly/accounts      {"email", "status"?, "warmup_status"?, "warmup_score"?, "key"?}
     GET  /_sim/instantly/accounts      every added account (its owner as the key's label, never the key)
 
-Errors answer 400/404 with `{"error": "..."}`, as the rest of `/_sim/`. `add_control_routes(app, sim)`
-registers them on `sim.app` before it is served (`bot.testing`'s control API does not call it itself).
+Errors answer 400/404 with `{"error": "..."}`, as the rest of `/_sim/` (`bot.testing.sim_http`).
+`add_control_routes(app, sim)` registers them on `sim.app` before it is served (`bot.testing`'s control API does not call it itself).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.testing.sim_http import bad, json_object
 from bot.vendors.instantly.sim_analytics import accounts_of, add_account, set_daily
 
 if TYPE_CHECKING:
@@ -27,51 +28,39 @@ __all__ = ["add_control_routes"]
 _ACCOUNT_FIELDS = frozenset({"email", "status", "warmup_status", "warmup_score", "key"})
 
 
-def _bad(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
     """Register the `/_sim/instantly/` routes of `sim` on `app` (before it is served)."""
 
     async def put_daily(request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
         if ref not in sim.campaigns or not ref.startswith("instantly:"):
-            return _bad("no such campaign", 404)
-        body = await _object(request)
+            return bad("no such campaign", 404)
+        body = await json_object(request)
         if body is None or not all(isinstance(v, dict) for v in body.values()):
-            return _bad('body must be a JSON object: {"YYYY-MM-DD": {"sent": 1, ...}}')
+            return bad('body must be a JSON object: {"YYYY-MM-DD": {"sent": 1, ...}}')
         days: dict[str | date, Mapping[str, int]] = {day: counts for day, counts in body.items()}
         try:
             set_daily(sim, ref, days)
         except (TypeError, ValueError) as exc:
-            return _bad(f"invalid daily numbers: {exc}")
+            return bad(f"invalid daily numbers: {exc}")
         return web.json_response({"campaign": ref, "days": body})
 
     async def post_account(request: web.Request) -> web.Response:
-        body = await _object(request)
+        body = await json_object(request)
         if body is None or not isinstance(body.get("email"), str) or "@" not in body["email"]:
-            return _bad('body must be a JSON object with "email"')
+            return bad('body must be a JSON object with "email"')
         unknown = set(body) - _ACCOUNT_FIELDS
         if unknown:
-            return _bad(f"unknown fields: {sorted(unknown)}")
+            return bad(f"unknown fields: {sorted(unknown)}")
         codes = {k: body[k] for k in ("status", "warmup_status") if k in body}
         if any(not isinstance(v, int) or isinstance(v, bool) for v in codes.values()):
-            return _bad("status and warmup_status must be integers")
+            return bad("status and warmup_status must be integers")
         score = body.get("warmup_score", 100)
         if score is not None and (not isinstance(score, int | float) or isinstance(score, bool)):
-            return _bad("warmup_score must be a number or null")
+            return bad("warmup_score must be a number or null")
         key = body.get("key")
         if key is not None and (not isinstance(key, str) or not key):
-            return _bad("key must be a non-empty string")
+            return bad("key must be a non-empty string")
         account = add_account(sim, body["email"], warmup_score=score, key=key, **codes)
         return web.json_response(_json(sim, account.email), status=201)
 

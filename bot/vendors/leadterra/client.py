@@ -41,7 +41,6 @@ from typing import Any, Final, Unpack
 import aiohttp
 import structlog
 
-from bot.errors import VendorNotFound
 from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, Observation, WriteResult
 from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Connection, VendorClient
@@ -163,22 +162,7 @@ class LeadterraClient(VendorClient):
 
     async def campaign_metrics(self) -> list[CampaignMetrics]:
         """The stats of every watched campaign (see the module docstring), by campaign id."""
-        found = []
-        for campaign_id in await self._polled_ids():
-            path = self._stats_path.replace("{id}", campaign_id)
-            check_campaign_id(self.name, campaign_id, f"GET {path}")
-            try:
-                reply = await self._http.request("GET", path, operation="metrics", background=True)
-            except VendorNotFound:
-                log.info("vendor.metrics_campaign_gone", vendor=self.name, campaign_id=campaign_id)
-                continue
-            assert reply is not None        # no `settled` callback: request() answers or raises
-            item = parse_stats(reply.body, campaign_id)
-            if item is None:
-                log.warning("vendor.metrics_unusable", vendor=self.name, campaign_id=campaign_id)
-                continue
-            found.append(item)
-        return found
+        return await self._stats_of(await self._polled_ids(), self._stats_path, parse_stats)
 
     async def observe(self, campaign_id: str, *, background: bool = False) -> Observation:
         """Leadterra documents no read endpoint: always UNKNOWN, no call."""

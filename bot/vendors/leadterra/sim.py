@@ -15,49 +15,39 @@
 from __future__ import annotations
 
 import re
-import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from bot.testing.sim_core import SimCampaign
 from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, bearer, limit
+from bot.testing.sim_stats import StatsBook
 from bot.vendors.leadterra import STATUSES
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["SIM", "STATS_FIELDS", "set_stats"]
+__all__ = ["SIM", "STATS", "STATS_FIELDS", "set_stats"]
 
 #: what `set_stats` takes (`opened`: unique opens, served only as `openRate`)
 STATS_FIELDS: Final = ("sent", "delivered", "bounced", "replied", "queued", "opened")
-#: simulator → ref → (the campaign the numbers belong to, its numbers)
-_STATS: weakref.WeakKeyDictionary[VendorSimulator, dict[str, tuple[SimCampaign, dict[str, int]]]] = (
-    weakref.WeakKeyDictionary())
+#: the numbers `set_stats` and `PUT /_sim/leadterra/stats/{ref}` set (`bot.testing.sim_stats`)
+STATS: Final = StatsBook("leadterra", {name: name for name in STATS_FIELDS})
 
 
 def set_stats(sim: VendorSimulator, ref: str, **numbers: int) -> None:
     """Set some of campaign `ref`'s numbers (`STATS_FIELDS`; the others keep their value, 0 at first)."""
-    campaign = sim.campaign(ref)
-    unknown = set(numbers) - set(STATS_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown stats {sorted(unknown)}; use {STATS_FIELDS}")
-    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in numbers.values()):
-        raise ValueError("stats must be non-negative integers")
-    book = _STATS.setdefault(sim, {})
-    entry = book.get(ref)
-    current = entry[1] if entry is not None and entry[0] is campaign else dict.fromkeys(STATS_FIELDS, 0)
-    book[ref] = (campaign, current | numbers)
+    STATS.set(sim, ref, **numbers)
 
 
 def _stats(sim: VendorSimulator, c: SimCampaign) -> dict[str, Any]:
-    entry = _STATS.get(sim, {}).get(c.ref)
-    n = entry[1] if entry is not None and entry[0] is c else dict.fromkeys(STATS_FIELDS, 0)
+    n = STATS.numbers(sim, c)
     delivered = n["delivered"]
     return {"campaignId": c.id, "totalEnrolled": c.leads, "sent": n["sent"], "delivered": delivered,
             "bounced": n["bounced"], "replied": n["replied"], "queued": n["queued"],
             "openRate": round(n["opened"] / delivered, 4) if delivered else 0.0,
             "replyRate": round(n["replied"] / delivered, 4) if delivered else 0.0}
+
 
 _LT_ACTION: Final = re.compile(r"/campaigns/([^/]+)/(pause|start|stats)/?")
 

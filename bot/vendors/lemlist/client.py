@@ -36,7 +36,6 @@ from urllib.parse import urlencode
 import aiohttp
 import structlog
 
-from bot.errors import VendorNotFound
 from bot.vendors.base import CampaignMetrics, CampaignStatus, Guard, Observation
 from bot.vendors.budget import MakeLimiter, limiter_of
 from bot.vendors.guarded import Action, Connection, GuardedVendor, Settled
@@ -132,24 +131,8 @@ class LemlistClient(GuardedVendor):
 
     async def campaign_metrics(self) -> list[CampaignMetrics]:
         """The lifetime numbers of every campaign that may still send, in the list's order."""
-        found = []
-        for campaign_id, status in await self._campaigns():
-            if status in _NOT_POLLED:
-                continue
-            path = self._stats_path.replace("{id}", campaign_id)
-            check_campaign_id(self.name, campaign_id, f"GET {path}")
-            try:
-                reply = await self._http.request("GET", path, operation="metrics", background=True)
-            except VendorNotFound:
-                log.info("vendor.metrics_campaign_gone", vendor=self.name, campaign_id=campaign_id)
-                continue
-            assert reply is not None
-            item = parse_stats(reply.body, campaign_id)
-            if item is None:
-                log.warning("vendor.metrics_unusable", vendor=self.name, campaign_id=campaign_id)
-                continue
-            found.append(item)
-        return found
+        polled = [campaign_id for campaign_id, status in await self._campaigns() if status not in _NOT_POLLED]
+        return await self._stats_of(polled, self._stats_path, parse_stats)
 
     def _parse_read(self, body: Any, campaign_id: str) -> Observation:
         return parse_observation(body)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,12 +41,13 @@ from aiohttp import web
 
 from bot.testing.sim_core import SimCampaign
 from bot.testing.sim_spec import SimRequest, SimVendor, authenticate, limit
+from bot.testing.sim_stats import StatsBook
 from bot.vendors.lemlist import STATUSES
 
 if TYPE_CHECKING:
     from bot.testing.simulator import VendorSimulator
 
-__all__ = ["ALREADY_RUNNING", "SIM", "STATS_FIELDS", "js_date", "set_stats"]
+__all__ = ["ALREADY_RUNNING", "SIM", "STATS", "STATS_FIELDS", "js_date", "set_stats"]
 
 ALREADY_RUNNING: Final = "You can't start campaigns that are already running"
 _CAMPAIGN: Final = re.compile(r"/campaigns/([^/]+)/?")
@@ -67,29 +67,17 @@ STATS_FIELDS: Final = {
     "interested": "nbLeadsInterested", "not_interested": "nbLeadsNotInterested",
     "unsubscribed": "nbLeadsUnsubscribed", "interrupted": "nbLeadsInterrupted",
 }
-#: simulator → ref → (the campaign the numbers belong to, v2 field → value)
-_STATS: weakref.WeakKeyDictionary[VendorSimulator, dict[str, tuple[SimCampaign, dict[str, int]]]] = (
-    weakref.WeakKeyDictionary())
+#: the numbers `set_stats` and `PUT /_sim/lemlist/stats/{ref}` set, by v2 field (`bot.testing.sim_stats`)
+STATS: Final = StatsBook("lemlist", STATS_FIELDS)
 
 
 def set_stats(sim: VendorSimulator, ref: str, **numbers: int) -> None:
     """Set some of campaign `ref`'s stats (`STATS_FIELDS` names; the others keep their value, 0 at first)."""
-    campaign = sim.campaign(ref)
-    unknown = set(numbers) - set(STATS_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown stats {sorted(unknown)}; use {sorted(STATS_FIELDS)}")
-    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in numbers.values()):
-        raise ValueError("stats must be non-negative integers")
-    book = _STATS.setdefault(sim, {})
-    entry = book.get(ref)
-    current = entry[1] if entry is not None and entry[0] is campaign else dict.fromkeys(STATS_FIELDS.values(), 0)
-    book[ref] = (campaign, current | {STATS_FIELDS[name]: value for name, value in numbers.items()})
+    STATS.set(sim, ref, **numbers)
 
 
 def _stats(sim: VendorSimulator, c: SimCampaign) -> dict[str, Any]:
-    entry = _STATS.get(sim, {}).get(c.ref)
-    numbers = entry[1] if entry is not None and entry[0] is c else dict.fromkeys(STATS_FIELDS.values(), 0)
-    return {"nbLeads": c.leads, **numbers, "steps": []}
+    return {"nbLeads": c.leads, **STATS.numbers(sim, c), "steps": []}
 
 
 def _list(sim: VendorSimulator, req: SimRequest, key: str, headers: dict[str, str]) -> web.Response:

@@ -15,16 +15,17 @@
   (`sentCount`, `openedCount`, `repliedCount`, no bounces) is read too, should `stats_path` point at it.
   lemlist gives no rates and no start time here: None.
 
-Counts are never invented: absent, null, negative, fractional or non-numeric values are None.
+Counts are never invented: absent, null, negative, fractional or non-numeric values are None
+(`bot.vendors.numbers.count`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 from bot.vendors.base import CampaignMetrics
 from bot.vendors.lemlist import CAMPAIGN_ID
+from bot.vendors.numbers import count
 
 __all__ = ["CampaignPage", "count", "parse_campaign_page", "parse_stats"]
 
@@ -36,24 +37,6 @@ _FIELDS: Final = {
     "opened": ("opened", "openedCount"),
     "unsubscribed": ("nbLeadsUnsubscribed",),
 }
-
-
-def count(value: Any) -> int | None:
-    """A count from a number or a numeric string (`12`, `"12"`, `12.0`); None for null, booleans, negative or
-    fractional numbers and anything else."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:
-            return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
 
 
 def _stats_object(body: Any, campaign_id: str) -> dict[str, Any] | None:

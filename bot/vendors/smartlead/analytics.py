@@ -18,21 +18,21 @@ Contract:
 
 Tolerance (§8.6): rates as "1.6%", "9 %", "1.6" or 1.6 (all percent: 0.016); counts as numbers or numeric
 strings; "", null, "N/A" and anything else unreadable → None ("not said", never 0). An entry without a
-valid id (a Smartlead campaign id; an account's `from_email`) is skipped, never guessed.
+valid id (a Smartlead campaign id; an account's `from_email`) is skipped, never guessed. The numbers are
+read by `bot.vendors.numbers` with `digits_only` (plain decimal strings: "1e3" is not a count).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlencode
 
 from bot.vendors.base import CampaignMetrics, MailboxHealth
+from bot.vendors.numbers import count, fraction, percent
 from bot.vendors.smartlead import CAMPAIGN_ID
 
 __all__ = [
@@ -68,8 +68,6 @@ STATS_PAGE: Final = 100
 #: listing cannot keep a poll going
 MAX_PAGES: Final = 100
 
-_PERCENT: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*")
-_COUNT: Final = re.compile(r"\s*([0-9]+)(?:\.0*)?\s*")
 _ACCOUNT_ID: Final = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
@@ -94,46 +92,21 @@ def email_accounts_query(offset: int, limit: int = MAILBOX_PAGE) -> str:
     return urlencode({"offset": offset, "limit": limit})
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            return None
-        return Decimal(str(value))
-    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
-        try:
-            return Decimal(match[1])
-        except InvalidOperation:       # pragma: no cover - the pattern admits only decimal numbers
-            return None
-    return None
-
-
 def parse_percent(value: Any) -> float | None:
     """A Smartlead rate as a fraction: "1.6%" → 0.016, "9%" → 0.09; a bare number is read as percent too
     (the same field's unit), so 1.6 → 0.016. Negative, "", null, "N/A" → None."""
-    number = _decimal(value)
-    return None if number is None else float(number / 100)
+    return fraction(value, bare="percent", capped=False, digits_only=True)
 
 
 def parse_reputation(value: Any) -> float | None:
     """A warmup reputation 0-100 from the number 95 (get-by-id) or the string "95%" (the list); None when
     missing, unreadable or above 100."""
-    number = _decimal(value)
-    return None if number is None or number > 100 else float(number)
+    return percent(value, digits_only=True)
 
 
 def parse_count(value: Any) -> int | None:
     """A count from a number (an integral float too) or a numeric string ("12"); None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and value >= 0 else None
-    if isinstance(value, str) and (match := _COUNT.fullmatch(value)):
-        return int(match[1])
-    return None
+    return count(value, digits_only=True)
 
 
 def parse_flag(value: Any) -> bool | None:

@@ -9,8 +9,8 @@
                                         "blocked_reason", "warmup_blocked", ...}
     GET  /_sim/smartlead/mailboxes     every added mailbox (its owner as the key's label, never the key)
 
-Errors answer 400/404 with `{"error": "..."}`, as the rest of `/_sim/`. `add_control_routes(app, sim)`
-registers them; `bot.testing`'s control API does not call it itself (yet), so a test or tool that wants
+Errors answer 400/404 with `{"error": "..."}`, as the rest of `/_sim/` (`bot.testing.sim_http`).
+`add_control_routes(app, sim)` registers them; `bot.testing`'s control API does not call it itself (yet), so a test or tool that wants
 them calls it on `sim.app` before serving it.
 """
 
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.testing.sim_http import bad, json_object
 from bot.vendors.smartlead.sim_data import add_mailbox, added_mailboxes, set_campaign_stats
 
 if TYPE_CHECKING:
@@ -31,18 +32,6 @@ __all__ = ["add_control_routes"]
 
 _STATS_FIELDS = frozenset({"sequence", "sent", "opened", "clicked", "replied", "unsubscribed", "bounced",
                            "positive_replied", "unique_leads", "unique_opens"})
-
-
-def _bad(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _stats_arguments(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,29 +54,29 @@ def add_control_routes(app: web.Application, sim: VendorSimulator) -> None:
     async def put_stats(request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
         if ref not in sim.campaigns:
-            return _bad("no such campaign", 404)
-        body = await _object(request)
+            return bad("no such campaign", 404)
+        body = await json_object(request)
         if body is None:
-            return _bad("body must be a JSON object")
+            return bad("body must be a JSON object")
         try:
             stats = set_campaign_stats(sim, ref, **_stats_arguments(body))
         except (TypeError, ValueError) as exc:
-            return _bad(f"invalid stats: {exc}")
+            return bad(f"invalid stats: {exc}")
         return web.json_response({"campaign": ref, "steps": {n: asdict(c) for n, c in stats.steps.items()},
                                   "first_sent_at": None if stats.first_sent_at is None
                                   else stats.first_sent_at.isoformat()})
 
     async def post_mailbox(request: web.Request) -> web.Response:
-        body = await _object(request)
+        body = await json_object(request)
         if body is None or not isinstance(body.get("email"), str):
-            return _bad('body must be a JSON object with "email"')
+            return bad('body must be a JSON object with "email"')
         campaigns, key = body.pop("campaigns", []), body.pop("key", None)
         if not isinstance(campaigns, list) or not all(isinstance(ref, str) for ref in campaigns):
-            return _bad("campaigns must be a list of refs")
+            return bad("campaigns must be a list of refs")
         try:
             added = add_mailbox(sim, body.pop("email"), campaigns=campaigns, key=key, **body)
         except (KeyError, TypeError, ValueError) as exc:
-            return _bad(f"invalid mailbox: {exc}")
+            return bad(f"invalid mailbox: {exc}")
         return web.json_response(_mailbox_json(sim, added.email), status=201)
 
     async def list_mailboxes(_: web.Request) -> web.Response:
