@@ -185,6 +185,12 @@ class CoreSettings(BaseSettings):
         return value
 
     @property
+    def concurrent_actions(self) -> int:
+        """How many campaigns one worker reconciles at once (vendor calls and their state transactions):
+        what sizes its share of the PostgreSQL connections, whatever `prefetch` is."""
+        return min(self.prefetch, 16)
+
+    @property
     def uses_postgres(self) -> bool:
         return self.state_url.startswith(("postgresql://", "postgres://"))
 

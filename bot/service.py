@@ -252,6 +252,7 @@ async def _start_worker(settings: Settings, services: Services, stack: AsyncExit
                              dry_run_vendors=dry, settings=settings, accounts=accounts, listed=inventory.listed)
     worker = Worker(store=store, rules=rules, executor=executor, inventory=inventory,
                     operator=operator, max_retries=len(settings.retry_delays),
+                    concurrent_actions=settings.concurrent_actions,
                     max_message_bytes=max(MAX_MESSAGE_BYTES, 2 * settings.max_body_bytes), accounts=accounts)
     services.store, services.worker, services.outbox = store, worker, outbox
     recovered = await worker.start(frozenset(vendors) - dry)

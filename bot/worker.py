@@ -104,7 +104,7 @@ class Worker:
         self, *, store: StateStore, rules: RuleSet, executor: Executor,
         clock: Callable[[], datetime] = utcnow, inventory: Inventory | None = None, max_retries: int | None = None,
         operator: EventOperator | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
-        accounts: Accounts | None = None,
+        accounts: Accounts | None = None, concurrent_actions: int = 16,
     ) -> None:
         self._store = store
         #: the configured accounts: an event's campaign is placed in one (`Accounts.place`) before the rules
@@ -123,6 +123,8 @@ class Worker:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         #: one group's transaction at a time (FIFO: groups are judged in the order they formed; `_judge`)
         self._deciding = asyncio.Lock()
+        #: campaigns reconciled at once across the batches in flight (`Settings.concurrent_actions`)
+        self._acting = asyncio.Semaphore(concurrent_actions)
         self._forming: _Group | None = None
         self._judging: set[asyncio.Task[None]] = set()
 
@@ -398,8 +400,7 @@ class Worker:
         touched = sorted({key for item in decided for key in item.touched})
         failures: dict[str, BaseException] = {}
         if touched:
-            done = await asyncio.gather(*(self._locked(key, self._executor.reconcile) for key in touched),
-                                        return_exceptions=True)
+            done = await asyncio.gather(*(self._acted(key) for key in touched), return_exceptions=True)
             failures = {key: exc for key, exc in zip(touched, done, strict=True) if isinstance(exc, BaseException)}
             for exc in failures.values():
                 if not isinstance(exc, Exception):
@@ -408,6 +409,10 @@ class Worker:
             failed = next((failures[key] for key in sorted(item.touched) if key in failures), None)
             item.outcome = (await self._failed(item, failed) if failed is not None
                             else (Outcome.ack(), "ack" if item.new else "duplicate"))
+
+    async def _acted(self, key: str) -> None:
+        async with self._acting:
+            await self._locked(key, self._executor.reconcile)
 
     async def _by_operator(self, item: _Item) -> tuple[Outcome, str]:
         assert self._operator is not None

@@ -233,13 +233,13 @@ def test_the_web_instances_publish_distinct_host_ports(compose: dict[str, Any]) 
 
 
 def test_postgres_has_connections_for_many_workers(compose: dict[str, Any]) -> None:
-    from bot.state.open import _SPARE_CONNECTIONS
+    from bot.state.open import pool_size
 
     command = compose["services"]["postgres"]["command"]
     setting = next(command[i + 1] for i, word in enumerate(command) if word == "-c"
                    and command[i + 1].startswith("max_connections="))
     prefetch = int(container_env(compose["services"]["worker"])["BOT_PREFETCH"])
-    assert int(setting.partition("=")[2]) >= 10 * (prefetch + _SPARE_CONNECTIONS) + 10, setting
+    assert int(setting.partition("=")[2]) >= 10 * pool_size(Settings(prefetch=prefetch)) + 10, setting
 
 
 # --- settings and secrets --------------------------------------------------------------------------------------

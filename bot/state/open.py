@@ -26,11 +26,18 @@ from bot.state.sqlite import SqliteStateStore
 from bot.state.worker_lock import WorkerLock
 from bot.vendors.budget import SharedBudget
 
-__all__ = ["State", "check_worker", "open_state", "open_store", "state_name", "upgrade_state"]
+__all__ = ["State", "check_worker", "open_state", "open_store", "pool_size", "state_name", "upgrade_state"]
 
 #: a worker's PostgreSQL connections beyond one per message in flight (BOT_PREFETCH): the sweep, the drift
 #: watch, the Slack deliverer, the Slack operator's outbox writes, the leases and the rate budgets
 _SPARE_CONNECTIONS: Final = 6
+
+
+def pool_size(settings: Settings) -> int:
+    """A worker's PostgreSQL connections at most: one per campaign it reconciles at once, two for its batch
+    transactions (one open, the next beginning before its COMMIT), and spares for the outbox, heartbeats,
+    leases and rate budgets."""
+    return settings.concurrent_actions + 2 + _SPARE_CONNECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,7 @@ async def _sqlite_state(settings: Settings) -> AsyncIterator[State]:
 @asynccontextmanager
 async def _postgres_state(settings: Settings) -> AsyncIterator[State]:
     """One pool for the store, the outbox and the heartbeat."""
-    async with open_pool(settings.state_url, max_size=settings.prefetch + _SPARE_CONNECTIONS) as pool:
+    async with open_pool(settings.state_url, max_size=pool_size(settings)) as pool:
         await upgrade(pool)
         async with PostgresOutbox.open(pool) as outbox, Heartbeat.open(pool) as heartbeat:
             yield State(PostgresStateStore(pool), outbox, heartbeat.beat, PostgresLeases(pool),
