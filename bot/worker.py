@@ -321,10 +321,12 @@ class Worker:
                 await self._one_by_one(group.items, exc)
             finally:
                 end_turn()
-        finally:
+        except BaseException:               # cancelled (shutting down): nobody may ack what was not judged
             self._close(group)
-            if not group.done.done():
-                group.done.set_result(None)
+            group.done.cancel()             # its batches are cancelled too: their messages go back to the queue
+            raise
+        self._close(group)
+        group.done.set_result(None)
 
     def _close(self, group: _Group) -> None:
         """The group takes no more items: those handed over from now on form the next one."""

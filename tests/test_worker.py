@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -303,3 +307,33 @@ async def test_each_message_observes_its_decision_time(store, vendors, clock) ->
     await worker.handle_batch(_spike(sends=3, bounces=0))
     await worker.handle(_delivery("vendor.other", 1))
     assert _observed() - before == 4
+
+
+class _StuckStore:
+    """The store, with transactions that wait for `go` before they begin."""
+
+    def __init__(self, store: SqliteStateStore) -> None:
+        self._store, self.go, self.waiting = store, asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        self.waiting.set()
+        await self.go.wait()
+        async with self._store.transaction() as tx:
+            yield tx
+
+
+async def test_a_batch_whose_judgement_is_cancelled_is_never_acked(store, vendors, clock) -> None:
+    stuck = _StuckStore(store)
+    executor = Executor(store, vendors, clock=clock)
+    worker = Worker(store=stuck, rules=load_rules(REPO / "rules"), executor=executor, clock=clock)  # type: ignore[arg-type]
+    handling = asyncio.create_task(worker.handle_batch(_spike(sends=2, bounces=0)))
+    await asyncio.wait_for(stuck.waiting.wait(), 5)
+    [judging] = worker._judging                           # shutting down: the judgement is cancelled
+    judging.cancel()
+    with pytest.raises(asyncio.CancelledError):           # no outcome: the broker returns the messages
+        await asyncio.wait_for(handling, 5)
+    assert [line async for line in store.events()] == []
