@@ -86,6 +86,21 @@ M = [
   "        if True:", ["tests/test_fleet.py"]),
  ("17 windows taken without their row locks", "bot/state/postgres.py",
   ' ORDER BY w.rule, w.key FOR UPDATE OF w"', ' ORDER BY w.rule, w.key"', ["tests/state/test_postgres_fleet.py"]),
+ # the batch path and polling
+ ("18 an unjudged batch acked at shutdown", "bot/worker.py",
+  "            group.done.cancel()", "            group.done.set_result(None)",
+  ["tests/test_worker.py::test_a_batch_whose_judgement_is_cancelled_is_never_acked"]),
+ ("19 the same event twice in a batch counted twice", "bot/worker.py",
+  "                recorded.discard(item.event.id)", "                pass",
+  ["tests/test_worker.py::test_the_same_event_twice_in_one_batch_is_recorded_and_counted_once"]),
+ ("20 a multiple-ack across a delivery in flight", "bot/broker/acks.py",
+  "            if state is _State.IN_FLIGHT:\n                break", "            if False:\n                break",
+  ["tests/broker/test_acks.py", "tests/integration/test_amqp_batches.py"]),
+ ("21 poll events not deduplicated per period", "bot/polling.py",
+  'return Event(id=f"poll:{ref}:{period}"', 'return Event(id=f"poll:{ref}:{now.timestamp()}"',
+  ["tests/test_poller.py"]),
+ ("22 the two bounce guards keep two holds", "rules/bounce-guard-analytics.yaml",
+  "shared_hold: bounce-guard", "", ["tests/test_bounce_guards_properties.py"]),
 ] + ([tuple(x) for x in __import__("json").loads(sys.argv[1])] if len(sys.argv) > 1 else [])
 only = os.environ.get("ONLY")
 missed = 0

@@ -337,3 +337,14 @@ async def test_a_batch_whose_judgement_is_cancelled_is_never_acked(store, vendor
     with pytest.raises(asyncio.CancelledError):           # no outcome: the broker returns the messages
         await asyncio.wait_for(handling, 5)
     assert [line async for line in store.events()] == []
+
+
+async def test_the_same_event_twice_in_one_batch_is_recorded_and_counted_once(store, vendors, clock) -> None:
+    worker, _ = _worker(store, vendors, clock)
+    twice = _delivery("email.sent", 7)
+    assert [o.verdict for o in await worker.handle_batch([twice, _delivery("email.sent", 8), twice])] == [
+        Verdict.ACK] * 3
+    assert (worker.handled["ack"], worker.handled["duplicate"]) == (2, 1)
+    async with store.transaction() as tx:
+        window = await tx.window("bounce-guard", "smartlead:42")
+    assert window is not None and window["seq"] == "dd"             # two sends in the window, not three
