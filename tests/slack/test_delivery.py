@@ -6,15 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.notify import Notice
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
-from bot.state.outbox import Outbox, SqliteOutbox
-from tests.postgres_db import fresh_database, open_outbox
+from bot.state.outbox import Outbox
 
 TOKEN = "xoxb-test-token-0123456789"
 
@@ -26,15 +24,6 @@ class Clock:
     def __call__(self) -> datetime:
         return self.now
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
-    if request.param == "sqlite":
-        async with SqliteOutbox.open(tmp_path / "state.db") as opened:
-            yield opened
-    else:
-        async with fresh_database() as url, open_outbox(url) as opened:
-            yield opened
 
 
 _made: list[SlackDeliverer] = []

@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from bot.notify import Notice
 from bot.slack.delivery import SlackDeliverer, SlackNotifier
 from bot.slack.incidents import QUIET, Phase, phase
-from bot.state.outbox import Outbox, SqliteOutbox
+from bot.state.outbox import Outbox
 from tests.postgres_db import fresh_database, open_outbox
 from tests.slack.fake_slack import FakeSlack
 
@@ -31,15 +30,6 @@ class Clock:
     def __call__(self) -> datetime:
         return self.now
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
-    if request.param == "sqlite":
-        async with SqliteOutbox.open(tmp_path / "state.db") as opened:
-            yield opened
-    else:
-        async with fresh_database() as url, open_outbox(url) as opened:
-            yield opened
 
 
 @pytest.fixture

@@ -4,30 +4,14 @@ the daily digest (bot.digest) is built from."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.events import CampaignRef, Event
 from bot.state.base import AuditRow
-from bot.state.postgres import PostgresStateStore
 from bot.state.protocol import StateStore
-from bot.state.sqlite import SqliteStateStore
-from tests.postgres_db import fresh_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
-    if request.param == "sqlite":
-        async with SqliteStateStore.open(tmp_path / "state.db") as store:
-            yield store
-    else:
-        async with fresh_database() as url, PostgresStateStore.open(url) as store:
-            yield store
 
 
 async def test_audit_between_is_the_rows_of_that_span_oldest_first(state_store: StateStore) -> None:

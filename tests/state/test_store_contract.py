@@ -6,9 +6,8 @@ processes on one database) in tests/state/test_postgres_fleet.py."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,24 +15,10 @@ import pytest
 from bot.errors import StaleRecord
 from bot.events import CampaignRef, Event
 from bot.state.base import AuditRow, CampaignRecord, Hold, HoldKind, Pending
-from bot.state.postgres import PostgresStateStore
 from bot.state.protocol import StateStore, Transaction
-from bot.state.sqlite import SqliteStateStore
-from tests.postgres_db import fresh_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
-    if request.param == "sqlite":
-        async with SqliteStateStore.open(tmp_path / "state.db") as store:
-            yield store
-    elif request.param == "postgres":
-        async with fresh_database() as url, PostgresStateStore.open(url) as store:
-            yield store
-    else:
-        raise AssertionError(f"unknown store {request.param}")
 
 
 def _row(detail: str, campaign: str | None = None) -> AuditRow:
