@@ -260,6 +260,7 @@ class AmqpBroker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             log.info("broker.drained", finished=len(done), cancelled=len(pending))
+        await self._flush_acks()            # the finished ones' acks, before the channel closes and returns them
         await self._close_consumer_channel()
 
     async def _close_consumer_channel(self) -> None:
