@@ -48,6 +48,8 @@ class FakeVendor:
         self.calls: list[tuple[str, str]] = []
         self.failures: list[Exception] = []
         self.gate: asyncio.Event | None = None
+        #: set once a write waits at `gate` (what a test waits for instead of spinning the loop)
+        self.at_gate = asyncio.Event()
         self.launched_drafts: list[str] = []
 
     def _call(self, op: str, campaign_id: str) -> None:
@@ -74,6 +76,7 @@ class FakeVendor:
 
     async def _send(self, op: str, campaign_id: str, guard: Guard | None) -> None:
         if self.gate is not None:
+            self.at_gate.set()
             await self.gate.wait()
         if guard is not None and not await guard():
             raise WriteCancelled(self.name, f"POST {op} {campaign_id}", sent_before=False)

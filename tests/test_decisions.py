@@ -186,8 +186,7 @@ async def test_a_crash_while_a_pause_waits_for_the_rate_limit_never_claims_a_per
     sl.gate = asyncio.Event()                                      # the pause waits for its rate-limit slot
     await bot.spike("smartlead:1", bounces=2)
     waiting = asyncio.ensure_future(bot.spike("smartlead:1", sends=0, bounces=1))
-    for _ in range(100):                                           # let it reach the gate
-        await asyncio.sleep(0)
+    await asyncio.wait_for(sl.at_gate.wait(), 5)                   # the pause waits for its slot now
     assert not waiting.done() and (await bot.record("smartlead:1")).pending is Pending.PAUSE   # not yet sent
     sl.set("1", CampaignStatus.PAUSED)                             # meanwhile a person pauses it in the UI
     waiting.cancel()                                               # the worker dies before the slot comes

@@ -194,9 +194,12 @@ class DecisionMachine(RuleBasedStateMachine):
         self.run(self._idle())
 
     async def _idle(self) -> None:
-        """Let every task run until each waits on something outside the loop's ready work (a gate)."""
-        for _ in range(50):
-            await asyncio.sleep(0)
+        """Let every task run until each waits on something outside the loop's ready work (a gate). A COMMIT
+        runs in a thread (its fsync): a read of the store waits for it, then the tasks go on."""
+        for _ in range(3):
+            for _ in range(50):
+                await asyncio.sleep(0)
+            await self.store.audit(limit=1)
 
     async def _swallow(self, coro: Any) -> None:
         with contextlib.suppress(VendorUnavailable):
