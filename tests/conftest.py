@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,6 +138,20 @@ def _logging() -> Iterator[None]:
     configure_logging(json=True, level="debug", cache=False)
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """For `campaign-guard` commands run in-process: no BOT_* variable of the machine's, the working
+    directory a fresh one, and logging configured afresh by each command."""
+    from bot import cli
+    from bot.log import configure_logging
+
+    for name in list(os.environ):
+        if name.startswith("BOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "configure_logging", functools.partial(configure_logging, cache=False))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import pytest
 from bot import cli
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.log import configure_logging
 from bot.service import running
 from bot.state.worker_lock import WorkerLock, lock_path
 from bot.vendors import registry
@@ -23,12 +21,8 @@ from tests.conftest import REPO
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "configure_logging", functools.partial(configure_logging, cache=False))
+def _env(cli_env: None) -> None:
+    """Every command here runs in `cli_env`."""
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ account, read from the configured state store; the same content the Slack digest
 from __future__ import annotations
 
 import asyncio
-import functools
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,19 +14,14 @@ from bot.accounts import load_accounts
 from bot.config import load_settings
 from bot.digest import collect, zone_of
 from bot.events import utcnow
-from bot.log import configure_logging
 from bot.slack.daily import daily_text
 from bot.state.base import AuditRow
 from bot.state.sqlite import SqliteStateStore
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "configure_logging", functools.partial(configure_logging, cache=False))
+def _env(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cli_env`, plus a default channel, a time zone and one account's channel."""
     for name, value in {"BOT_SLACK_CHANNEL": "C-DEFAULT", "BOT_DIGEST_TZ": "Europe/Paris",
                         "BOT_ACCOUNT_1_VENDOR": "smartlead", "BOT_ACCOUNT_1_NAME": "acme",
                         "BOT_ACCOUNT_1_SLACK_CHANNEL": "C-ACME"}.items():

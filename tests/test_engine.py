@@ -25,6 +25,8 @@ from bot.rulespec import Comparison, Rule
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
+from tests.virtual_window import VirtualWindow
+
 
 def _rule(**overrides: Any) -> Rule:
     spec: dict[str, Any] = {
@@ -304,33 +306,15 @@ def _cooling() -> Rule:
     return _floor(cooldown=["24h", "72h", "7d"])
 
 
-class Run:
-    """One key's window driven by events and ticks on a virtual clock."""
+class Run(VirtualWindow):
+    """One key's window driven by metric events and ticks on a virtual clock."""
 
     def __init__(self, rule: Rule) -> None:
-        self.rule, self.n = rule, 0
-        self.window: dict[str, Any] | None = None
-        self.now = T0
-
-    def at(self, **delta: float) -> Run:
-        self.now = T0 + timedelta(**delta)
-        return self
-
-    def _take(self, result: Evaluation) -> Evaluation:
-        if result.window is not None:
-            self.window = result.window
-        return result
+        super().__init__(rule, T0)
 
     def metric(self, rate: float) -> Evaluation:
         self.n += 1
-        return self._take(evaluate(self.rule, _metric(self.n, rate), self.window, self.now))
-
-    def tick(self) -> Evaluation:
-        assert self.window is not None
-        before = dict(self.window)
-        result = tick(self.rule, "smartlead:1", self.window, self.now)
-        assert self.window == before                        # never modifies the stored state
-        return self._take(result)
+        return self.feed(_metric(self.n, rate))
 
 
 def _actions(result: Evaluation) -> list[str]:

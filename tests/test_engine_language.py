@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.engine import TICK_FLAGS, Decision, Evaluation, Target, evaluate, tick, ticking
+from bot.engine import TICK_FLAGS, Decision, Evaluation, Target, evaluate, ticking
 from bot.events import Event
 from bot.rulespec import Rule
+from tests.virtual_window import VirtualWindow
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -25,37 +26,18 @@ def _event(kind: str, n: int, campaign: str | None = "smartlead:1", source: str 
     return Event(id=f"{kind}-{n}", type=kind, source=source, occurred_at=T0, campaign=campaign, data=data)
 
 
-class Key:
+class Key(VirtualWindow):
     """One rule's window for one key, driven by events and ticks on a virtual clock."""
 
     def __init__(self, rule: Rule, key: str = "smartlead:1") -> None:
-        self.rule, self.key, self.n = rule, key, 0
-        self.window: dict[str, Any] | None = None
-        self.now = T0
-
-    def at(self, **delta: float) -> Key:
-        self.now = T0 + timedelta(**delta)
-        return self
-
-    def _take(self, result: Evaluation) -> Evaluation:
-        if result.window is not None:
-            self.window = result.window
-        return result
+        super().__init__(rule, T0, key)
 
     def send(self, kind: str, count: int = 1, campaign: str | None = "smartlead:1", **data: Any) -> list[Decision]:
         decisions: list[Decision] = []
         for _ in range(count):
             self.n += 1
-            result = self._take(evaluate(self.rule, _event(kind, self.n, campaign, **data), self.window, self.now))
-            decisions += result.decisions
+            decisions += self.feed(_event(kind, self.n, campaign, **data)).decisions
         return decisions
-
-    def tick(self) -> Evaluation:
-        assert self.window is not None
-        before = dict(self.window)
-        result = tick(self.rule, self.key, self.window, self.now)
-        assert self.window == before                            # tick never modifies the stored state
-        return self._take(result)
 
 
 def _kinds(decisions: list[Decision] | tuple[Decision, ...]) -> list[str]:
