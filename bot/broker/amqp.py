@@ -211,6 +211,7 @@ class AmqpBroker:
 
     async def consume(self, handler: Handler) -> None:
         """Open the consumer channel, subscribe to the work queue and return; handlers run in tasks."""
+        self._batch = None
         await self._consume(handler)
 
     async def consume_batches(self, handler: BatchHandler, *, size: int) -> None:
@@ -327,7 +328,7 @@ class AmqpBroker:
                 self._book(raw.channel).settle((_tag(raw),))
         if not self._flushing:              # the batches settled in this turn of the loop: acked together
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._spawn, self._flush_acks(), self._background)
+            asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks(), self._background))
 
     async def _flush_acks(self) -> None:
         """Send what the books say (`AckBook.take`), in the order taken: a multiple-ack overtaking an earlier
