@@ -45,7 +45,9 @@ _WORKER = """\
   BOT_INSTANTLY_API_KEY, BOT_LEMLIST_API_KEY                        vendor API keys
   BOT_SLACK_BOT_TOKEN, BOT_SLACK_CHANNEL                            Slack notices
   BOT_INVENTORY_FILE      campaign → sender emails the vendors do not report
-  BOT_PREFETCH, BOT_RETRY_DELAYS, BOT_SWEEP_SECONDS, BOT_BREAKER_LIMIT, BOT_BREAKER_WINDOW"""
+  BOT_POLL_SECONDS, BOT_POLL_SHARE                                  vendor analytics and mailbox health polls
+  BOT_DIGEST_HOUR, BOT_DIGEST_TZ                                    each Slack channel's daily digest
+  BOT_PREFETCH, BOT_BATCH_SIZE, BOT_RETRY_DELAYS, BOT_SWEEP_SECONDS, BOT_BREAKER_LIMIT, BOT_BREAKER_WINDOW"""
 
 
 class _HelpFormatter(argparse.HelpFormatter):
