@@ -307,10 +307,12 @@ class Worker:
     async def _judge_group(self, group: _Group) -> None:
         try:
             await self._deciding.acquire()
-            turn = [True]
+            ended = False
 
-            def end_turn() -> None:
-                if turn.pop() if turn else False:
+            def end_turn() -> None:             # once: at the end of the block, or on the way out
+                nonlocal ended
+                if not ended:
+                    ended = True
                     self._deciding.release()
 
             try:

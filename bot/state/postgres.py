@@ -151,6 +151,16 @@ def _hold(row: Sequence[Any]) -> Hold:
     return Hold(row[0], row[1], row[2], row[3], row[4].astimezone(UTC), tuple(json.loads(row[5])), json.loads(row[6]))
 
 
+#: the columns of `events`, in table order (`_event_row`)
+_EVENT_COLUMNS: Final = ("id", "type", "source", "campaign", "occurred_at", "recorded_at", "body")
+
+
+def _event_row(event: Event, now: datetime, body: bytes | None) -> tuple[Any, ...]:
+    """The event's `events` row: `body`, the JSON it was parsed from, is kept verbatim when at hand."""
+    return (event.id, event.type, event.source, str(event.campaign) if event.campaign else None,
+            event.occurred_at, now, body.decode() if body is not None else event.model_dump_json())
+
+
 def _json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Rows as one JSON array of objects, for `json_to_recordset`: one parameter for a batch, serialized by
     orjson (psycopg's text arrays escape each element with a regular expression: most of a batch's cost)."""
@@ -199,11 +209,8 @@ class PostgresTx:
             fingerprint, starts_at = event.data.get("fingerprint"), event.data.get("starts_at")
             if isinstance(fingerprint, str) and isinstance(starts_at, str):
                 await self._lock("alert", fingerprint, starts_at)
-        cursor = await self._run(
-            "INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (event.id, event.type, event.source, str(event.campaign) if event.campaign else None,
-             event.occurred_at, now, body.decode() if body is not None else event.model_dump_json()),
-        )
+        cursor = await self._run("INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                                 _event_row(event, now, body))
         return cursor.rowcount == 1
 
     async def record_events(self, items: list[tuple[Event, bytes | None]], now: datetime) -> set[str]:
@@ -219,16 +226,14 @@ class PostgresTx:
                 if await self.record_event(event, now, body=body):
                     recorded.add(event.id)
                 continue
-            rows[event.id] = (event.id, event.type, event.source, str(event.campaign) if event.campaign else None,
-                              event.occurred_at, now, body.decode() if body is not None else event.model_dump_json())
+            rows[event.id] = _event_row(event, now, body)
         if rows:
             found = await self._all(
                 "INSERT INTO events SELECT x.id, x.type, x.source, x.campaign, x.occurred_at, x.recorded_at, x.body"
                 " FROM json_to_recordset(%s::json) AS x(id text, type text, source text, campaign text,"
                 " occurred_at timestamptz, recorded_at timestamptz, body text)"
                 " ORDER BY x.id ON CONFLICT (id) DO NOTHING RETURNING id",
-                (_json_rows(("id", "type", "source", "campaign", "occurred_at", "recorded_at", "body"),
-                            [rows[key] for key in sorted(rows)]),))
+                (_json_rows(_EVENT_COLUMNS, [rows[key] for key in sorted(rows)]),))
             recorded.update(row[0] for row in found)
         return recorded
 

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -46,6 +46,17 @@ _READ_CHUNK: Final = 500          # (rule, key) pairs per read: 1,000 parameters
 GROUP_LIMIT: Final = 256
 
 _ts = db_time   # the storage format, shared with the breaker queries
+
+
+def _remember(cache: OrderedDict[tuple[str, str], dict[str, Any]],
+              windows: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+    """Put committed window states into the cache as its newest entries; the oldest go past `_WINDOW_CACHE`
+    (LRU)."""
+    for key, state in windows.items():
+        cache[key] = state
+        cache.move_to_end(key)
+    while len(cache) > _WINDOW_CACHE:
+        cache.popitem(last=False)
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -123,13 +134,8 @@ class Tx(DecisionQueries):
                 + ", ".join(["(?, ?)"] * len(chunk)) + ")", tuple(part for pair in chunk for part in pair),
             ) as cursor:
                 found = {(rule, key): orjson.loads(state) for rule, key, state in await cursor.fetchall()}
-            for pair in chunk:
-                if pair in found:
-                    cache[pair] = found[pair]
-                else:
-                    self._absent.add(pair)
-        while len(cache) > _WINDOW_CACHE:
-            cache.popitem(last=False)
+            _remember(cache, found)
+            self._absent.update(pair for pair in chunk if pair not in found)
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
         """Buffered: written once per group, in one statement, just before the COMMIT."""
@@ -383,11 +389,7 @@ class SqliteStateStore:
         except sqlite3.Error as exc:
             self._fail(group, exc)
             return
-        for key, state in group.windows.items():    # committed: the cache's newest entries (LRU, bounded)
-            self._windows[key] = state
-            self._windows.move_to_end(key)
-        while len(self._windows) > _WINDOW_CACHE:
-            self._windows.popitem(last=False)
+        _remember(self._windows, group.windows)     # committed: the cache's newest entries
         group.committed.set_result(None)
         if self._path is not None and self.commits % _CHECKPOINT_EVERY == 0 and self._checkpointing is None:
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._path))
