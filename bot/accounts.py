@@ -78,10 +78,15 @@ class Accounts:
 
     def __init__(self, accounts: Iterable[Account]) -> None:
         self._by_route: dict[str, Account] = {}
+        self._by_vendor: dict[str, list[Account]] = {}
         for account in accounts:
             if account.route in self._by_route:
                 raise ConfigError(f"account {account.name!r} of {account.vendor} is configured twice")
             self._by_route[account.route] = account
+            self._by_vendor.setdefault(account.vendor, []).append(account)
+        #: vendors whose campaigns need no inventory to place: a ref means the default account's campaign
+        self._default_only = {vendor for vendor, found in self._by_vendor.items()
+                              if [a.name for a in found] == [DEFAULT_ACCOUNT]}
 
     def __iter__(self) -> Iterator[Account]:
         return iter(self._by_route.values())
@@ -93,7 +98,7 @@ class Accounts:
         return self._by_route.get(route)
 
     def of_vendor(self, vendor: str) -> list[Account]:
-        return [account for account in self if account.vendor == vendor]
+        return list(self._by_vendor.get(vendor, ()))
 
     def account(self, ref: CampaignRef) -> Account | None:
         """The account of a placed ref (None: an account that is not configured)."""
@@ -110,9 +115,11 @@ class Accounts:
         its vendor has only the default account); else the one account whose inventory `listed` it.
         Raises AccountError when several do (ambiguous), AccountUnknown when none does, and AccountError
         for an account that is not configured."""
-        accounts = self.of_vendor(ref.vendor)
-        if ref.account is not None or [a.name for a in accounts] in ([DEFAULT_ACCOUNT], []):
-            if ref.account is not None and self.account(ref) is None:
+        if ref.account is None and (ref.vendor in self._default_only or ref.vendor not in self._by_vendor):
+            return ref
+        accounts = self._by_vendor.get(ref.vendor, [])
+        if ref.account is not None:
+            if self.account(ref) is None:
                 names = ", ".join(a.name for a in accounts) or "none"
                 raise AccountError(f"{ref}: no {ref.vendor} account is named {ref.account!r} (configured: {names})")
             return ref

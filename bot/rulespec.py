@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -122,7 +123,18 @@ DataField = Annotated[str, AfterValidator(_check_data_field)]
 
 
 class _Spec(BaseModel):
+    """Frozen: what a rule derives from its fields is computed once (`functools.cached_property`, read on
+    every event) and forgotten by `model_copy`, whose update may change the fields it derives from."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        for cls in type(copied).__mro__:
+            for name, attribute in vars(cls).items():
+                if isinstance(attribute, functools.cached_property):
+                    copied.__dict__.pop(name, None)
+        return copied
 
 
 class Comparison(_Spec):
@@ -194,7 +206,7 @@ class Window(_Spec):
             raise ValueError("`duration` must be positive")
         return self
 
-    @property
+    @functools.cached_property
     def base(self) -> str | None:
         """The event type the window is counted in: `of` (last N), `since`, or None (a duration)."""
         return self.of or self.since
@@ -275,12 +287,12 @@ class Measure(_Spec):
                             "time the event carries, e.g. data.started_at)", where=("min_age",))
         return self
 
-    @property
+    @functools.cached_property
     def figure(self) -> bool:
         """True for measures read from the event itself (`value`, `any`), which keep no window."""
         return self.value is not None or self.any is not None
 
-    @property
+    @functools.cached_property
     def counted(self) -> str | None:
         """The event type a window measure counts (the ratio's numerator, `count`, `absent`)."""
         return self.ratio[0] if self.ratio is not None else self.count or self.absent
@@ -478,7 +490,7 @@ class Rule(_Spec):
             raise RuleError(f"`warn.clear` says when the value is back: use {'lt or lte' if way > 0 else 'gt or gte'}",
                             where=("warn", "clear"))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """What windows and holds are kept per: a measured rule's `window.per` (its `scope` without a window:
         `value` and `any` measures), an event rule's scope (campaign for `labels`)."""
@@ -486,7 +498,7 @@ class Rule(_Spec):
             return self.window.per
         return self.scope if self.scope != "labels" else "campaign"
 
-    @property
+    @functools.cached_property
     def hold_rule(self) -> str:
         """The rule whose name the holds this rule places carry: `shared_hold`, else its own."""
         return self.shared_hold or self.name

@@ -33,7 +33,6 @@ from bot.vocabulary import Act
 __all__ = ["MAX_MESSAGE_BYTES", "EventOperator", "Worker"]
 
 log = structlog.get_logger(__name__)
-_NONE: Final[frozenset[str]] = frozenset()
 
 
 #: Larger messages are dead-lettered unread: no intake makes one (BOT_MAX_BODY_BYTES bounds every request),
@@ -370,21 +369,26 @@ class Worker:
                     item.rules = self._rules.for_type(item.event.type)
                     wanted += [(rule.name, key) for rule in item.rules
                                if (key := key_value(rule.key, item.event, item.keys)) is not None]
-            await tx.take_windows(wanted)
+            windows = await tx.take_windows(wanted)
+            changed: dict[tuple[str, str], dict[str, Any]] = {}
             for item in items:
                 item.touched = set()
                 if item.new:
                     with bound_contextvars(event_id=item.event.id, event_type=item.event.type,
                                            campaign=item.campaign):
-                        item.touched = await self._fold(tx, item, now)
+                        item.touched = await self._fold(tx, item, now, windows, changed)
+            await tx.set_windows(changed, now)
             end_turn()                          # the next group's transaction may begin
         for item in items:
             if item.event.campaign is not None and not item.new:
                 item.touched.add(item.campaign or "")   # a redelivery: finish what a crash or a retry left pending
 
-    async def _fold(self, tx: Transaction, item: _Item, now: datetime) -> set[str]:
+    async def _fold(self, tx: Transaction, item: _Item, now: datetime,
+                    windows: dict[tuple[str, str], dict[str, Any] | None],
+                    changed: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
         """One new event inside the batch's transaction: learn its sender, note a vendor start, run its
-        rules. Returns the campaigns to reconcile."""
+        rules over `windows` (those the batch took; what they change goes into both, for the next event and
+        for `set_windows`). Returns the campaigns to reconcile."""
         event, touched = item.event, set()
         learned = self._inventory.observe(event)
         if learned is not None:
@@ -394,8 +398,21 @@ class Worker:
         rules = item.rules
         if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
             rules = ()                  # a late duplicate of a firing that already resolved
+        keys, client = item.keys, item.client
         for rule in rules:
-            touched |= await self._evaluate(tx, rule, event, now, item.keys, item.client)
+            key = key_value(rule.key, event, keys)
+            pair = (rule.name, key) if key is not None else None
+            if pair is None:
+                window = None
+            elif pair in windows:
+                window = windows[pair]
+            else:                               # a rule the batch's reads did not foresee
+                window = windows[pair] = await tx.window(*pair)
+            result = evaluate(rule, event, window, now, memo=keys, client=client)
+            if result.window is not None and pair is not None:
+                windows[pair] = changed[pair] = result.window
+            if result.decisions or result.declined:
+                touched |= await self._apply(tx, rule, key, result, now)
         return touched
 
     async def _settle_effects(self, items: list[_Item]) -> None:
@@ -452,18 +469,6 @@ class Worker:
         """Reconcile each campaign under its lock; a failure propagates (the message is retried)."""
         for key in sorted(touched):
             await self._locked(key, self._executor.reconcile)
-
-    async def _evaluate(self, tx: Transaction, rule: Rule, event: Event, now: datetime,
-                        keys: dict[str, str | None], client: str | None) -> AbstractSet[str]:
-        """Run one rule; apply its decisions to the campaigns they designate. Returns campaigns to reconcile."""
-        key = key_value(rule.key, event, keys)
-        result = evaluate(rule, event, await tx.window(rule.name, key) if key else None, now, memo=keys,
-                          client=client)
-        if not result.decisions and not result.declined:
-            if result.window is not None and key is not None:
-                await tx.set_window(rule.name, key, result.window, now)
-            return _NONE
-        return await self._apply(tx, rule, key, result, now)
 
     async def _apply(self, tx: Transaction, rule: Rule, key: str | None, result: Evaluation, now: datetime) -> set[str]:
         """Store the rule's window and apply its decisions (recording those it declined); returns the

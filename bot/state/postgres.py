@@ -268,10 +268,16 @@ class PostgresTx:
         self._locked.add(lock)
         return row[0] if row else None
 
-    async def take_windows(self, keys: list[tuple[str, str]]) -> None:
+    async def take_windows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any] | None]:
         """Lock and read every window of `keys` not yet this transaction's in one round trip (the rows, in
         key order, `FOR UPDATE`); those that do not exist yet take their advisory locks in one statement
         (in lock-id order) and are looked at again. The reads are kept for `window`."""
+        await self._lock_windows(keys)
+        mine, read = self._windows, self._read
+        return {pair: mine[pair][0] if pair in mine else read[pair] if pair in read else await self.window(*pair)
+                for pair in keys}
+
+    async def _lock_windows(self, keys: list[tuple[str, str]]) -> None:
         wanted = sorted({k for k in keys if k not in self._windows and ("window", *k) not in self._locked})
         if not wanted:
             return
@@ -298,6 +304,10 @@ class PostgresTx:
         if (rule, key) not in self._windows and ("window", rule, key) not in self._locked:
             await self._hold_window(rule, key)
         self._windows[(rule, key)] = (state, now)
+
+    async def set_windows(self, states: Mapping[tuple[str, str], dict[str, Any]], now: datetime) -> None:
+        for (rule, key), state in states.items():
+            await self.set_window(rule, key, state, now)
 
     async def flush(self) -> None:
         """Write the buffered windows (one statement); `PostgresStateStore.transaction` calls it before COMMIT."""

@@ -11,7 +11,7 @@ and without duplicates; storage failures raise bot.errors.StateError (retryable)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -56,15 +56,19 @@ class Transaction(Protocol):
         """The state `rule` keeps for `key` (as last given to `set_window`, seen by this transaction); None if none."""
         ...
 
-    async def take_windows(self, keys: list[tuple[str, str]]) -> None:
-        """Take these (rule, key) windows for this transaction at once, before reading them with `window`
-        (which would take each on first use): what the worker does with every window an event reaches. Only
-        a cost saving: a store may do nothing here."""
+    async def take_windows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any] | None]:
+        """Take these (rule, key) windows for this transaction at once (as `window` takes each on first use)
+        and return their states as this transaction sees them (None: no window yet): what the worker does
+        with every window a batch of events reaches, before it runs their rules."""
         ...
 
     async def set_window(self, rule: str, key: str, state: dict[str, Any], now: datetime) -> None:
         """Replace the window state (JSON-serialisable) of (`rule`, `key`); may be buffered until the commit,
         but commits or rolls back with the transaction and is read back by `window` meanwhile."""
+        ...
+
+    async def set_windows(self, states: Mapping[tuple[str, str], dict[str, Any]], now: datetime) -> None:
+        """`set_window` for each (rule, key) → state, windows this transaction took (`take_windows`)."""
         ...
 
     async def holds(self, campaign: str) -> list[Hold]:
