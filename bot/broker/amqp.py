@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import aio_pika
 import structlog
@@ -46,6 +46,8 @@ from bot.errors import BrokerUnavailable
 __all__ = ["AmqpBroker"]
 
 log = structlog.get_logger(__name__)
+#: turns of the event loop a burst of deliveries is collected over before it is handed over (no timer)
+_COLLECT_TURNS: Final = 3
 
 
 class AmqpBroker:
@@ -297,7 +299,7 @@ class AmqpBroker:
             self._book(message.channel).delivered(_tag(message))
             self._waiting.append(message)
             if len(self._waiting) == 1:     # the first of a burst: collect the rest, then run them
-                asyncio.get_running_loop().call_soon(self._start_batches)
+                asyncio.get_running_loop().call_soon(self._start_batches, _COLLECT_TURNS)
         elif self._handler is not None:
             self._spawn(self._process(message, self._handler), self._tasks)
 
@@ -308,9 +310,14 @@ class AmqpBroker:
             book = self._books[channel] = AckBook()
         return book
 
-    def _start_batches(self) -> None:
-        """Hand the deliveries collected since the last call over in batches of up to `size` (each in a
-        task of ours: see `_on_message`)."""
+    def _start_batches(self, turns: int) -> None:
+        """Hand the deliveries collected since the first of them over in batches of up to `size` (each in a
+        task of ours: see `_on_message`), `turns` turns of the loop after it: aiormq reads a burst off the
+        socket a few deliveries per turn (its reader and each channel's are tasks that take turns), and a
+        batch's own cost (a task, its settling, a turn of `Worker.handle_batch`) is paid once for all."""
+        if turns > 0 and len(self._waiting) < self._batch_size:
+            asyncio.get_running_loop().call_soon(self._start_batches, turns - 1)
+            return
         waiting, self._waiting = self._waiting, []
         if not self._accepting or self._batch is None:
             return
