@@ -6,6 +6,7 @@ Not responsible for: broker mechanics (bot.broker), rule maths (bot.engine), ven
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -374,9 +375,7 @@ class Worker:
             for item in items:
                 item.touched = set()
                 if item.new:
-                    with bound_contextvars(event_id=item.event.id, event_type=item.event.type,
-                                           campaign=item.campaign):
-                        item.touched = await self._fold(tx, item, now, windows, changed)
+                    item.touched = await self._fold(tx, item, now, windows, changed)
             await tx.set_windows(changed, now)
             end_turn()                          # the next group's transaction may begin
         for item in items:
@@ -388,16 +387,19 @@ class Worker:
                     changed: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
         """One new event inside the batch's transaction: learn its sender, note a vendor start, run its
         rules over `windows` (those the batch took; what they change goes into both, for the next event and
-        for `set_windows`). Returns the campaigns to reconcile."""
+        for `set_windows`). Returns the campaigns to reconcile. What may log runs with the event in the log
+        context; the rules are pure, and an event that only moves windows (nearly all) needs none."""
         event, touched = item.event, set()
         learned = self._inventory.observe(event)
         if learned is not None:
             await tx.add_inventory(*learned, now)
-        if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
-            touched.add(str(event.campaign))
         rules = item.rules
-        if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
-            rules = ()                  # a late duplicate of a firing that already resolved
+        if event.type in ("campaign.started", "alert.firing"):
+            with self._context(item):
+                if event.type == "campaign.started" and await self._executor.vendor_started(tx, event, now):
+                    touched.add(str(event.campaign))
+                if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
+                    rules = ()          # a late duplicate of a firing that already resolved
         keys, client = item.keys, item.client
         for rule in rules:
             key = key_value(rule.key, event, keys)
@@ -412,8 +414,13 @@ class Worker:
             if result.window is not None and pair is not None:
                 windows[pair] = changed[pair] = result.window
             if result.decisions or result.declined:
-                touched |= await self._apply(tx, rule, key, result, now)
+                with self._context(item):
+                    touched |= await self._apply(tx, rule, key, result, now)
         return touched
+
+    @staticmethod
+    def _context(item: _Item) -> contextlib.AbstractContextManager[None]:
+        return bound_contextvars(event_id=item.event.id, event_type=item.event.type, campaign=item.campaign)
 
     async def _settle_effects(self, items: list[_Item]) -> None:
         """Step 3 of `handle_batch`: reconcile the campaigns the decided items touched, each once."""
@@ -437,7 +444,7 @@ class Worker:
 
     async def _by_operator(self, item: _Item) -> tuple[Outcome, str]:
         assert self._operator is not None
-        with bound_contextvars(event_id=item.event.id, event_type=item.event.type, campaign=item.campaign):
+        with self._context(item):
             try:
                 new = await self._operator.handle(item.event)
             except Exception as exc:    # noqa: BLE001 (mapped to the message's outcome)
@@ -447,7 +454,7 @@ class Worker:
     async def _failed(self, item: _Item, exc: BaseException) -> tuple[Outcome, str]:
         """The outcome of an event that failed with `exc`: retried (with the vendor's delay; the last
         attempt is recorded and notified before it is dead-lettered), or dead-lettered with the reason."""
-        with bound_contextvars(event_id=item.event.id, event_type=item.event.type, campaign=item.campaign):
+        with self._context(item):
             delivery = item.delivery
             if isinstance(exc, VendorUnavailable):
                 log.warning("event.retry", error=str(exc))
