@@ -404,21 +404,19 @@ class SqliteStateStore:
     async def _commit(self, group: _Group) -> None:
         """Write the group's windows and COMMIT (or ROLLBACK); called holding the lock, which it keeps until
         the COMMIT is over, even when its caller is cancelled meanwhile (nothing else may use the connection
-        while it runs). The COMMIT runs in a thread: with synchronous=FULL it waits for the WAL's fsync,
-        and the event loop goes on meanwhile (deliveries are read and parsed, the next group forms)."""
+        while it runs). The windows' upsert and the COMMIT run in a thread (`_write_and_commit`): with
+        synchronous=FULL the COMMIT waits for the WAL's fsync, and the event loop goes on meanwhile
+        (deliveries are read and parsed, the next group forms)."""
         self._group = None
         self.commits += 1
         if group.committed.done():
             return                                # failed already (see _undo)
+        rows: list[tuple[str, str, str, str]] = []
+        if group.windows and group.windows_at is not None:
+            at = _ts(group.windows_at)
+            rows = [(rule, key, orjson.dumps(state).decode(), at) for (rule, key), state in group.windows.items()]
         try:
-            if group.windows and group.windows_at is not None:
-                at = _ts(group.windows_at)
-                self._db.executemany_now(
-                    "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (rule, key) DO UPDATE"
-                    " SET state = excluded.state, updated_at = excluded.updated_at",
-                    [(rule, key, orjson.dumps(state).decode(), at) for (rule, key), state in group.windows.items()],
-                )
-            await _uncancelled(asyncio.to_thread(self._db.execute_now, "COMMIT"))
+            await _uncancelled(asyncio.to_thread(self._write_and_commit, rows))
         except sqlite3.Error as exc:
             self._fail(group, exc)
             return
@@ -426,6 +424,15 @@ class SqliteStateStore:
         group.committed.set_result(None)
         if self._path is not None and self.commits % _CHECKPOINT_EVERY == 0 and self._checkpointing is None:
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._path))
+
+    def _write_and_commit(self, windows: list[tuple[str, str, str, str]]) -> None:
+        """In the commit's thread: the group's windows (sqlite3 lets go of the GIL while SQLite works, so the
+        event loop reads and parses the next deliveries meanwhile), then the COMMIT."""
+        if windows:
+            self._db.executemany_now(
+                "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (rule, key) DO UPDATE"
+                " SET state = excluded.state, updated_at = excluded.updated_at", windows)
+        self._db.execute_now("COMMIT")
 
     async def _checkpoint(self, path: str) -> None:
         """Copy the WAL back into the database on a connection of its own, in a thread, concurrently with
