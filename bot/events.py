@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any, Final
 
 from pydantic import (
@@ -40,12 +41,11 @@ class _Names(AbstractSet[str]):
         self._others = others
 
     def _names(self) -> frozenset[str]:
-        from bot.vendors.registry import names  # here: the registry imports this module
-        return names() | self._others
+        names: frozenset[str] = _registry().names()
+        return names | self._others
 
     def __contains__(self, item: object) -> bool:
-        from bot.vendors.registry import known  # here: see the class docstring
-        return item in self._others or (isinstance(item, str) and known(item))
+        return item in self._others or (isinstance(item, str) and _registry().known(item))
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._names()))
@@ -67,9 +67,21 @@ SOURCES: Final[AbstractSet[str]] = _Names(frozenset({"events", "slack", "alertma
 
 def campaign_id_pattern(vendor: str) -> re.Pattern[str] | None:
     """The shape of `vendor`'s campaign ids (validated before any URL is built); None for no vendor."""
-    from bot.vendors.registry import get  # here: see _Names
-    spec = get(vendor)
+    spec = _registry().get(vendor)
     return spec.campaign_id if spec is not None else None
+
+
+def _registry() -> ModuleType:
+    """`bot.vendors.registry`, imported on first use (it imports this module: see `_Names`); every event's
+    validation asks it twice, and an import statement in a function costs more than the question."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from bot.vendors import registry  # here: see _Names
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+_REGISTRY: ModuleType | None = None
 
 
 #: Canonical event types and what they mean. Sources map vendor vocabularies onto these; a vendor

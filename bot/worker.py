@@ -142,9 +142,10 @@ class Worker:
         finally:
             self._waiters.remove(waiter)
 
-    async def _count(self, label: str) -> None:
-        EVENTS.labels(label).inc()
-        self.handled[label] += 1
+    def _count(self, labels: Counter[str]) -> None:
+        for label, count in labels.items():
+            EVENTS.labels(label).inc(count)
+        self.handled.update(labels)
         for reached, future in self._waiters:
             if not future.done() and reached():
                 future.set_result(None)
@@ -275,17 +276,19 @@ class Worker:
         for item in (*items, *by_people):
             outcomes[item.index] = item.outcome
         elapsed = time.perf_counter() - started
-        result = []
+        duration_ms, observe = round(elapsed * 1000, 2), DECISION_SECONDS.observe
+        result, labels = [], Counter[str]()
         for delivery, decided in zip(deliveries, outcomes, strict=True):
             assert decided is not None
             outcome, label = decided
-            await self._count(label)
-            DECISION_SECONDS.observe(elapsed)
+            labels[label] += 1
+            observe(elapsed)
             # one line per message: debug when all went well (thousands a second), info otherwise
             (log.debug if label in ("ack", "duplicate") else log.info)(
                 "event.handled", outcome=label, retries=delivery.retries, message_id=delivery.message_id,
-                batch=len(deliveries), duration_ms=round(elapsed * 1000, 2))
+                batch=len(deliveries), duration_ms=duration_ms)
             result.append(outcome)
+        self._count(labels)
         return result
 
     async def _judge(self, items: list[_Item]) -> None:
