@@ -32,8 +32,9 @@ M = [
   ["tests/test_engine.py::test_count_counts_only_among_the_last_n_of_events",
    "tests/test_engine.py::test_count_pauses_on_three_within_the_last_n_of_events"]),
  ("5 cooldown drops a pause", "bot/engine.py",
-  "    bad = measured[3] >= measure.min_sample and compare(pause.when, measured[0])\n",
-  "    if new.get('released_at') and not new.get('active') and now - datetime.fromisoformat(new['released_at']) < rule.cooldown[0]:\n        return Evaluation(new)\n    bad = measured[3] >= measure.min_sample and compare(pause.when, measured[0])\n",
+  '    if not measure.figure and measure.min_age is None and rule.warn is None and not new.get("active"):\n',
+  "    if new.get('released_at') and not new.get('active') and now - datetime.fromisoformat(new['released_at']) < rule.cooldown[0]:\n        return Evaluation(new)\n"
+  '    if not measure.figure and measure.min_age is None and rule.warn is None and not new.get("active"):\n',
   ["tests/test_engine.py::test_a_cooldown_never_drops_or_delays_a_pause"]),
  ("6 breaker counts holds", "bot/reconciler.py",
   "        vendor = self._client(ref)\n        seen = await vendor.observe(ref.id) if vendor.can_read_state else None\n",
@@ -101,6 +102,13 @@ M = [
   ["tests/test_poller.py"]),
  ("22 the two bounce guards keep two holds", "rules/bounce-guard-analytics.yaml",
   "shared_hold: bounce-guard", "", ["tests/test_bounce_guards_properties.py"]),
+ # the worker's CPU round
+ ("23 the engine's short path judges a paused window", "bot/engine.py",
+  'rule.warn is None and not new.get("active"):', "rule.warn is None:",
+  ["tests/test_engine.py", "tests/test_decisions.py"]),
+ ("24 a batch's windows never stored", "bot/worker.py",
+  "            await tx.set_windows(changed, now)", "            pass",
+  ["tests/test_worker.py"]),
 ] + ([tuple(x) for x in __import__("json").loads(sys.argv[1])] if len(sys.argv) > 1 else [])
 only = os.environ.get("ONLY")
 missed = 0

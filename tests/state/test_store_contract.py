@@ -211,6 +211,28 @@ async def test_windows_where_finds_the_windows_with_the_flag(state_store: StateS
     assert [key for key, _ in await state_store.windows_where("bounce", "active")] == ["smartlead:4"]
 
 
+async def test_take_windows_gives_each_as_this_transaction_sees_it_and_set_windows_stores_them(
+        state_store: StateStore) -> None:
+    async with state_store.transaction() as tx:
+        await tx.set_window("bounce", "smartlead:1", {"seq": "dd"}, NOW)
+    pairs = [("bounce", "smartlead:1"), ("bounce", "smartlead:2"), ("spam", "smartlead:1")]
+    async with state_store.transaction() as tx:
+        await tx.set_window("spam", "smartlead:1", {"seq": "n"}, NOW)          # this transaction's own write
+        assert await tx.take_windows(pairs) == {pairs[0]: {"seq": "dd"}, pairs[1]: None, pairs[2]: {"seq": "n"}}
+        await tx.set_windows({pairs[0]: {"seq": "ddd"}, pairs[1]: {"seq": "d"}}, NOW)
+        assert await tx.take_windows(pairs[:2]) == {pairs[0]: {"seq": "ddd"}, pairs[1]: {"seq": "d"}}
+    async with state_store.transaction() as tx:                 # committed; a later transaction reads them
+        assert await tx.take_windows(pairs) == {pairs[0]: {"seq": "ddd"}, pairs[1]: {"seq": "d"},
+                                                pairs[2]: {"seq": "n"}}
+    with pytest.raises(RuntimeError):
+        async with state_store.transaction() as tx:
+            await tx.take_windows(pairs[:1])
+            await tx.set_windows({pairs[0]: {"seq": "lost"}}, NOW)
+            raise RuntimeError("rolled back")
+    async with state_store.transaction() as tx:
+        assert await tx.window(*pairs[0]) == {"seq": "ddd"}
+
+
 async def test_the_campaign_lists(state_store: StateStore) -> None:
     async with state_store.transaction() as tx:
         await tx.add_hold(_hold("smartlead:1", "rule:x"))                    # active holds: watched
