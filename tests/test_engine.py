@@ -211,6 +211,29 @@ def test_event_rules_have_no_cooldown_and_pause_under_a_hold_per_key() -> None:
     assert decision.targets == (Target("sender_account", "ann@acme.com", "smartlead"),)
 
 
+def test_a_counting_window_releases_on_the_events_that_show_it_recovered() -> None:
+    """A ratio over a window, with no warning and no age: once paused, every event is judged for the release
+    too (the engine's short path is only for a window that is not paused)."""
+    rule = _rule(release={"when": {"lt": 0.05}, "after": "5m"})
+    window: dict[str, Any] | None = None
+
+    def feed(kind: str, n: int, at: datetime) -> Evaluation:
+        nonlocal window
+        result = evaluate(rule, _event(kind, n), window, at)
+        window = result.window if result.window is not None else window
+        return result
+
+    for n in range(10):
+        feed("email.sent", n, T0)
+    assert [d.action for d in feed("email.bounced", 10, T0).decisions] == ["pause"]        # 1 in 10
+    assert window is not None and window["active"]
+    for n in range(11, 31):                 # 20 more sends: the bounce slides out, the rate is 0 from here on
+        assert feed("email.sent", n, T0 + timedelta(minutes=1)).decisions == ()          # held under 5 minutes
+    (release,) = feed("email.sent", 31, T0 + timedelta(minutes=7)).decisions
+    assert release.action == "release" and release.releases == ("rule:bounce@smartlead:1",)
+    assert release.inputs["value"] == 0.0 and not window["active"]
+
+
 def test_release_is_only_for_rules_that_paused_and_after_the_hold_time() -> None:
     rule = _rule(on=["campaign.metrics"], window=None,
                  measure={"value": "data.rate"}, pause={"when": {"lt": 0.2}},
