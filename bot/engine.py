@@ -692,9 +692,9 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
     if not measure.figure and measure.min_age is None and rule.warn is None and not new.get("active"):
         # the common case, and the hot path (a window that is not paused and only counts): nothing but
         # the pause to judge; the same steps as below, without those that cannot apply
-        measured = _count(rule, new)
-        if measured[3] >= measure.min_sample and compare(pause.when, measured[0]):
-            return _pause(rule, new, measured, now, key_value(rule.key, event, memo), _targets(rule, event, memo),
+        counted = _count(rule, new)
+        if counted[3] >= measure.min_sample and compare(pause.when, counted[0]):
+            return _pause(rule, new, counted, now, key_value(rule.key, event, memo), _targets(rule, event, memo),
                           _ids(new, event), event=event, client=client)
         return Evaluation(new)
     previous_at = new.get("value_at")
