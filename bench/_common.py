@@ -92,15 +92,16 @@ async def http_load(url: str, requests: Sequence[tuple[bytes, dict[str, str]]], 
 
 
 async def paced_posts(url: str, requests: Sequence[tuple[bytes, dict[str, str]]], *,
-                      rate: float) -> list[tuple[float, int, list[str]]]:
-    """POST at a fixed rate (open loop); per request: (wall time sent, status, accepted event ids)."""
-    results: list[tuple[float, int, list[str]]] = [(0.0, 0, [])] * len(requests)
+                      rate: float) -> list[tuple[float, int, list[str], float]]:
+    """POST at a fixed rate (open loop); per request: (wall time sent, status, accepted event ids, seconds
+    until the answer was read)."""
+    results: list[tuple[float, int, list[str], float]] = [(0.0, 0, [], 0.0)] * len(requests)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
         async def post(index: int, body: bytes, headers: dict[str, str]) -> None:
             sent = time.time()
             async with session.post(url, data=body, headers=headers) as resp:
                 answer = await resp.json()
-                results[index] = (sent, resp.status, list(answer.get("ids", [])))
+                results[index] = (sent, resp.status, list(answer.get("ids", [])), time.time() - sent)
 
         tasks = []
         start = time.perf_counter()

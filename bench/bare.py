@@ -114,8 +114,9 @@ async def consume_rate_aiormq(url: str, prefix: str, count: int, *, prefetch: in
         return count / (time.perf_counter() - started)
 
 
-async def latency(url: str, prefix: str, *, rate: float, seconds: float) -> list[float]:
-    """Publish (confirmed) at `rate` per second while consuming; publish→consume latency of each message."""
+async def latency(url: str, prefix: str, *, rate: float, seconds: float, warm_up: float = 0.0) -> list[float]:
+    """Publish (confirmed) at `rate` per second while consuming; publish→consume latency of each message
+    after the first `warm_up` seconds' (published and consumed alike, not measured)."""
     connection = await aio_pika.connect(url)
     async with connection:
         publish_channel = await connection.channel(publisher_confirms=True)
@@ -123,14 +124,19 @@ async def latency(url: str, prefix: str, *, rate: float, seconds: float) -> list
         consume_channel = await connection.channel()
         await consume_channel.set_qos(prefetch_count=16)
         queue = await consume_channel.declare_queue(f"{prefix}.work", durable=True, arguments=QUORUM)
-        total = int(rate * seconds)
+        warm, total = int(rate * warm_up), int(rate * (warm_up + seconds))
         latencies: list[float] = []
+        seen = 0
         done = asyncio.Event()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            latencies.append(time.time() - float(message.body))
+            nonlocal seen
+            sent, index = message.body.split()
+            if int(index) >= warm:
+                latencies.append(time.time() - float(sent))
             await message.ack()
-            if len(latencies) >= total:
+            seen += 1
+            if seen >= total:
                 done.set()
 
         await queue.consume(on_message)
@@ -140,7 +146,7 @@ async def latency(url: str, prefix: str, *, rate: float, seconds: float) -> list
             delay = start + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)       # pacing the generator
-            message = aio_pika.Message(str(time.time()).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            message = aio_pika.Message(f"{time.time()} {index}".encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
             pending.append(asyncio.create_task(exchange.publish(message, "bare")))
         await asyncio.gather(*pending)
         await asyncio.wait_for(done.wait(), timeout=120)
