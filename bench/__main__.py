@@ -1,6 +1,6 @@
 """Every figure the performance targets name, measured in one run on one machine.
 
-    .venv/bin/python -m bench            # bench.load, then bench.fleet (5,000 events per case): minutes
+    .venv/bin/python -m bench            # bench.load, then bench.fleet (20,000 events per case): minutes
     .venv/bin/python -m bench --quick    # smaller counts, for a smoke run
 
 1. `bench.load`: webhook intake and the worker on SQLite against the bare aiohttp + aio-pika ceilings, and
@@ -23,7 +23,7 @@ from bench import fleet, load
 async def main(quick: bool) -> None:
     figures = await load.main(quick)
     print(flush=True)
-    cases = await fleet.main(1_000 if quick else 5_000)
+    cases = await fleet.main(1_000 if quick else 20_000)
     print("\nall targets, this run")
     for figure, values, ratio, target in figures.rows():
         print(f"  {figure:<19} {values:<28} {ratio:>6}   {target}")

@@ -1,6 +1,6 @@
 """Fleet benchmark: real `python -m bot worker` processes on SQLite and on PostgreSQL, 1 worker against 3.
 
-    .venv/bin/python -m bench.fleet                       # 5,000 events per case, about a minute here
+    .venv/bin/python -m bench.fleet                       # 20,000 events per case, about a minute here
     .venv/bin/python -m bench.fleet --events 200 --workers 1 --stores sqlite,postgres    # smoke run
 
 Each case (store, number of workers) gets its own broker prefix and its own state (a SQLite file in a temp
@@ -346,7 +346,7 @@ def summary(cases: Sequence[Case]) -> list[tuple[str, str, str, str]]:
     return [(name, value, target, _verdict(value, **check) if check else "") for name, value, target, check in rows]
 
 
-async def main(count: int = 5_000, workers: Sequence[int] = (1, 3), stores: Sequence[str] = STORES, *,
+async def main(count: int = 20_000, workers: Sequence[int] = (1, 3), stores: Sequence[str] = STORES, *,
                prefix: str | None = None) -> list[Case]:
     """Run every (store, workers) case, print the table; returns the cases. Queues and exchanges under
     `prefix` (default `bench.<random>`) and the scratch databases are deleted afterwards."""
@@ -378,7 +378,7 @@ async def main(count: int = 5_000, workers: Sequence[int] = (1, 3), stores: Sequ
 
 def cli(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=5_000, help="events per case (default 5,000)")
+    parser.add_argument("--events", type=int, default=20_000, help="events per case (default 20,000: a case then lasts seconds, not one)")
     parser.add_argument("--workers", default="1,3", help="worker counts, comma-separated (default 1,3)")
     parser.add_argument("--stores", default="sqlite,postgres", help="sqlite, postgres or both (default)")
     args = parser.parse_args(argv)
