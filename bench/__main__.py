@@ -29,6 +29,13 @@ async def main(quick: bool) -> None:
         print(f"  {figure:<19} {values:<28} {ratio:>6}   {target}")
     for name, value, target, verdict in fleet.summary(cases):
         print(f"  {name:<48} {value:>6}   {target}  {verdict}".rstrip())
+    sqlite1 = next((c for c in cases if (c.store, c.workers) == ("sqlite", 1) and not c.skipped), None)
+    if sqlite1 is not None and sqlite1.measured:
+        # the same worker as `campaign-guard worker` runs it, in a process of its own, against bench.load's
+        # bare consumer of the same run (bench.load's own worker figure runs in the bench's process)
+        print(f"  {'worker process (bench.fleet) / bare consume':<48} "
+              f"{sqlite1.per_worker / figures.bare_consume:>6.0%}   >= 65%  ({sqlite1.per_worker:,.0f} / "
+              f"{figures.bare_consume:,.0f} msg/s, {sqlite1.cpu_us:.0f} / {figures.bare_consume_cpu:.0f} µs CPU)")
 
 
 if __name__ == "__main__":
