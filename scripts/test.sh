@@ -11,6 +11,9 @@
 #   2. PostgreSQL on 127.0.0.1:5432 when user postgres connects to database postgres (trust auth),
 #      unless BOT_TEST_OWN_POSTGRES=1;
 #   3. a private throw-away cluster (scripts/test-postgres.sh) in a temporary directory, stopped on exit.
+# promtool (Prometheus's rule and configuration checker, tests/test_ops_files.py): the machine's, else the
+# one in Debian's `prometheus` package, unpacked into .venv/promtool (the server is neither installed nor
+# started); under CI (CI set) a missing promtool fails the run instead of skipping its tests.
 # The virtualenv .venv is created with python3.11 (or python3 >= 3.11) when missing (scripts/venv.sh).
 set -euo pipefail
 
@@ -86,6 +89,32 @@ else
     BOT_TEST_POSTGRES_URL=$(bash "$ROOT/scripts/test-postgres.sh" start "$OWN_PG_DIR" | tail -n 1)
     export BOT_TEST_POSTGRES_URL
     echo "test.sh: private PostgreSQL at ${BOT_TEST_POSTGRES_URL#*@} ready in $((SECONDS - started)) s" >&2
+fi
+
+ensure_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    local dir="$ROOT/.venv/promtool" work
+    if [[ ! -x "$dir/usr/bin/promtool" ]]; then
+        command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 || return 1
+        work=$(mktemp -d "${TMPDIR:-/tmp}/campaign-guard-promtool.XXXXXX")
+        if ! (cd "$work" && { apt-get download -qq prometheus 2>/dev/null ||
+                { as_root apt-get update -qq && apt-get download -qq prometheus 2>/dev/null; }; }); then
+            rm -rf "$work"
+            return 1
+        fi
+        rm -rf "$dir"
+        dpkg-deb -x "$work"/prometheus_*.deb "$dir"
+        rm -rf "$work"
+    fi
+    export PATH="$dir/usr/bin:$PATH"
+}
+if ensure_promtool; then
+    echo "test.sh: promtool $(command -v promtool)" >&2
+elif [[ -n "${CI:-}" ]]; then
+    echo "test.sh: FAILED: no promtool, and none could be unpacked from Debian's prometheus package" >&2
+    exit 1
+else
+    echo "test.sh: no promtool (Debian: prometheus): its checks in tests/test_ops_files.py are skipped" >&2
 fi
 
 # No `exec`: the EXIT trap must still stop a private broker and cluster after pytest.
