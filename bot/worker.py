@@ -50,7 +50,8 @@ def _invalid(exc: ValidationError) -> str:
 class _Item:
     """One event of a batch on its way through `Worker.handle_batch`."""
 
-    __slots__ = ("campaign", "client", "delivery", "event", "index", "keys", "new", "outcome", "rules", "touched")
+    __slots__ = ("campaign", "client", "delivery", "event", "index", "keys", "new", "outcome", "pairs", "rules",
+                 "touched")
 
     def __init__(self, index: int, delivery: Delivery, event: Event) -> None:
         self.index, self.delivery, self.event = index, delivery, event
@@ -58,6 +59,8 @@ class _Item:
         self.client: str | None = None
         self.keys: dict[str, str | None] = {}       # rule keys found once for all the event's rules
         self.rules: tuple[Rule, ...] = ()
+        #: each rule's (rule name, key) window, None for a rule with no key on this event
+        self.pairs: list[tuple[str, str] | None] = []
         self.new = False
         self.touched: set[str] = set()
         self.outcome: tuple[Outcome, str] | None = None     # set once decided (or failed)
@@ -371,8 +374,9 @@ class Worker:
                 recorded.discard(item.event.id)     # the same id again in this batch is a duplicate
                 if item.new:
                     item.rules = self._rules.for_type(item.event.type)
-                    wanted += [(rule.name, key) for rule in item.rules
-                               if (key := key_value(rule.key, item.event, item.keys)) is not None]
+                    item.pairs = [(rule.name, key) if (key := key_value(rule.key, item.event, item.keys)) is not None
+                                  else None for rule in item.rules]
+                    wanted += [pair for pair in item.pairs if pair is not None]
             windows = await tx.take_windows(wanted)
             changed: dict[tuple[str, str], dict[str, Any]] = {}
             for item in items:
@@ -403,10 +407,8 @@ class Worker:
                     touched.add(str(event.campaign))
                 if event.type == "alert.firing" and await self._executor.resolved_before(tx, event, now):
                     rules = ()          # a late duplicate of a firing that already resolved
-        keys, client = item.keys, item.client
-        for rule in rules:
-            key = key_value(rule.key, event, keys)
-            pair = (rule.name, key) if key is not None else None
+        keys, client, pairs = item.keys, item.client, item.pairs if rules else []
+        for rule, pair in zip(rules, pairs, strict=True):
             if pair is None:
                 window = None
             elif pair in windows:
@@ -418,7 +420,7 @@ class Worker:
                 windows[pair] = changed[pair] = result.window
             if result.decisions or result.declined:
                 with self._context(item):
-                    touched |= await self._apply(tx, rule, key, result, now)
+                    touched |= await self._apply(tx, rule, pair[1] if pair is not None else None, result, now)
         return touched
 
     @staticmethod
