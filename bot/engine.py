@@ -150,8 +150,10 @@ def field_value(event: Event, name: str, client: str | None = None) -> Any:
             return _MISSING
         if name == "campaign.client":
             return client if client is not None else _MISSING
-        return {"campaign": str(event.campaign), "campaign.vendor": event.campaign.vendor,
-                "campaign.id": event.campaign.id, "campaign.account": event.campaign.account_name}[name]
+        if name == "campaign.vendor":                 # the one the shipped rules ask, on every event
+            return event.campaign.vendor
+        return {"campaign": str(event.campaign), "campaign.id": event.campaign.id,
+                "campaign.account": event.campaign.account_name}[name]
     value: Any = event.data
     for part in name.split(".")[1:]:
         if not isinstance(value, dict) or part not in value:
@@ -689,13 +691,16 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
     new = _fold(rule, event, window or _NO_STATE, now)
     if new is None:
         return _UNTOUCHED
-    if not measure.figure and measure.min_age is None and rule.warn is None and not new.get("active"):
-        # the common case, and the hot path (a window that is not paused and only counts): nothing but
-        # the pause to judge; the same steps as below, without those that cannot apply
+    if not measure.figure and measure.min_age is None and not new.get("active"):
+        # the common case, and the hot path (a counting window that is not paused, no age): the pause, else
+        # the warning; the same steps as below, without those that cannot apply
         counted = _count(rule, new)
         if counted[3] >= measure.min_sample and compare(pause.when, counted[0]):
             return _pause(rule, new, counted, now, key_value(rule.key, event, memo), _targets(rule, event, memo),
                           _ids(new, event), event=event, client=client)
+        if rule.warn is not None and counted[3] >= (rule.warn.min_sample or measure.min_sample):
+            return Evaluation(new, *_warn(rule, new, counted, key_value(rule.key, event, memo), event, memo, None,
+                                          client))
         return Evaluation(new)
     previous_at = new.get("value_at")
     measured = _measure(rule, event, new, client)
