@@ -69,7 +69,7 @@ class _Item:
         """Which account's campaign this is (AccountError when that is not one), and its client label."""
         if self.event.campaign is not None:
             placed = accounts.place(self.event.campaign, inventory.listed)
-            if placed != self.event.campaign:
+            if placed is not self.event.campaign:     # `place` gives the ref itself when it is placed
                 self.event = self.event.model_copy(update={"campaign": placed})
                 self.campaign = str(placed)
         self.client = accounts.client(self.event.campaign)
