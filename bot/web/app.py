@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.events import utcnow
 from bot.log import register_secret
 from bot.web import alerts, health, slack, webhooks
-from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, Clock
+from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, VENDOR_CONFIGS, Clock
 
 __all__ = ["DEFAULT_PUBLISH_TIMEOUT", "create_app", "json_errors"]
 
@@ -59,6 +59,7 @@ def create_app(
     register_secret(*settings.secrets())
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[SETTINGS] = settings
+    app[VENDOR_CONFIGS] = {spec.name: settings.vendor(spec.name) for spec in settings.vendors()}
     app[ACCOUNTS] = load_accounts(settings)
     app[BROKER] = broker
     app[CLOCK] = clock

@@ -33,7 +33,7 @@ from bot.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from bot.sources import normalize, webhook_sources
 from bot.vendors import registry
 from bot.web.auth import AuthResult, authenticate
-from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS
+from bot.web.keys import ACCOUNTS, BROKER, CLOCK, PUBLISH_TIMEOUT, SETTINGS, VENDOR_CONFIGS
 
 __all__ = ["IDEMPOTENCY_HEADER", "RETRY_AFTER_SECONDS", "Check", "Extras", "accept", "add_routes"]
 
@@ -78,8 +78,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
     source = request.match_info["source"]
 
     def check(body: bytes, _: datetime) -> AuthResult:
-        settings = request.app[SETTINGS]
-        return authenticate(source, headers=request.headers, query=request.query, body=body, settings=settings)
+        return authenticate(source, headers=request.headers, query=request.query, body=body,
+                            settings=request.app[SETTINGS], config=request.app[VENDOR_CONFIGS].get(source))
 
     return await accept(request, source, check)
 
