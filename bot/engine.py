@@ -682,7 +682,7 @@ def evaluate(rule: Rule, event: Event, window: dict[str, Any] | None, now: datet
     window `due` (taken by `tick`). `memo`: see `key_value` (one dict per event, shared by the rules it
     reaches). `client`: the client label of the event's campaign's account, for `campaign.client`
     conditions. `window` is never modified."""
-    if event.type not in rule.on or (rule.when and not _holds(rule.when, event, client)):    # `matches`
+    if not matches(rule, event, client):
         return _UNTOUCHED
     if rule.action is not None:
         return _event_rule(rule, event, memo)

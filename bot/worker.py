@@ -409,12 +409,7 @@ class Worker:
                     rules = ()          # a late duplicate of a firing that already resolved
         keys, client, pairs = item.keys, item.client, item.pairs if rules else []
         for rule, pair in zip(rules, pairs, strict=True):
-            if pair is None:
-                window = None
-            elif pair in windows:
-                window = windows[pair]
-            else:                               # a rule the batch's reads did not foresee
-                window = windows[pair] = await tx.window(*pair)
+            window = windows[pair] if pair is not None else None    # every pair was taken (`_fold_batch`)
             result = evaluate(rule, event, window, now, memo=keys, client=client)
             if result.window is not None and pair is not None:
                 windows[pair] = changed[pair] = result.window
