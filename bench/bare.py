@@ -15,8 +15,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
+from pamqp.common import FieldTable
 
-QUORUM = {"x-queue-type": "quorum"}
+from bench._common import paced_posts
+
+QUORUM: FieldTable = {"x-queue-type": "quorum"}
 
 
 async def declare(channel: aio_pika.abc.AbstractChannel, prefix: str) -> aio_pika.abc.AbstractExchange:
@@ -103,7 +106,9 @@ async def consume_rate_aiormq(url: str, prefix: str, count: int, *, prefetch: in
 
         async def on_message(message: DeliveredMessage) -> None:
             nonlocal seen
-            await underlay.basic_ack(cast(Basic.Deliver, message.delivery).delivery_tag)
+            tag = cast(Basic.Deliver, message.delivery).delivery_tag
+            assert tag is not None                  # a delivery always has its tag
+            await underlay.basic_ack(tag)
             seen += 1
             if seen >= count:
                 done.set()
@@ -151,6 +156,34 @@ async def latency(url: str, prefix: str, *, rate: float, seconds: float, warm_up
         await asyncio.gather(*pending)
         await asyncio.wait_for(done.wait(), timeout=120)
         return latencies
+
+
+async def webhook_latency(url: str, prefix: str, server: str, *, rate: float, seconds: float,
+                          warm_up: float = 0.0) -> list[float]:
+    """POST at `rate` per second to a `serve` process at `server` (confirmed publish, then 202) while consuming
+    its queue: webhook sent → message consumed, per message after the first `warm_up` seconds' (sent and
+    consumed alike, not measured). The HTTP hop `latency` leaves out, with nothing else of ours in it."""
+    warm, total = int(rate * warm_up), int(rate * (warm_up + seconds))
+    received: dict[int, float] = {}
+    done = asyncio.Event()
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=16)
+        queue = await channel.declare_queue(f"{prefix}.work", durable=True, arguments=QUORUM)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            received[int(message.body)] = time.time()
+            await message.ack()
+            if len(received) >= total:
+                done.set()
+
+        await queue.consume(on_message)
+        requests = [(str(index).encode(), {"Content-Type": "text/plain"}) for index in range(total)]
+        results = await paced_posts(server, requests, rate=rate)
+        await asyncio.wait_for(done.wait(), timeout=120)
+    return [received[index] - sent for index, (sent, status, _, _) in enumerate(results)
+            if index >= warm and status == 202]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._common import REPO
-from bot.events import Event
+from bot.events import CampaignRef, Event
 from bot.state.base import AuditRow
 from bot.state.sqlite import SqliteStateStore
 
@@ -56,7 +56,7 @@ class Figure:
 
 def _event(n: int) -> Event:
     return Event(id=f"bench:durability:{n}", type="email.sent", source="smartlead", occurred_at=NOW,
-                 campaign=f"smartlead:{1000 + n % 50}", data={"sender_email": f"s{n % 50}@acme.example"})
+                 campaign=CampaignRef.parse(f"smartlead:{1000 + n % 50}"), data={"sender_email": f"s{n % 50}@acme.example"})
 
 
 async def _one(store: SqliteStateStore, n: int) -> None:

@@ -43,7 +43,8 @@ from bench._common import (
 from bot.broker.amqp import AmqpBroker
 from bot.broker.topology import Names
 from bot.config import Settings
-from bot.events import Event
+from bot.engine import evaluate, key_value
+from bot.events import CampaignRef, Event
 from bot.executor import Executor
 from bot.log import configure_logging
 from bot.ruleset import load_rules
@@ -107,7 +108,7 @@ def rules_dir(target: Path, count: int = 100, *, on_sends: int = 10) -> Path:
 def events(count: int, campaigns: int) -> list[Event]:
     run = uuid.uuid4().hex[:6]
     return [Event(id=f"bench:{run}:{n}", type="email.bounced" if n % 40 == 39 else "email.sent", source="smartlead",
-                  occurred_at=datetime.now().astimezone(), campaign=f"smartlead:{1 + n % campaigns}",
+                  occurred_at=datetime.now().astimezone(), campaign=CampaignRef.parse(f"smartlead:{1 + n % campaigns}"),
                   data={"from_email": f"s{n % 50}@bench.example"}) for n in range(count)]
 
 
@@ -123,18 +124,20 @@ async def publish_events(url: str, prefix: str, batch: list[Event]) -> None:
 
 
 async def worker_rate(url: str, prefix: str, count: int, tmp: Path, *, on_sends: int = 10, db: str = "worker.db",
-                      prefetch: int = PREFETCH, batch: int = BATCH) -> tuple[float, int, float]:
+                      prefetch: int = PREFETCH, batch: int = BATCH, no_rules: bool = False) -> tuple[float, int, float]:
     """Our worker as `campaign-guard worker` runs it (batches of deliveries, the default prefetch and batch
-    size): `count` pre-published events, 100 rules (`on_sends` of them measuring sends), state in SQLite;
-    events per second, how many COMMITs (group commit) it took, and the process's CPU µs per event (the
-    broker client included, as for the bare consumer)."""
+    size): `count` pre-published events, 100 rules (`on_sends` of them measuring sends; none with
+    `no_rules`: what everything but the rules costs), state in SQLite; events per second, how many COMMITs
+    (group commit) it took, and the process's CPU µs per event (the broker client included, as for the
+    bare consumer)."""
     await publish_events(url, prefix, events(count, campaigns=500))
     broker = AmqpBroker(url, prefix=prefix, prefetch=prefetch, delivery_limit=10, retry_delays=RETRY)
     await broker.start()
     async with SqliteStateStore.open(tmp / db) as store:
         vendors = {v: DryRunVendor(v) for v in ("smartlead", "leadterra", "inbox")}
         executor = Executor(store, vendors, dry_run_vendors=frozenset(vendors))
-        rules = load_rules(rules_dir(tmp / f"rules-100-{on_sends}", on_sends=on_sends))
+        rules = load_rules(_empty(tmp / "rules-none") if no_rules else
+                           rules_dir(tmp / f"rules-100-{on_sends}", on_sends=on_sends))
         worker = Worker(store=store, rules=rules, executor=executor)
         settle_heap()           # the garbage collector as `campaign-guard worker` runs it once started
         try:
@@ -149,6 +152,32 @@ async def worker_rate(url: str, prefix: str, count: int, tmp: Path, *, on_sends:
         commits = store.commits
     await broker.close()
     return count / elapsed, commits, cpu / count * 1e6
+
+
+def _empty(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def engine_us(count: int, rules_folder: Path, *, passes: int = 3) -> float:
+    """The rules alone: CPU µs per event of `RuleSet.for_type` + `engine.evaluate` over bench.load's events
+    (500 campaigns, the 100 rules of `rules_dir`), windows in a dict, no store, no broker; the median of
+    `passes` passes after one that fills the windows."""
+    rules, stream, now = load_rules(rules_folder), events(count, campaigns=500), datetime.now().astimezone()
+    windows: dict[tuple[str, str], dict[str, Any]] = {}
+    figures = []
+    for _ in range(passes + 1):
+        cpu = time.process_time()
+        for event in stream:
+            memo: dict[str, str | None] = {}
+            for rule in rules.for_type(event.type):
+                key = key_value(rule.key, event, memo)
+                pair = (rule.name, key or "")
+                result = evaluate(rule, event, windows.get(pair), now, memo=memo)
+                if result.window is not None:
+                    windows[pair] = result.window
+        figures.append((time.process_time() - cpu) / count * 1e6)
+    return sorted(figures[1:])[passes // 2]
 
 
 _Run = TypeVar("_Run", bound=tuple[Any, ...])
@@ -245,8 +274,12 @@ class Figures:
     bare_aiormq: float = math.nan
     ours_worker: float = math.nan
     ours_worker_cpu: float = math.nan
+    no_rules: float = math.nan              # our worker with no rules loaded, and its CPU
+    no_rules_cpu: float = math.nan
+    engine_cpu: float = math.nan            # the rules alone (`engine_us`)
     commits: int = 0
     bare_p99: dict[int, float] = field(default_factory=dict)        # rate → p99
+    bare_webhook_p99: dict[int, float] = field(default_factory=dict)
     ours_p99: dict[int, float] = field(default_factory=dict)
     ours_p50: dict[int, float] = field(default_factory=dict)
     rss_mib: float = math.nan
@@ -260,11 +293,20 @@ class Figures:
              f"{self.ours_worker / self.bare_consume:.0%}", ">= 65%"),
             ("  CPU per message", f"{self.ours_worker_cpu:,.0f} / {self.bare_consume_cpu:,.0f} µs",
              f"{self.ours_worker_cpu / self.bare_consume_cpu:.2f}x", "(context)"),
+            ("  with no rules", f"{self.no_rules:,.0f} / {self.bare_consume:,.0f} msg/s",
+             f"{self.no_rules / self.bare_consume:.0%}", f"(context: {self.no_rules_cpu:,.0f} µs CPU)"),
+            # at 65% of bare's rate, CPU-bound as both are, the worker may spend bare's CPU / 0.65 per event;
+            # what is left once everything but the rules is paid is what the rules may cost
+            ("  rules' budget", f"{self.bare_consume_cpu / 0.65 - self.no_rules_cpu:,.0f} µs per event",
+             f"{self.engine_cpu:.0f} µs", "(context: the rules alone, no I/O)"),
         ]
         for rate in sorted(self.ours_p99):
             bare_p99 = self.bare_p99.get(rate, math.nan)
             rows.append((f"decision p99 {rate}/s", f"{self.ours_p99[rate] * 1000:.1f} / {bare_p99 * 1000:.1f} ms",
                          f"{self.ours_p99[rate] / bare_p99:.2f}x", "<= 1.5x" if rate == 500 else "(reported)"))
+            hook_p99 = self.bare_webhook_p99.get(rate, math.nan)
+            rows.append(("  vs bare webhook", f"{self.ours_p99[rate] * 1000:.1f} / {hook_p99 * 1000:.1f} ms",
+                         f"{self.ours_p99[rate] / hook_p99:.2f}x", "(context)"))
         return rows
 
 
@@ -277,8 +319,10 @@ async def main(quick: bool) -> Figures:
     n_http, n_consume, latency_s = (600, 2000, 2.0) if quick else (3000, 20_000, 5.0)
     run = uuid.uuid4().hex[:8]
     parts: tuple[str, ...] = ("bare-http", "ours-http", "bare-aiormq", "ours-heavy",
-             "bare-latency-500", "ours-latency-500", "bare-latency-1000", "ours-latency-1000")
-    parts += tuple(f"{side}-{round_}" for side in ("bare-consume", "ours-worker") for round_ in range(ROUNDS))
+             "bare-latency-500", "bare-webhook-500", "ours-latency-500", "bare-latency-1000", "bare-webhook-1000",
+             "ours-latency-1000")
+    parts += tuple(f"{side}-{round_}" for side in ("bare-consume", "ours-worker", "ours-no-rules")
+                   for round_ in range(ROUNDS))
     prefixes = {part: f"bench.{run}.{part}" for part in parts}
     got = Figures()
     try:
@@ -310,6 +354,19 @@ async def main(quick: bool) -> Figures:
                 got.bare_p99[rate] = percentile(bare_lat, 99)
                 print(f"bare  publish → consume at {rate:>4}/s    p50 {percentile(bare_lat, 50) * 1000:6.1f} ms  "
                       f"p99 {got.bare_p99[rate] * 1000:6.1f} ms", flush=True)
+                port = free_port()
+                server = spawn(["-m", "bench.bare", "serve", str(port), url, prefixes[f"bare-webhook-{rate}"]], {})
+                try:
+                    await wait_http(f"http://127.0.0.1:{port}/healthz", server)
+                    bare_hook = await bare.webhook_latency(url, prefixes[f"bare-webhook-{rate}"],
+                                                           f"http://127.0.0.1:{port}/", rate=rate, seconds=latency_s,
+                                                           warm_up=WARM_UP_SECONDS)
+                finally:
+                    stop(server)
+                got.bare_webhook_p99[rate] = percentile(bare_hook, 99)
+                print(f"bare  webhook → consume at {rate:>4}/s    p50 {percentile(bare_hook, 50) * 1000:6.1f} ms  "
+                      f"p99 {got.bare_webhook_p99[rate] * 1000:6.1f} ms  (POST → confirmed publish → 202, consumed)",
+                      flush=True)
                 rss_campaigns = (2000 if quick else 10_000) if rate == 1000 else 0
                 ours = await decision_latency(url, prefixes[f"ours-latency-{rate}"], tmp, rate=rate,
                                               seconds=latency_s, campaigns_for_rss=rss_campaigns)
@@ -325,13 +382,13 @@ async def main(quick: bool) -> Figures:
 
             # the same prefetch as campaign-guard's worker (BOT_PREFETCH's default); bare and ours take turns,
             # ROUNDS times, and the medians are compared: a shared 2-core machine swings 10% from run to run
-            bare_runs, ours_runs = [], []
+            bare_runs, ours_runs, no_rules_runs = [], [], []
             for round_ in range(ROUNDS):
                 prefix = prefixes[f"bare-consume-{round_}"]
                 await bare.publish_many(url, prefix, [b'{"x": 1}'] * n_consume)
                 cpu = time.process_time()
-                rate = await bare.consume_rate(url, prefix, n_consume, prefetch=PREFETCH)
-                bare_runs.append((rate, (time.process_time() - cpu) / n_consume * 1e6))
+                consumed = await bare.consume_rate(url, prefix, n_consume, prefetch=PREFETCH)
+                bare_runs.append((consumed, (time.process_time() - cpu) / n_consume * 1e6))
                 ours_runs.append(await worker_rate(url, prefixes[f"ours-worker-{round_}"], n_consume, tmp,
                                                    db=f"worker-{round_}.db"))
                 print(f"bare  consume, manual ack             {bare_runs[-1][0]:8.0f} msg/s  "
@@ -339,8 +396,16 @@ async def main(quick: bool) -> Figures:
                 print(f"ours  worker, 100 rules (10 on sends) {ours_runs[-1][0]:8.0f} events/s  "
                       f"{ours_runs[-1][2]:4.0f} µs CPU/event  ({n_consume} events in {ours_runs[-1][1]} COMMITs)",
                       flush=True)
+                no_rules_runs.append(await worker_rate(url, prefixes[f"ours-no-rules-{round_}"], n_consume, tmp,
+                                                       db=f"no-rules-{round_}.db", no_rules=True))
+                print(f"ours  worker, no rules loaded         {no_rules_runs[-1][0]:8.0f} events/s  "
+                      f"{no_rules_runs[-1][2]:4.0f} µs CPU/event  (everything but the rules)", flush=True)
             got.bare_consume, got.bare_consume_cpu = _median(bare_runs)
             got.ours_worker, got.commits, got.ours_worker_cpu = _median(ours_runs)
+            got.no_rules, got.no_rules_cpu = _median(no_rules_runs)[::2]
+            got.engine_cpu = engine_us(n_consume, tmp / "rules-100-10")
+            print(f"ours  the rules alone (no I/O)        {got.engine_cpu:8.0f} µs CPU/event  "
+                  f"(for_type + evaluate, windows in a dict)", flush=True)
             await bare.publish_many(url, prefixes["bare-aiormq"], [b'{"x": 1}'] * n_consume)
             got.bare_aiormq = await bare.consume_rate_aiormq(url, prefixes["bare-aiormq"], n_consume,
                                                              prefetch=PREFETCH)

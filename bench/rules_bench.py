@@ -30,7 +30,7 @@ from typing import Any
 from bot.backtest import BacktestVendor
 from bot.broker.base import Delivery
 from bot.engine import evaluate, key_value, matches
-from bot.events import EVENT_TYPES, VENDORS, Event
+from bot.events import EVENT_TYPES, VENDORS, CampaignRef, Event
 from bot.executor import Executor
 from bot.log import configure_logging
 from bot.ruleset import Rule, RuleSet
@@ -73,7 +73,7 @@ def stream(count: int, *, tag: str = "") -> list[Event]:
     for n in range(count):
         kind = "email.bounced" if (n // 20) % 100 == 99 else "email.sent"
         events.append(Event(id=f"{tag}{kind}:{n}", type=kind, source="smartlead",
-                            occurred_at=START + timedelta(seconds=n), campaign=f"smartlead:{1000 + n % 20}",
+                            occurred_at=START + timedelta(seconds=n), campaign=CampaignRef.parse(f"smartlead:{1000 + n % 20}"),
                             data={"sender_email": f"s{n % 20}@acme.example"}))
     return events
 
