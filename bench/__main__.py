@@ -5,7 +5,7 @@
 
 1. `bench.load`: webhook intake and the worker on SQLite against the bare aiohttp + aio-pika ceilings, and
    webhook → decision latency against bare publish → consume at 500 and at 1,000 events/s;
-2. `bench.fleet`: `campaign-guard worker` processes on SQLite and on PostgreSQL, 1 against 3, with the
+2. `bench.fleet`: `campaign-guard worker` processes on SQLite and on PostgreSQL, 1 against 2 and 3, with the
    workers' CPU µs per event in each case.
 Then one table with each target and whether this run met it. The box is shared by the load generator,
 RabbitMQ, PostgreSQL and the workers: compare the ratios within a run, not figures across runs.

@@ -1,4 +1,4 @@
-"""Fleet benchmark: real `python -m bot worker` processes on SQLite and on PostgreSQL, 1 worker against 3.
+"""Fleet benchmark: real `python -m bot worker` processes on SQLite and on PostgreSQL, 1 worker against 2 and 3.
 
     .venv/bin/python -m bench.fleet                       # 20,000 events per case, about a minute here
     .venv/bin/python -m bench.fleet --events 200 --workers 1 --stores sqlite,postgres    # smoke run
@@ -331,7 +331,8 @@ def summary(cases: Sequence[Case]) -> list[tuple[str, str, str, str]]:
     """(figure, value, target, verdict) rows comparing the cases."""
     found = {(c.store, c.workers): c for c in cases}
     nan = Case("", 1, skipped="absent")
-    sqlite1, pg1, pg3 = (found.get(k, nan) for k in (("sqlite", 1), ("postgres", 1), ("postgres", 3)))
+    sqlite1, pg1, pg2, pg3 = (found.get(k, nan) for k in (("sqlite", 1), ("postgres", 1), ("postgres", 2),
+                                                          ("postgres", 3)))
     rows = [
         ("PG / SQLite events/s per worker, 1 worker", _ratio(pg1.per_worker, sqlite1.per_worker), ">= 80%",
          {"at_least": 0.8}),
@@ -342,11 +343,14 @@ def summary(cases: Sequence[Case]) -> list[tuple[str, str, str, str]]:
          {"below": 0.15}),
         ("CPU per event, PG 3 workers vs PG 1 worker", _overhead(pg3.cpu_us, pg1.cpu_us), "< +15%",
          {"below": 0.15}),
+        # as many workers as cores: the coordination's cost with no worker waiting for a core
+        ("CPU per event, PG 2 workers vs PG 1 worker", _overhead(pg2.cpu_us, pg1.cpu_us),
+         "(context: a worker per core)", None),
     ]
     return [(name, value, target, _verdict(value, **check) if check else "") for name, value, target, check in rows]
 
 
-async def main(count: int = 20_000, workers: Sequence[int] = (1, 3), stores: Sequence[str] = STORES, *,
+async def main(count: int = 20_000, workers: Sequence[int] = (1, 2, 3), stores: Sequence[str] = STORES, *,
                prefix: str | None = None) -> list[Case]:
     """Run every (store, workers) case, print the table; returns the cases. Queues and exchanges under
     `prefix` (default `bench.<random>`) and the scratch databases are deleted afterwards."""
@@ -379,7 +383,7 @@ async def main(count: int = 20_000, workers: Sequence[int] = (1, 3), stores: Seq
 def cli(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events per case (default 20,000: a case then lasts seconds, not one)")
-    parser.add_argument("--workers", default="1,3", help="worker counts, comma-separated (default 1,3)")
+    parser.add_argument("--workers", default="1,2,3", help="worker counts, comma-separated (default 1,2,3)")
     parser.add_argument("--stores", default="sqlite,postgres", help="sqlite, postgres or both (default)")
     args = parser.parse_args(argv)
     workers = [int(k) for k in args.workers.split(",") if k]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import hashlib
 import hmac
@@ -55,6 +56,7 @@ from bot.worker import Worker
 
 SECRET = "bench-smartlead-secret"
 _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+atexit.register(_DEVNULL.close)   # closed at exit, not left to the collector (a ResourceWarning under pytest)
 RETRY = (1.0, 5.0)
 #: the worker's defaults (BOT_PREFETCH, BOT_BATCH_SIZE)
 PREFETCH: Final = Settings.model_fields["prefetch"].default
