@@ -262,6 +262,8 @@ async def spawn(tmp_path: Path) -> AsyncIterator[Callable[[dict[str, str]], Work
     yield make
     for workers in made:
         await workers.kill_all()
+        # captured: pytest shows it with a failed test's report (the log files go with their temp directory)
+        print(f"--- {workers.log_dir.name}: each worker's last lines\n{workers.text()}")
 
 
 @pytest.fixture
