@@ -41,10 +41,10 @@ from bench._common import (
     stop,
     wait_http,
 )
+from bench.rules_bench import engine_pass
 from bot.broker.amqp import AmqpBroker
 from bot.broker.topology import Names
 from bot.config import Settings
-from bot.engine import evaluate, key_value
 from bot.events import CampaignRef, Event
 from bot.executor import Executor
 from bot.log import configure_logging
@@ -165,19 +165,12 @@ def engine_us(count: int, rules_folder: Path, *, passes: int = 3) -> float:
     """The rules alone: CPU µs per event of `RuleSet.for_type` + `engine.evaluate` over bench.load's events
     (500 campaigns, the 100 rules of `rules_dir`), windows in a dict, no store, no broker; the median of
     `passes` passes after one that fills the windows."""
-    rules, stream, now = load_rules(rules_folder), events(count, campaigns=500), datetime.now().astimezone()
-    windows: dict[tuple[str, str], dict[str, Any]] = {}
+    rules, stream = load_rules(rules_folder), events(count, campaigns=500)
+    windows: dict[tuple[str, str | None], dict[str, Any]] = {}
     figures = []
     for _ in range(passes + 1):
         cpu = time.process_time()
-        for event in stream:
-            memo: dict[str, str | None] = {}
-            for rule in rules.for_type(event.type):
-                key = key_value(rule.key, event, memo)
-                pair = (rule.name, key or "")
-                result = evaluate(rule, event, windows.get(pair), now, memo=memo)
-                if result.window is not None:
-                    windows[pair] = result.window
+        engine_pass(rules, stream, windows)
         figures.append((time.process_time() - cpu) / count * 1e6)
     return sorted(figures[1:])[passes // 2]
 

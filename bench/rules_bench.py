@@ -80,16 +80,24 @@ def stream(count: int, *, tag: str = "") -> list[Event]:
 
 def pure_rate(rules: RuleSet, events: Sequence[Event], *, indexed: bool = True) -> float:
     """Events per second through the engine alone (windows in a dict)."""
-    windows: dict[tuple[str, str | None], dict[str, Any]] = {}
     started = time.perf_counter()
+    engine_pass(rules, events, {}, indexed=indexed)
+    return len(events) / (time.perf_counter() - started)
+
+
+def engine_pass(rules: RuleSet, events: Sequence[Event], windows: dict[tuple[str, str | None], dict[str, Any]], *,
+                indexed: bool = True) -> None:
+    """Every event through the rules it reaches (`RuleSet.for_type`, or each rule's `matches` when not
+    `indexed`) and `engine.evaluate`, its windows kept in `windows`: the engine with no I/O. Each event's
+    rule keys are found once for all its rules (`memo`), as the worker does."""
     for event in events:
         candidates = rules.for_type(event.type) if indexed else [r for r in rules.rules if matches(r, event)]
+        memo: dict[str, str | None] = {}
         for rule in candidates:
-            slot = (rule.name, key_value(rule.key, event))
-            result = evaluate(rule, event, windows.get(slot), event.occurred_at)
+            slot = (rule.name, key_value(rule.key, event, memo))
+            result = evaluate(rule, event, windows.get(slot), event.occurred_at, memo=memo)
             if result.window is not None:
                 windows[slot] = result.window
-    return len(events) / (time.perf_counter() - started)
 
 
 async def worker_rate(rules: RuleSet, events: Sequence[Event], directory: Path) -> float:
